@@ -1,0 +1,108 @@
+import CBLASShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// OpenBLAS could not be loaded.
+public struct BLASLoadError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The BLAS library in use: its kernel set, where that choice came from, and its threads.
+public enum BLASRuntime {
+    /// Where the OpenBLAS kernel set came from.
+    public enum CoreSource: String, Sendable, Codable {
+        /// OpenBLAS's own CPU detection.
+        case library
+        /// `TRIBUTARY_BLAS_CORETYPE`, or an inherited `OPENBLAS_CORETYPE` that Tributary kept.
+        case user
+        /// Tributary's choice from the CPU's features (AVX-512 gets SkylakeX kernels).
+        case tributary
+    }
+
+    /// Loads OpenBLAS and LAPACKE (`tb_blas_load`), choosing the kernel set first. Idempotent.
+    public static func load() throws(BLASLoadError) {
+        if tb_blas_load() != 0 { throw BLASLoadError(description: String(cString: tb_blas_load_error())) }
+    }
+
+    /// `openblas_get_corename()`, e.g. "SkylakeX".
+    public static var coreName: String { String(cString: tb_blas_core_name()) }
+    /// `openblas_get_config()`, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64".
+    public static var configuration: String { String(cString: tb_blas_config()) }
+    /// The shared library the BLAS routines come from.
+    public static var libraryPath: String { String(cString: tb_blas_library_path()) }
+    public static var coreSource: CoreSource {
+        switch tb_blas_core_source() {
+        case TB_CORE_FROM_USER: .user
+        case TB_CORE_FROM_TRIBUTARY: .tributary
+        default: .library
+        }
+    }
+
+    /// An inherited `OPENBLAS_CORETYPE` that Tributary overrode because it would run
+    /// AVX2 kernels on an AVX-512 CPU (`tb_blas_overridden_core`).
+    public static var overriddenCoreSetting: String? {
+        let name = String(cString: tb_blas_overridden_core())
+        return name.isEmpty ? nil : name
+    }
+
+    /// BLAS threads (`openblas_get_num_threads`).
+    public static var threads: Int { Int(tb_blas_get_threads()) }
+
+    /// Sets BLAS threads (`openblas_set_num_threads`).
+    public static func setThreads(_ count: Int) {
+        precondition(count >= 1, "BLAS needs at least one thread, got \(count)")
+        tb_blas_set_threads(Int32(count))
+    }
+
+    /// Gives each of `computePools` concurrent compute workers an equal share of the cores,
+    /// so that pools x BLAS threads <= cores. `OPENBLAS_NUM_THREADS` set by the user wins.
+    /// Returns the BLAS threads now in force.
+    @discardableResult
+    public static func configure(computePools: Int) -> Int {
+        precondition(computePools >= 1, "at least one compute pool, got \(computePools)")
+        if let user = userThreadSetting { return user }
+        let share = max(1, availableCores / computePools)
+        setThreads(share)
+        return share
+    }
+
+    /// `OPENBLAS_NUM_THREADS` (or `OMP_NUM_THREADS`, which OpenBLAS also reads), when set.
+    static var userThreadSetting: Int? {
+        for name in ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"] {
+            if let value = getenv(name).map({ String(cString: $0) }), let count = Int(value), count >= 1 {
+                return count
+            }
+        }
+        return nil
+    }
+
+    /// Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota.
+    public static var availableCores: Int {
+        var cores = Int(tb_affinity_cpu_count())
+        if cores == 0 { cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+        if let quota = cgroupCPUQuota { cores = min(cores, quota) }
+        return max(cores, 1)
+    }
+
+    /// `cpu.max` of cgroup v2 ("quota period", or "max"), rounded up to whole cores.
+    static var cgroupCPUQuota: Int? {
+        guard let file = fopen("/sys/fs/cgroup/cpu.max", "r") else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 128)
+        guard fgets(&line, Int32(line.count), file) != nil else { return nil }
+        let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(separator: " ")
+        guard fields.count == 2, let quota = Double(fields[0]),
+              let period = Double(fields[1].trimmingCharacters(in: "\n")), period > 0 else { return nil }
+        return max(1, Int((quota / period).rounded(.up)))
+    }
+}
+
+private extension Substring {
+    func trimmingCharacters(in characters: String) -> Substring {
+        var trimmed = self
+        while let last = trimmed.last, characters.contains(last) { trimmed.removeLast() }
+        return trimmed
+    }
+}
