@@ -62,9 +62,14 @@ public enum BLASRuntime {
     public static func configure(computePools: Int) -> Int {
         precondition(computePools >= 1, "at least one compute pool, got \(computePools)")
         if let user = userThreadSetting { return user }
-        let share = max(1, availableCores / computePools)
+        let share = threadsPerPool(availableCores: availableCores, computePools: computePools)
         setThreads(share)
         return share
+    }
+
+    /// An equal share of the cores for each pool, at least one thread.
+    static func threadsPerPool(availableCores: Int, computePools: Int) -> Int {
+        max(1, availableCores / max(computePools, 1))
     }
 
     /// `OPENBLAS_NUM_THREADS` (or `OMP_NUM_THREADS`, which OpenBLAS also reads), when set.
