@@ -17,6 +17,112 @@ void tk_f16_to_f32(const uint16_t *src, float *dst, size_t count);
 /// bfloat16 bit patterns to float (exact: bf16 is the high half of a float).
 void tk_bf16_to_f32(const uint16_t *src, float *dst, size_t count);
 
+// ---------------------------------------------------------------------------
+// Float32 training kernels (kernels.c), each with its backward.
+//
+// Matrices are row-major with a leading dimension `ld` (the distance in
+// elements between rows, >= the row length), so strided views such as one
+// head of a [tokens, heads * head_dim] matrix can be passed without a copy.
+// Unless a routine says otherwise, outputs must not overlap inputs.
+// Every routine is reentrant: callers may split rows across threads.
+//
+// Reductions over a row accumulate in 32 fixed float lanes, so the order of
+// the additions does not depend on the vector width: results are the same on
+// every x86-64 level up to fused multiply-add rounding (AVX2 and AVX-512
+// contract a * b + c into one FMA, SSE2 does not).
+// ---------------------------------------------------------------------------
+
+/// y = exp(x) with the kernels' own vectorised exp (at most 1.01 ulp; 0 below
+/// -103.97, +inf above 88.72, NaN stays NaN). y may equal x.
+void tk_exp_f32(const float *x, float *y, size_t count);
+
+/// Masked softmax over the rows of `batches` matrices of `rows` x `cols`:
+///   y[b][i][j] = exp(scale * x[b][i][j] - m) / sum, over the visible columns j,
+/// where row i sees every column when `causal` is 0 and columns
+/// j <= i + query_offset when it is 1 (i counts from 0 in each matrix;
+/// query_offset = keys - queries when decoding with a KV cache). Masked entries
+/// and rows that see no column are written as exactly 0.
+/// Matrix b starts `x_batch_stride` (`y_batch_stride`) elements after matrix b-1.
+/// y may equal x with the same strides (in place).
+void tk_softmax_forward(const float *x, size_t x_batch_stride, size_t ldx,
+                        float *y, size_t y_batch_stride, size_t ldy,
+                        size_t batches, size_t rows, size_t cols,
+                        float scale, int causal, ptrdiff_t query_offset);
+
+/// Softmax backward from the forward's output y:
+///   dx = scale * y * (dy - sum_j dy * y), over the visible columns; masked entries are 0.
+/// The mask arguments must be the forward's. dx may equal dy with the same strides.
+void tk_softmax_backward(const float *y, size_t y_batch_stride, size_t ldy,
+                         const float *dy, size_t dy_batch_stride, size_t lddy,
+                         float *dx, size_t dx_batch_stride, size_t lddx,
+                         size_t batches, size_t rows, size_t cols,
+                         float scale, int causal, ptrdiff_t query_offset);
+
+/// RMSNorm as Hugging Face's LlamaRMSNorm in float32, per row of `cols`:
+///   rstd = 1 / sqrt(mean(x^2) + eps),  y = w * (x * rstd).
+/// Writes rstd[row] for the backward.
+void tk_rmsnorm_forward(const float *x, size_t ldx, const float *w,
+                        float *y, size_t ldy, float *rstd,
+                        size_t rows, size_t cols, float eps);
+
+/// RMSNorm backward: dx = rstd * (w * dy) - x * rstd^3 / cols * sum_j(w * dy * x),
+/// and dw += sum over rows of dy * (x * rstd), ACCUMULATED into dw (cols
+/// elements); dw may be NULL when the weight is frozen.
+void tk_rmsnorm_backward(const float *x, size_t ldx, const float *w, const float *rstd,
+                         const float *dy, size_t lddy, float *dx, size_t lddx,
+                         float *dw, size_t rows, size_t cols);
+
+/// SiLU: y = x * sigmoid(x), computed as x / (1 + exp(-x)) like PyTorch.
+void tk_silu_forward(const float *x, size_t ldx, float *y, size_t ldy, size_t rows, size_t cols);
+
+/// SiLU backward: dx = dy * s * (1 + x * (1 - s)) with s = sigmoid(x).
+void tk_silu_backward(const float *x, size_t ldx, const float *dy, size_t lddy,
+                      float *dx, size_t lddx, size_t rows, size_t cols);
+
+/// SwiGLU: h = silu(gate) * up.
+void tk_swiglu_forward(const float *gate, size_t ldg, const float *up, size_t ldu,
+                       float *h, size_t ldh, size_t rows, size_t cols);
+
+/// SwiGLU backward: dgate = dh * up * silu'(gate), dup = dh * silu(gate).
+void tk_swiglu_backward(const float *gate, size_t ldg, const float *up, size_t ldu,
+                        const float *dh, size_t lddh, float *dgate, size_t lddg,
+                        float *dup, size_t lddu, size_t rows, size_t cols);
+
+/// Rotary position embedding in place, Hugging Face rotate_half convention:
+/// each row t of x holds `heads` heads of `head_dim` (even) elements, one after
+/// the other; with half = head_dim / 2, c = cos_table[positions[t] * half + j]
+/// and s = sin_table[...] (tables of max_positions x half, dense),
+///   x[j] , x[j + half]  <-  x[j] * c - x[j + half] * s , x[j + half] * c + x[j] * s.
+/// Positions must lie in [0, max_positions); this routine does not check them.
+void tk_rope_forward(float *x, size_t ldx, size_t tokens, size_t heads, size_t head_dim,
+                     const int32_t *positions, const float *cos_table, const float *sin_table);
+
+/// Rotary backward (the inverse, transposed, rotation) in place on the gradient:
+///   g[j] , g[j + half]  <-  g[j] * c + g[j + half] * s , g[j + half] * c - g[j] * s.
+void tk_rope_backward(float *g, size_t ldg, size_t tokens, size_t heads, size_t head_dim,
+                      const int32_t *positions, const float *cos_table, const float *sin_table);
+
+/// Cross-entropy per row of logits [rows x vocab]:
+///   logsumexp[r] = log(sum_j exp(logits[r][j])),  loss[r] = logsumexp[r] - logits[r][targets[r]],
+/// the loss computed as (max - logits[r][t]) + log(sum_j exp(logits[r][j] - max)), as
+/// log_softmax does, so large logits do not cancel its digits away;
+/// rows whose target is ignore_index get loss 0 and logsumexp 0.
+/// Returns -1, or, when a target is neither ignore_index nor in [0, vocab),
+/// the first such row, having written nothing.
+ptrdiff_t tk_cross_entropy_forward(const float *logits, size_t ld, const int32_t *targets,
+                                   size_t rows, size_t vocab, int32_t ignore_index,
+                                   float *loss, float *logsumexp);
+
+/// Cross-entropy backward with per-row upstream gradients g[r] = dloss[r * dloss_stride]
+/// (stride 0 gives every row the same one, e.g. 1 / count for a mean):
+///   dlogits[r][j] = (exp(logits[r][j] - logsumexp[r]) - (j == targets[r])) * g[r];
+/// ignored rows get 0. dlogits may equal logits with the same ld (in place).
+/// Returns like tk_cross_entropy_forward, having written nothing on a bad target.
+ptrdiff_t tk_cross_entropy_backward(const float *logits, size_t ld, const int32_t *targets,
+                                    const float *logsumexp, const float *dloss, size_t dloss_stride,
+                                    size_t rows, size_t vocab, int32_t ignore_index,
+                                    float *dlogits, size_t ldd);
+
 #ifdef __cplusplus
 }
 #endif
