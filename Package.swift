@@ -25,5 +25,7 @@ let package = Package(
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        // Runs the built executables as a user would.
+        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore"]),
     ]
 )

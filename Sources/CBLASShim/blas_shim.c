@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -56,11 +57,37 @@ uint32_t tb_cpu_features(void) {
   return f;
 }
 
-int tb_affinity_cpu_count(void) {
+/// cgroup v2 cpu.max ("quota period" or "max ..."), rounded up to whole CPUs; 0 if none.
+static int cgroup_cpu_quota(void) {
+  FILE *file = fopen("/sys/fs/cgroup/cpu.max", "r");
+  if (!file) return 0;
+  char quota[32] = {0};
+  long period = 0;
+  int fields = fscanf(file, "%31s %ld", quota, &period);
+  fclose(file);
+  if (fields != 2 || period <= 0 || strcmp(quota, "max") == 0) return 0;
+  long q = atol(quota);
+  return q > 0 ? (int)((q + period - 1) / period) : 0;
+}
+
+int tb_available_cpus(void) {
+  int cpus = 0;
 #ifdef __linux__
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
 #endif
+  if (cpus <= 0) cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  int quota = cgroup_cpu_quota();
+  if (quota > 0 && quota < cpus) cpus = quota;
+  return cpus > 0 ? cpus : 1;
+}
+
+int tb_blas_user_threads(void) {
+  static const char *const names[] = {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", NULL};
+  for (const char *const *name = names; *name; name++) {
+    const char *value = getenv(*name);
+    if (value && atoi(value) >= 1) return atoi(value);
+  }
   return 0;
 }
 
@@ -118,7 +145,7 @@ static const char *preferred_core(uint32_t features) {
   return (features & TB_CPU_AVX512_BF16) ? "Cooperlake" : "SkylakeX";
 }
 
-static int is_avx512_core(const char *name) {
+int tb_blas_core_is_avx512(const char *name) {
   static const char *const cores[] = {"skylakex", "cooperlake", "sapphirerapids", NULL};
   for (const char *const *core = cores; *core; core++)
     if (strcasecmp(name, *core) == 0) return 1;
@@ -141,7 +168,7 @@ static void choose_core_type(void) {
   const char *preferred = preferred_core(tb_cpu_features());
   const char *inherited = getenv("OPENBLAS_CORETYPE");
   if (inherited && inherited[0]) {
-    if (!preferred || is_avx512_core(inherited)) {
+    if (!preferred || tb_blas_core_is_avx512(inherited)) {
       core_source = TB_CORE_FROM_USER;
       snprintf(requested_core, sizeof requested_core, "%s", inherited);
       return;
@@ -210,6 +237,8 @@ static void load_libraries(void) {
   RESOLVE(lapacke, spotrf, "LAPACKE_spotrf");
   RESOLVE(lapacke, spotrs, "LAPACKE_spotrs");
   RESOLVE(lapacke, ssyevd, "LAPACKE_ssyevd");
+  // OpenBLAS counts CPUs by affinity alone; a cgroup quota can allow fewer.
+  if (!tb_blas_user_threads()) blas.set_threads(tb_available_cpus());
   load_status = 0;
 }
 

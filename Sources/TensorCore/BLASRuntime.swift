@@ -1,7 +1,4 @@
 import CBLASShim
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// OpenBLAS could not be loaded.
 public struct BLASLoadError: Error, CustomStringConvertible {
@@ -56,7 +53,7 @@ public enum BLASRuntime {
     }
 
     /// Gives each of `computePools` concurrent compute workers an equal share of the cores,
-    /// so that pools x BLAS threads <= cores. `OPENBLAS_NUM_THREADS` set by the user wins.
+    /// so that pools x BLAS threads <= cores. Threads set by the user (`OPENBLAS_NUM_THREADS`) win.
     /// Returns the BLAS threads now in force.
     @discardableResult
     public static func configure(computePools: Int) -> Int {
@@ -72,42 +69,15 @@ public enum BLASRuntime {
         max(1, availableCores / max(computePools, 1))
     }
 
-    /// `OPENBLAS_NUM_THREADS` (or `OMP_NUM_THREADS`, which OpenBLAS also reads), when set.
+    /// Threads set by the user through `OPENBLAS_NUM_THREADS`, `GOTO_NUM_THREADS` or `OMP_NUM_THREADS`.
     static var userThreadSetting: Int? {
-        for name in ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"] {
-            if let value = getenv(name).map({ String(cString: $0) }), let count = Int(value), count >= 1 {
-                return count
-            }
-        }
-        return nil
+        let threads = Int(tb_blas_user_threads())
+        return threads >= 1 ? threads : nil
     }
 
-    /// Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota.
-    public static var availableCores: Int {
-        var cores = Int(tb_affinity_cpu_count())
-        if cores == 0 { cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
-        if let quota = cgroupCPUQuota { cores = min(cores, quota) }
-        return max(cores, 1)
-    }
+    /// Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (`tb_available_cpus`).
+    public static var availableCores: Int { Int(tb_available_cpus()) }
 
-    /// `cpu.max` of cgroup v2 ("quota period", or "max"), rounded up to whole cores.
-    static var cgroupCPUQuota: Int? {
-        guard let file = fopen("/sys/fs/cgroup/cpu.max", "r") else { return nil }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 128)
-        guard fgets(&line, Int32(line.count), file) != nil else { return nil }
-        let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .split(separator: " ")
-        guard fields.count == 2, let quota = Double(fields[0]),
-              let period = Double(fields[1].trimmingCharacters(in: "\n")), period > 0 else { return nil }
-        return max(1, Int((quota / period).rounded(.up)))
-    }
-}
-
-private extension Substring {
-    func trimmingCharacters(in characters: String) -> Substring {
-        var trimmed = self
-        while let last = trimmed.last, characters.contains(last) { trimmed.removeLast() }
-        return trimmed
-    }
+    /// Whether `coreName` is one of OpenBLAS's AVX-512 kernel sets (`tb_blas_core_is_avx512`).
+    public static func isAVX512Core(_ coreName: String) -> Bool { tb_blas_core_is_avx512(coreName) != 0 }
 }

@@ -45,13 +45,10 @@ public struct ComputeDiagnostics: Codable, Sendable {
             blasThreads: BLASRuntime.threads,
             availableCores: BLASRuntime.availableCores,
             cpuFeatures: features.names,
-            avx512KernelsActive: avx512Cores.contains(core.lowercased()),
+            avx512KernelsActive: BLASRuntime.isAVX512Core(core),
             sgemmSize: n,
             sgemmGflops: measureSGEMM(n: n, repetitions: repetitions))
     }
-
-    /// OpenBLAS kernel sets built on AVX-512.
-    static let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids", "zen4", "zen5"]
 
     /// GFLOP/s of `BLAS.gemm` on square matrices of order `n`: the best of `repetitions` after one warm-up.
     public static func measureSGEMM(n: Int, repetitions: Int) -> Double {

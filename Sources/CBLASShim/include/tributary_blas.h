@@ -39,6 +39,8 @@ const char *tb_blas_library_path(void);
 tb_core_source tb_blas_core_source(void);
 /// The core type Tributary asked for, or "" if it asked for none.
 const char *tb_blas_requested_core(void);
+/// Whether an OpenBLAS core type name is one of its AVX-512 kernel sets (SkylakeX, Cooperlake, SapphireRapids).
+int tb_blas_core_is_avx512(const char *name);
 /// An inherited OPENBLAS_CORETYPE that Tributary overrode (AVX2 kernels on an AVX-512 CPU), or "".
 const char *tb_blas_overridden_core(void);
 /// openblas_get_num_threads() / openblas_set_num_threads().
@@ -87,8 +89,12 @@ enum {
 };
 uint32_t tb_cpu_features(void);
 
-/// CPUs this process may run on: CPU_COUNT of sched_getaffinity, or 0 if unknown.
-int tb_affinity_cpu_count(void);
+/// CPUs this process may use: sched_getaffinity's count, capped by a cgroup v2 CPU quota
+/// (/sys/fs/cgroup/cpu.max). At least 1.
+int tb_available_cpus(void);
+/// BLAS threads the user asked for (OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS), or 0.
+/// Otherwise loading sets tb_available_cpus() threads.
+int tb_blas_user_threads(void);
 
 #ifdef __cplusplus
 }
