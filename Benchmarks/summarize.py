@@ -1,43 +1,48 @@
 #!/usr/bin/env python3
-"""Turns the benchmark's markdown output into one ratio table (median GFLOP/s).
+"""Turns the GEMM benchmark's markdown output into one table of medians (p50).
 
 Usage: python3 Benchmarks/summarize.py OUTPUT.md
 """
 import re
 import sys
 
-PEERS = ["tributary", "cblas", "cblas Haswell", "cblas detect"]
+COLUMNS = [
+    ("Tributary GFLOP/s", "Tributary GFLOP/s"),
+    ("cblas GFLOP/s", "raw cblas, same library"),
+    ("Tributary % of cblas", "Tributary % of cblas"),
+    ("cblas Haswell GFLOP/s", "cblas, OPENBLAS_CORETYPE=Haswell"),
+    ("Tributary % of cblas Haswell", "Tributary % of Haswell"),
+    ("cblas detect GFLOP/s", "cblas, OpenBLAS's detection"),
+    ("Tributary % of cblas detect", "Tributary % of detection"),
+]
 
 
 def medians(text):
-    """{(shape, implementation): median GFLOP/s} from '### sgemm SHAPE IMPL' sections."""
-    result, current = {}, None
+    """{shape: {metric: p50}} from the '### sgemm SHAPE' sections."""
+    result, shape = {}, None
     for line in text.splitlines():
-        heading = re.match(r"^### sgemm (.+?) (tributary|cblas Haswell|cblas detect|cblas)$", line)
+        heading = re.match(r"^### sgemm (.+)$", line)
         if heading:
-            current = (heading.group(1), heading.group(2))
+            shape = heading.group(1).strip()
+            result[shape] = {}
             continue
-        if current and line.startswith("| GFLOP/s"):
+        if shape and line.startswith("| ") and not line.startswith("| Metric"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            header_p50 = 3  # columns: metric, p0, p25, p50, ...
-            result[current] = float(cells[header_p50])
-            current = None
+            name = re.sub(r"\s*\*$", "", cells[0])
+            try:
+                result[shape][name] = float(cells[3])  # metric, p0, p25, p50, ...
+            except (ValueError, IndexError):
+                pass
     return result
 
 
 def main():
-    text = open(sys.argv[1]).read()
-    data = medians(text)
-    shapes = list(dict.fromkeys(shape for shape, _ in data))
-    print("| shape | Tributary GFLOP/s | raw cblas (same library) | Tributary / cblas | "
-          "cblas, OPENBLAS_CORETYPE=Haswell | Tributary / Haswell | cblas, OpenBLAS detection |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for shape in shapes:
-        row = {peer: data.get((shape, peer)) for peer in PEERS}
-        ratio = lambda a, b: f"{row[a] / row[b]:.3f}" if row[a] and row[b] else "n/a"
-        cell = lambda peer: f"{row[peer]:.0f}" if row[peer] else "n/a"
-        print(f"| {shape} | {cell('tributary')} | {cell('cblas')} | {ratio('tributary', 'cblas')} | "
-              f"{cell('cblas Haswell')} | {ratio('tributary', 'cblas Haswell')} | {cell('cblas detect')} |")
+    data = medians(open(sys.argv[1]).read())
+    print("| shape (m x k x n) | " + " | ".join(title for _, title in COLUMNS) + " |")
+    print("|---|" + "---:|" * len(COLUMNS))
+    for shape, values in data.items():
+        cells = [f"{values[key]:.0f}" if key in values else "n/a" for key, _ in COLUMNS]
+        print(f"| {shape} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
