@@ -40,6 +40,7 @@ public enum BLAS {
         // BLAS writes C row-major; a C with dense columns is written as C^T = B^T A^T.
         if c.strides[1] != 1 && c.strides[0] == 1 && n > 1 {
             var ct = c.transposed()
+            c = Tensor(zeros: [])  // drop c's reference, so ct is written in place, not copied
             gemm(b.transposed(), a.transposed(), into: &ct, alpha: alpha, beta: beta)
             c = ct.transposed()
             return

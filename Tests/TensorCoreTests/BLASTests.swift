@@ -69,8 +69,10 @@ private func layout(_ random: inout SeededRandom, _ shape: [Int], transposed: Bo
         let expected = referenceProduct(a, b)
 
         var columnMajor = Tensor(zeros: [5, 6]).transposed()
+        let columnStorage = ObjectIdentifier(columnMajor.storage)
         BLAS.gemm(a, b, into: &columnMajor)
         expectClose(columnMajor, expected)
+        #expect(ObjectIdentifier(columnMajor.storage) == columnStorage, "written in place as Cᵀ = Bᵀ Aᵀ")
 
         // A block of a wider matrix: only the block changes.
         var wide = Tensor(shape: [6, 8], repeating: 9)
