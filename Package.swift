@@ -5,16 +5,28 @@ let package = Package(
     name: "Tributary",
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "Store", targets: ["Store"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Compute core: the only place with unsafe pointers and C.
         .target(name: "CBLASShim", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "TensorCore", dependencies: ["CBLASShim", "CKernels"]),
+
+        // Datanets, adapter registry, inference records and the hash-chained ledger, on SQLite.
+        .target(
+            name: "Store",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
 
         .executableTarget(
             name: "tributary-engine",
@@ -25,6 +37,9 @@ let package = Package(
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
+        // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
+        .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),
         // Runs the built executables as a user would.
         .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore"]),
     ]

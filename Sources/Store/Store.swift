@@ -1,0 +1,2 @@
+/// Tributary's embedded store (SQLite through GRDB): datanets, adapters, inference records, the ledger.
+public enum StoreModule {}
