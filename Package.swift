@@ -5,6 +5,8 @@ let package = Package(
     name: "Tributary",
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "LlamaModel", targets: ["LlamaModel"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
@@ -19,6 +21,10 @@ let package = Package(
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "TensorCore", dependencies: ["CBLASShim", "CKernels"]),
 
+        // Model: tokenizers, then the Llama architecture on the compute core.
+        .target(name: "Tokenizers"),
+        .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
+
         // Datanets, adapter registry, inference records and the hash-chained ledger, on SQLite.
         .target(
             name: "Store",
@@ -32,11 +38,14 @@ let package = Package(
             name: "tributary-engine",
             dependencies: [
                 "TensorCore",
+                "LlamaModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"]),
+        .testTarget(name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LlamaModel
 import TensorCore
 
 @main
@@ -7,7 +8,7 @@ struct TributaryEngine: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary-engine",
         abstract: "Tributary's engine: training, attribution and inference for LoRA-adapted models.",
-        subcommands: [Doctor.self])
+        subcommands: [Doctor.self, Logits.self])
 }
 
 struct Doctor: ParsableCommand {
@@ -25,7 +26,7 @@ struct Doctor: ParsableCommand {
         do {
             report = try ComputeDiagnostics.collect(sgemmSize: size)
         } catch {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         if json {
             let encoder = JSONEncoder()
@@ -45,4 +46,45 @@ struct Doctor: ParsableCommand {
             sgemm n=\(report.sgemmSize)  \(String(format: "%.1f", report.sgemmGflops)) GFLOP/s
             """)
     }
+}
+
+struct Logits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the logits of a Llama model for a token sequence, one row per input position.")
+
+    @Option(help: "A Hugging Face model folder (config.json, model.safetensors or a sharded index).")
+    var model: String
+
+    @Option(help: "Comma-separated token ids, e.g. 1,2,3.")
+    var tokens: String
+
+    @Flag(help: "Print {\"logits\": [[...], ...]} as JSON (the only format for now).")
+    var json = false
+
+    func run() throws {
+        let ids = try tokens.split(separator: ",").map { part -> Int in
+            guard let id = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--tokens: \"\(part)\" is not a token id")
+            }
+            return id
+        }
+        let logits: Tensor
+        do {
+            logits = try LlamaModel(folder: model).logits(ids)
+        } catch let error as ModelLoadError {
+            throw CommandFailure(error.description)
+        } catch let error as ModelInputError {
+            throw CommandFailure("--tokens: \(error.description)")
+        }
+        let width = logits.shape[1]
+        let scalars = logits.scalars
+        let rows = (0..<logits.shape[0]).map { Array(scalars[$0 * width..<($0 + 1) * width]) }
+        print(String(decoding: try JSONEncoder().encode(["logits": rows]), as: UTF8.self))
+    }
+}
+
+/// A failure at run time (not a usage error): printed as "Error: ..." without the usage text, exit status 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

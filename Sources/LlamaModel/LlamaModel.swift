@@ -1,0 +1,130 @@
+import Foundation
+import TensorCore
+
+/// Keys and values of every layer for the positions seen so far, for incremental decoding.
+public struct KVCache: Sendable {
+    /// Per layer, [capacity, keyValueHeads * headDimension]; rows 0..<count hold positions 0..<count.
+    var keys: [Tensor]
+    var values: [Tensor]
+    public private(set) var count = 0
+    public let capacity: Int
+
+    public init(config: LlamaConfig, capacity: Int? = nil) {
+        let rows = capacity ?? config.maxPositions
+        self.capacity = rows
+        let width = config.keyValueHeadCount * config.headDimension
+        keys = (0..<config.layerCount).map { _ in Tensor(zeros: [rows, width]) }
+        values = keys
+    }
+
+    mutating func append(layer: Int, keys newKeys: Tensor, values newValues: Tensor) {
+        keys[layer].replaceRows(startingAt: count, with: newKeys)
+        values[layer].replaceRows(startingAt: count, with: newValues)
+    }
+
+    mutating func advance(by tokens: Int) { count += tokens }
+}
+
+/// transformers' `LlamaForCausalLM` in inference: embedding, decoder layers (RMSNorm, grouped-query
+/// attention with rotary embedding, SwiGLU MLP), final norm and LM head, in Float32.
+public struct LlamaModel: Sendable {
+    public let config: LlamaConfig
+    public var weights: LlamaWeights
+    let rotary: RotaryTable
+
+    public init(config: LlamaConfig, weights: LlamaWeights) {
+        self.config = config
+        self.weights = weights
+        rotary = RotaryTable(headDimension: config.headDimension, maxPositions: config.maxPositions, theta: config.ropeTheta)
+    }
+
+    /// Loads a Hugging Face model folder: `config.json` and `model.safetensors` (or a sharded index).
+    public init(folder: String) throws(ModelLoadError) {
+        let config = try LlamaConfig(contentsOf: folder + "/config.json")
+        self.init(config: config, weights: try LlamaWeights(folder: folder, config: config))
+    }
+
+    /// Logits [tokens.count, vocabulary] for `tokens` following the `cache.count` positions already
+    /// in `cache`, whose keys and values this call appends.
+    public func forward(_ tokens: [Int], cache: inout KVCache) throws(ModelInputError) -> Tensor {
+        let start = cache.count
+        guard !tokens.isEmpty else { throw .emptyInput }
+        guard start + tokens.count <= cache.capacity else {
+            throw .contextOverflow(positions: start + tokens.count, capacity: cache.capacity)
+        }
+        if let (position, token) = tokens.enumerated().first(where: { $0.element < 0 || $0.element >= config.vocabularySize }) {
+            throw .tokenOutOfRange(position: position, token: token, vocabularySize: config.vocabularySize)
+        }
+        let positions = (start..<start + tokens.count).map { Int32($0) }
+        var x = Tensor.gatherRows(of: weights.embedding, at: tokens)
+        for (layer, layerWeights) in weights.layers.enumerated() {
+            let attended = attention(
+                Kernels.rmsNorm(x, weight: layerWeights.inputNorm, epsilon: config.rmsNormEpsilon).output,
+                layer: layer, weights: layerWeights, positions: positions, cache: &cache)
+            BLAS.axpy(1, attended, &x)
+            let normed = Kernels.rmsNorm(x, weight: layerWeights.postAttentionNorm, epsilon: config.rmsNormEpsilon).output
+            let hidden = Kernels.swiglu(gate: linear(normed, layerWeights.gate), up: linear(normed, layerWeights.up))
+            BLAS.axpy(1, linear(hidden, layerWeights.down), &x)
+        }
+        cache.advance(by: tokens.count)
+        let normed = Kernels.rmsNorm(x, weight: weights.finalNorm, epsilon: config.rmsNormEpsilon).output
+        return linear(normed, weights.head)
+    }
+
+    /// Logits for a whole sequence from an empty cache.
+    public func logits(_ tokens: [Int]) throws(ModelInputError) -> Tensor {
+        var cache = KVCache(config: config, capacity: tokens.count)
+        return try forward(tokens, cache: &cache)
+    }
+
+    /// `x Wᵀ` for a Hugging Face linear weight W [out, in].
+    func linear(_ x: Tensor, _ weight: Tensor) -> Tensor {
+        var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
+        BLAS.gemm(x, weight.transposed(), into: &y)
+        return y
+    }
+
+    /// Causal grouped-query self-attention of `normed` ([tokens, hidden]) over the cache and itself.
+    func attention(
+        _ normed: Tensor, layer: Int, weights: LlamaLayerWeights, positions: [Int32], cache: inout KVCache
+    ) -> Tensor {
+        let tokens = normed.shape[0]
+        let (heads, kvHeads, group, d) = (config.headCount, config.keyValueHeadCount, config.groupSize, config.headDimension)
+        var q = linear(normed, weights.query), k = linear(normed, weights.key)
+        let v = linear(normed, weights.value)
+        Kernels.rotary(&q, positions: positions, table: rotary)
+        Kernels.rotary(&k, positions: positions, table: rotary)
+        cache.append(layer: layer, keys: k, values: v)
+        let seen = cache.count + tokens
+
+        // Heads as batches [kvHeads, group, ...]: query head h uses key/value head h / group through a zero stride.
+        let queries = q.viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
+        let keysT = cache.keys[layer].viewing(shape: [kvHeads, group, d, seen], strides: [d, 0, 1, kvHeads * d])
+        let values = cache.values[layer].viewing(shape: [kvHeads, group, seen, d], strides: [d, 0, kvHeads * d, 1])
+        var scores = Tensor(zeros: [kvHeads, group, tokens, seen])
+        BLAS.batchedGEMM(queries, keysT, into: &scores, alpha: 1 / Float(d).squareRoot())
+        Kernels.softmax(inPlace: &scores, mask: .causal(queryOffset: seen - tokens))
+        // The output of head h lands in columns h*d..<(h+1)*d of a [tokens, heads * d] matrix.
+        var output = Tensor(zeros: [tokens, heads * d])
+            .viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
+        BLAS.batchedGEMM(scores, values, into: &output)
+        return linear(output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), weights.output)
+    }
+}
+
+/// Input that a model cannot run on.
+public enum ModelInputError: Error, Equatable, CustomStringConvertible {
+    case emptyInput
+    case tokenOutOfRange(position: Int, token: Int, vocabularySize: Int)
+    case contextOverflow(positions: Int, capacity: Int)
+
+    public var description: String {
+        switch self {
+        case .emptyInput: "no input tokens"
+        case .tokenOutOfRange(let position, let token, let vocabularySize):
+            "token \(token) at position \(position) is outside the vocabulary 0..<\(vocabularySize)"
+        case .contextOverflow(let positions, let capacity):
+            "\(positions) positions exceed the context of \(capacity)"
+        }
+    }
+}

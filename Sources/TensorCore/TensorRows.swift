@@ -1,0 +1,35 @@
+/// Row operations on matrices with dense rows: gathering embedding rows, writing into a cache.
+extension Tensor {
+    /// The rows `indices` of `table` ([rows, cols], dense rows) as a new dense [indices.count, cols] matrix.
+    public static func gatherRows(of table: Tensor, at indices: [Int]) -> Tensor {
+        precondition(table.rank == 2 && table.hasDenseRows, "gatherRows needs a matrix with dense rows, got \(table.shape)")
+        let (rows, cols, stride) = (table.shape[0], table.shape[1], table.strides[0])
+        for (position, index) in indices.enumerated() {
+            precondition(index >= 0 && index < rows, "row index \(index) at position \(position) out of range 0..<\(rows)")
+        }
+        return table.withUnsafePointer { source in
+            Tensor(shape: [indices.count, cols]) { target in
+                for (row, index) in indices.enumerated() {
+                    (target.baseAddress! + row * cols).update(from: source + index * stride, count: cols)
+                }
+            }
+        }
+    }
+
+    /// Overwrites rows `start..<start + source.shape[0]` of this matrix with `source`'s rows.
+    public mutating func replaceRows(startingAt start: Int, with source: Tensor) {
+        precondition(rank == 2 && source.rank == 2 && source.shape[1] == shape[1], "replaceRows: \(source.shape) into \(shape)")
+        precondition(start >= 0 && start + source.shape[0] <= shape[0], "replaceRows: rows \(start)..<\(start + source.shape[0]) outside 0..<\(shape[0])")
+        makeUniqueAndWritable()
+        precondition(hasDenseRows, "replaceRows needs dense rows")
+        let dense = source.hasDenseRows ? source : source.contiguous()
+        let (cols, targetStride, sourceStride) = (shape[1], strides[0], dense.strides[0])
+        dense.withUnsafePointer { from in
+            withUnsafeMutablePointer { to in
+                for row in 0..<dense.shape[0] {
+                    (to + (start + row) * targetStride).update(from: from + row * sourceStride, count: cols)
+                }
+            }
+        }
+    }
+}
