@@ -45,8 +45,9 @@ public struct LlamaModel: Sendable {
     }
 
     /// Logits [tokens.count, vocabulary] for `tokens` following the `cache.count` positions already
-    /// in `cache`, whose keys and values this call appends.
-    public func forward(_ tokens: [Int], cache: inout KVCache) throws(ModelInputError) -> Tensor {
+    /// in `cache`, whose keys and values this call appends; with `adapter`, through its LoRA layers.
+    public func forward(_ tokens: [Int], cache: inout KVCache, adapter: LoRAAdapter? = nil) throws(ModelInputError) -> Tensor {
+        precondition(adapter == nil || adapter!.pairs.count == config.layerCount, "adapter has \(adapter!.pairs.count) layers, model \(config.layerCount)")
         let start = cache.count
         guard !tokens.isEmpty else { throw .emptyInput }
         guard start + tokens.count <= cache.capacity else {
@@ -58,13 +59,17 @@ public struct LlamaModel: Sendable {
         let positions = (start..<start + tokens.count).map { Int32($0) }
         var x = Tensor.gatherRows(of: weights.embedding, at: tokens)
         for (layer, layerWeights) in weights.layers.enumerated() {
+            func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
+                adapter?.apply(input, weight: layerWeights[target], layer: layer, target: target)
+                    ?? linear(input, layerWeights[target])
+            }
             let attended = attention(
                 Kernels.rmsNorm(x, weight: layerWeights.inputNorm, epsilon: config.rmsNormEpsilon).output,
-                layer: layer, weights: layerWeights, positions: positions, cache: &cache)
+                layer: layer, positions: positions, cache: &cache, project: project)
             BLAS.axpy(1, attended, &x)
             let normed = Kernels.rmsNorm(x, weight: layerWeights.postAttentionNorm, epsilon: config.rmsNormEpsilon).output
-            let hidden = Kernels.swiglu(gate: linear(normed, layerWeights.gate), up: linear(normed, layerWeights.up))
-            BLAS.axpy(1, linear(hidden, layerWeights.down), &x)
+            let hidden = Kernels.swiglu(gate: project(normed, .gate), up: project(normed, .up))
+            BLAS.axpy(1, project(hidden, .down), &x)
         }
         cache.advance(by: tokens.count)
         let normed = Kernels.rmsNorm(x, weight: weights.finalNorm, epsilon: config.rmsNormEpsilon).output
@@ -72,9 +77,9 @@ public struct LlamaModel: Sendable {
     }
 
     /// Logits for a whole sequence from an empty cache.
-    public func logits(_ tokens: [Int]) throws(ModelInputError) -> Tensor {
+    public func logits(_ tokens: [Int], adapter: LoRAAdapter? = nil) throws(ModelInputError) -> Tensor {
         var cache = KVCache(config: config, capacity: tokens.count)
-        return try forward(tokens, cache: &cache)
+        return try forward(tokens, cache: &cache, adapter: adapter)
     }
 
     /// `x Wᵀ` for a Hugging Face linear weight W [out, in].
@@ -86,12 +91,13 @@ public struct LlamaModel: Sendable {
 
     /// Causal grouped-query self-attention of `normed` ([tokens, hidden]) over the cache and itself.
     func attention(
-        _ normed: Tensor, layer: Int, weights: LlamaLayerWeights, positions: [Int32], cache: inout KVCache
+        _ normed: Tensor, layer: Int, positions: [Int32], cache: inout KVCache,
+        project: (Tensor, LoRATarget) -> Tensor
     ) -> Tensor {
         let tokens = normed.shape[0]
         let (heads, kvHeads, group, d) = (config.headCount, config.keyValueHeadCount, config.groupSize, config.headDimension)
-        var q = linear(normed, weights.query), k = linear(normed, weights.key)
-        let v = linear(normed, weights.value)
+        var q = project(normed, .query), k = project(normed, .key)
+        let v = project(normed, .value)
         Kernels.rotary(&q, positions: positions, table: rotary)
         Kernels.rotary(&k, positions: positions, table: rotary)
         cache.append(layer: layer, keys: k, values: v)
@@ -108,7 +114,7 @@ public struct LlamaModel: Sendable {
         var output = Tensor(zeros: [tokens, heads * d])
             .viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
         BLAS.batchedGEMM(scores, values, into: &output)
-        return linear(output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), weights.output)
+        return project(output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), .output)
     }
 }
 

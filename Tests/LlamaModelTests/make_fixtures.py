@@ -39,3 +39,31 @@ def build(name, *, tied, shard, theta):
 
 build("tiny-llama-sharded", tied=False, shard=True, theta=10000.0)
 build("tiny-llama-tied", tied=True, shard=False, theta=500000.0)
+
+
+def build_adapter(name, base, *, targets, rank, alpha, rslora):
+    """A PEFT LoRA adapter on `base` with random (non-zero) A and B, and PEFT's logits through it."""
+    from peft import LoraConfig, get_peft_model
+    torch.manual_seed(99 + rank)
+    model = LlamaForCausalLM.from_pretrained(ROOT / base).eval()
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, use_rslora=rslora, lora_dropout=0.0,
+                        task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config).eval()
+    with torch.no_grad():
+        for parameter_name, parameter in peft_model.named_parameters():
+            if "lora_" in parameter_name:
+                parameter.normal_(0.0, 0.2)
+        logits = peft_model(torch.tensor([TOKENS])).logits[0]
+    folder = ROOT / name
+    peft_model.save_pretrained(folder)
+    saved = json.loads((folder / "adapter_config.json").read_text())
+    saved["base_model_name_or_path"] = base  # not this machine's absolute path
+    (folder / "adapter_config.json").write_text(json.dumps(saved, indent=2, sort_keys=True))
+    (folder / "README.md").unlink(missing_ok=True)
+    import peft
+    (folder / "expected_logits.json").write_text(json.dumps(
+        {"peft": peft.__version__, "tokens": TOKENS, "logits": logits.tolist()}))
+
+
+build_adapter("lora-all-linear", "tiny-llama-sharded", targets="all-linear", rank=4, alpha=8, rslora=False)
+build_adapter("lora-qv-rslora", "tiny-llama-tied", targets=["q_proj", "v_proj"], rank=3, alpha=5, rslora=True)

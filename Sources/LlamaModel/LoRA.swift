@@ -1,0 +1,182 @@
+import Foundation
+import TensorCore
+
+/// A linear layer of a Llama decoder layer that LoRA can adapt, named as PEFT's `target_modules` names it.
+public enum LoRATarget: String, CaseIterable, Sendable, Codable, Comparable {
+    case query = "q_proj", key = "k_proj", value = "v_proj", output = "o_proj"
+    case gate = "gate_proj", up = "up_proj", down = "down_proj"
+
+    /// The module's path inside a decoder layer, as in transformers' state dict.
+    public var modulePath: String {
+        switch self {
+        case .query, .key, .value, .output: "self_attn.\(rawValue)"
+        case .gate, .up, .down: "mlp.\(rawValue)"
+        }
+    }
+
+    /// Parses a comma list of targets: short names (q,k,v,o,gate,up,down), PEFT names, or `all-linear`.
+    public static func parse(_ list: String) throws(LoRAError) -> [LoRATarget] {
+        var targets: Set<LoRATarget> = []
+        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            let short: [String: LoRATarget] = ["q": .query, "k": .key, "v": .value, "o": .output, "gate": .gate, "up": .up, "down": .down]
+            if item == "all-linear" {
+                targets.formUnion(allCases)
+            } else if let target = short[item] ?? LoRATarget(rawValue: item) {
+                targets.insert(target)
+            } else {
+                throw .unknownTarget(item)
+            }
+        }
+        guard !targets.isEmpty else { throw .unknownTarget(list) }
+        return targets.sorted()
+    }
+
+    public static func < (lhs: LoRATarget, rhs: LoRATarget) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+
+    /// The [out, in] shape of the adapted weight.
+    func weightShape(_ config: LlamaConfig) -> (out: Int, in: Int) {
+        let qWidth = config.headCount * config.headDimension, kvWidth = config.keyValueHeadCount * config.headDimension
+        switch self {
+        case .query: return (qWidth, config.hiddenSize)
+        case .key, .value: return (kvWidth, config.hiddenSize)
+        case .output: return (config.hiddenSize, qWidth)
+        case .gate, .up: return (config.intermediateSize, config.hiddenSize)
+        case .down: return (config.hiddenSize, config.intermediateSize)
+        }
+    }
+}
+
+/// LoRA hyperparameters, with PEFT's `LoraConfig` meaning.
+public struct LoRAConfig: Sendable, Equatable {
+    public var rank: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var targets: [LoRATarget]
+    /// rsLoRA: scale by alpha / sqrt(rank) instead of alpha / rank.
+    public var useRSLoRA: Bool
+
+    public init(rank: Int = 8, alpha: Double = 16, dropout: Double = 0, targets: [LoRATarget] = [.query, .value], useRSLoRA: Bool = false) {
+        self.rank = rank
+        self.alpha = alpha
+        self.dropout = dropout
+        self.targets = targets.sorted()
+        self.useRSLoRA = useRSLoRA
+    }
+
+    /// The factor s in W + s B A.
+    public var scaling: Float { Float(useRSLoRA ? alpha / Double(rank).squareRoot() : alpha / Double(rank)) }
+}
+
+/// One adapted linear layer: ΔW = scaling · B A, with A [rank, in] and B [out, rank] (PEFT's lora_A, lora_B).
+public struct LoRAPair: Sendable {
+    public var a: Tensor
+    public var b: Tensor
+}
+
+/// A LoRA adapter for a Llama model: a pair per (layer, target). Adapters are values passed to the
+/// model per call, so several stay resident on one base.
+public struct LoRAAdapter: Sendable {
+    public var config: LoRAConfig
+    /// Indexed by layer, then target.
+    public var pairs: [[LoRATarget: LoRAPair]]
+
+    /// PEFT's default initialisation: A Kaiming-uniform (a = sqrt(5), so U(-1/sqrt(in), 1/sqrt(in))), B zero.
+    public init(config: LoRAConfig, model: LlamaConfig, seed: UInt64) throws(LoRAError) {
+        guard config.rank >= 1 else { throw .invalidRank(config.rank) }
+        self.config = config
+        var random = SeededRandom(seed: seed)
+        pairs = (0..<model.layerCount).map { _ in
+            var layer: [LoRATarget: LoRAPair] = [:]
+            for target in config.targets {
+                let (outFeatures, inFeatures) = target.weightShape(model)
+                let bound = 1 / Float(inFeatures).squareRoot()
+                layer[target] = LoRAPair(
+                    a: random.uniformTensor(shape: [config.rank, inFeatures], in: -bound..<bound),
+                    b: Tensor(zeros: [outFeatures, config.rank]))
+            }
+            return layer
+        }
+    }
+
+    public init(config: LoRAConfig, pairs: [[LoRATarget: LoRAPair]]) {
+        self.config = config
+        self.pairs = pairs
+    }
+
+    /// PEFT's tensor name of a layer's lora_A or lora_B weight.
+    public static func tensorName(layer: Int, target: LoRATarget, matrix: String) -> String {
+        "base_model.model.model.layers.\(layer).\(target.modulePath).lora_\(matrix).weight"
+    }
+
+    /// `x Wᵀ + scaling (x Aᵀ) Bᵀ` for the adapted target, or `x Wᵀ` when the target is not adapted.
+    func apply(_ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget) -> Tensor? {
+        guard let pair = pairs[layer][target] else { return nil }
+        var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
+        BLAS.gemm(x, weight.transposed(), into: &y)
+        var down = Tensor(zeros: [x.shape[0], config.rank])
+        BLAS.gemm(x, pair.a.transposed(), into: &down)
+        BLAS.gemm(down, pair.b.transposed(), into: &y, alpha: config.scaling, beta: 1)
+        return y
+    }
+
+    /// The weights with ΔW = s B A added (`sign` 1, merge) or subtracted (`sign` -1, unmerge).
+    public func merged(into weights: LlamaWeights, sign: Float = 1) -> LlamaWeights {
+        var result = weights
+        for (layer, targets) in pairs.enumerated() {
+            for (target, pair) in targets {
+                result.layers[layer].update(target) { weight in
+                    BLAS.gemm(pair.b, pair.a, into: &weight, alpha: sign * config.scaling, beta: 1)
+                }
+            }
+        }
+        return result
+    }
+}
+
+extension LlamaLayerWeights {
+    /// Calls `body` on the weight of `target`, in place.
+    mutating func update(_ target: LoRATarget, _ body: (inout Tensor) -> Void) {
+        switch target {
+        case .query: body(&query)
+        case .key: body(&key)
+        case .value: body(&value)
+        case .output: body(&output)
+        case .gate: body(&gate)
+        case .up: body(&up)
+        case .down: body(&down)
+        }
+    }
+
+    public subscript(target: LoRATarget) -> Tensor {
+        switch target {
+        case .query: query
+        case .key: key
+        case .value: value
+        case .output: output
+        case .gate: gate
+        case .up: up
+        case .down: down
+        }
+    }
+}
+
+/// An adapter that cannot be built, read or used.
+public enum LoRAError: Error, Equatable, CustomStringConvertible {
+    case invalidRank(Int)
+    case unknownTarget(String)
+    case unsupported(path: String, field: String, value: String)
+    case invalidFile(path: String, message: String)
+    case mismatch(path: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .invalidRank(let rank): "LoRA rank must be at least 1, got \(rank)"
+        case .unknownTarget(let name): "unknown LoRA target \"\(name)\" (use q,k,v,o,gate,up,down or all-linear)"
+        case .unsupported(let path, let field, let value): "\(path): field \"\(field)\": \(value) is not supported"
+        case .invalidFile(let path, let message): "\(path): \(message)"
+        case .mismatch(let path, let message): "\(path): \(message)"
+        }
+    }
+}
