@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "LlamaModel", targets: ["LlamaModel"]),
+        .library(name: "Training", targets: ["Training"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
@@ -24,6 +25,7 @@ let package = Package(
         // Model: tokenizers, then the Llama architecture on the compute core.
         .target(name: "Tokenizers"),
         .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
+        .target(name: "Training", dependencies: ["LlamaModel", "TensorCore"]),
 
         // Datanets, adapter registry, inference records and the hash-chained ledger, on SQLite.
         .target(
@@ -46,6 +48,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"]),
         .testTarget(name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),

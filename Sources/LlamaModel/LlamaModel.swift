@@ -30,7 +30,7 @@ public struct KVCache: Sendable {
 public struct LlamaModel: Sendable {
     public let config: LlamaConfig
     public var weights: LlamaWeights
-    let rotary: RotaryTable
+    public let rotary: RotaryTable
 
     public init(config: LlamaConfig, weights: LlamaWeights) {
         self.config = config

@@ -3,6 +3,14 @@ import TensorCore
 
 /// The weights of one decoder layer, in Hugging Face's layout: linear weights are [out, in].
 public struct LlamaLayerWeights: Sendable {
+    public init(
+        inputNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor,
+        postAttentionNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor
+    ) {
+        (self.inputNorm, self.query, self.key, self.value, self.output) = (inputNorm, query, key, value, output)
+        (self.postAttentionNorm, self.gate, self.up, self.down) = (postAttentionNorm, gate, up, down)
+    }
+
     public var inputNorm: Tensor
     public var query: Tensor
     public var key: Tensor
@@ -21,6 +29,13 @@ public struct LlamaWeights: Sendable {
     public var finalNorm: Tensor
     /// The LM head, [vocabulary, hidden]; the embedding itself when the config ties them.
     public var head: Tensor
+
+    public init(embedding: Tensor, layers: [LlamaLayerWeights], finalNorm: Tensor, head: Tensor) {
+        self.embedding = embedding
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.head = head
+    }
 
     /// Tensor names and shapes, as transformers names them.
     static func expectedShapes(_ config: LlamaConfig) -> [(name: String, shape: [Int])] {

@@ -73,6 +73,11 @@ public struct LoRAConfig: Sendable, Equatable {
 public struct LoRAPair: Sendable {
     public var a: Tensor
     public var b: Tensor
+
+    public init(a: Tensor, b: Tensor) {
+        self.a = a
+        self.b = b
+    }
 }
 
 /// A LoRA adapter for a Llama model: a pair per (layer, target). Adapters are values passed to the
@@ -137,7 +142,7 @@ public struct LoRAAdapter: Sendable {
 
 extension LlamaLayerWeights {
     /// Calls `body` on the weight of `target`, in place.
-    mutating func update(_ target: LoRATarget, _ body: (inout Tensor) -> Void) {
+    public mutating func update(_ target: LoRATarget, _ body: (inout Tensor) -> Void) {
         switch target {
         case .query: body(&query)
         case .key: body(&key)

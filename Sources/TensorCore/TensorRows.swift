@@ -33,3 +33,24 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Adds row i of `rows` to row `indices[i]` of this matrix (repeated indices accumulate):
+    /// the backward of `gatherRows`.
+    public mutating func addRows(_ rows: Tensor, at indices: [Int]) {
+        precondition(rank == 2 && rows.rank == 2 && rows.shape == [indices.count, shape[1]], "addRows: \(rows.shape) at \(indices.count) indices into \(shape)")
+        makeUniqueAndWritable()
+        precondition(hasDenseRows, "addRows needs dense rows")
+        let dense = rows.hasDenseRows ? rows : rows.contiguous()
+        let (cols, targetStride, sourceStride, count) = (shape[1], strides[0], dense.strides[0], shape[0])
+        dense.withUnsafePointer { from in
+            withUnsafeMutablePointer { to in
+                for (row, index) in indices.enumerated() {
+                    precondition(index >= 0 && index < count, "row index \(index) out of range 0..<\(count)")
+                    let target = to + index * targetStride, source = from + row * sourceStride
+                    for column in 0..<cols { target[column] += source[column] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,346 @@
+import LlamaModel
+import TensorCore
+
+/// A training example: tokens and, per position, the label it is scored against or `ignoreIndex`.
+/// As in transformers, position t's logits predict `labels[t + 1]`.
+public struct TrainingSequence: Sendable, Equatable {
+    public var tokens: [Int]
+    public var labels: [Int]
+
+    public static let ignoreIndex = -100
+
+    public init(tokens: [Int], labels: [Int]) {
+        precondition(tokens.count == labels.count, "\(tokens.count) tokens but \(labels.count) labels")
+        self.tokens = tokens
+        self.labels = labels
+    }
+
+    /// Every token scored (a text record).
+    public init(text tokens: [Int]) { self.init(tokens: tokens, labels: tokens) }
+
+    /// Only the completion scored (a prompt/completion record).
+    public init(prompt: [Int], completion: [Int]) {
+        self.init(tokens: prompt + completion, labels: Array(repeating: Self.ignoreIndex, count: prompt.count) + completion)
+    }
+
+    /// The target of each position's logits: the next label, or the ignore index at the end.
+    var shiftedTargets: [Int32] { (labels.dropFirst() + [Self.ignoreIndex]).map { Int32($0) } }
+}
+
+/// Which parameters get gradients.
+public enum GradientMode: Sendable {
+    /// The base is frozen; gradients for the adapter's A and B only.
+    case lora(LoRAAdapter)
+    /// Every base parameter (pretraining the built-in model).
+    case full
+}
+
+/// Gradients of every parameter kind; nil where the mode computes none.
+public struct Gradients: Sendable {
+    /// Same layout as the adapter's pairs: dL/dA and dL/dB.
+    public var lora: [[LoRATarget: LoRAPair]]?
+    public var full: LlamaWeights?
+}
+
+/// Loss and gradients of a batch.
+public struct BackwardResult: Sendable {
+    /// Each sequence's mean cross-entropy over its scored tokens (0 when it scores none).
+    public var sequenceLosses: [Float]
+    /// Scored tokens per sequence.
+    public var tokenCounts: [Int]
+    /// The batch loss: the mean over all scored tokens of the batch, as transformers computes it.
+    public var loss: Float
+    public var gradients: Gradients
+}
+
+/// How each sequence's token losses are weighted into the loss that is differentiated.
+public enum LossReduction: Sendable {
+    /// Mean over all scored tokens of the batch (transformers' training loss).
+    case tokenMean
+    /// Sum over sequences of each sequence's own mean (per-example losses, for attribution).
+    case sumOfSequenceMeans
+}
+
+extension LlamaModel {
+    /// Loss and gradients for `batch`, by a hand-written backward pass. Sequences are packed one after
+    /// another; each attends only to itself, so the result equals running them one by one.
+    public func backward(
+        _ batch: [TrainingSequence], mode: GradientMode, reduction: LossReduction = .tokenMean
+    ) throws(ModelInputError) -> BackwardResult {
+        var pass = try TrainingPass(model: self, batch: batch, mode: mode)
+        return pass.run(reduction: reduction)
+    }
+}
+
+/// One forward pass that keeps what the backward pass needs, then the backward pass.
+struct TrainingPass {
+    let model: LlamaModel
+    let config: LlamaConfig
+    let batch: [TrainingSequence]
+    let adapter: LoRAAdapter?
+    let full: Bool
+    /// First row of each sequence in the packed [rows, ...] matrices.
+    let starts: [Int]
+    let rows: Int
+    let positions: [Int32]
+
+    init(model: LlamaModel, batch: [TrainingSequence], mode: GradientMode) throws(ModelInputError) {
+        self.model = model
+        config = model.config
+        self.batch = batch
+        switch mode {
+        case .lora(let adapter):
+            precondition(adapter.pairs.count == config.layerCount, "adapter does not fit the model")
+            self.adapter = adapter
+            full = false
+        case .full:
+            adapter = nil
+            full = true
+        }
+        var starts: [Int] = [], positions: [Int32] = [], rows = 0
+        for sequence in batch {
+            guard !sequence.tokens.isEmpty else { throw .emptyInput }
+            guard sequence.tokens.count <= config.maxPositions else {
+                throw .contextOverflow(positions: sequence.tokens.count, capacity: config.maxPositions)
+            }
+            for (position, token) in sequence.tokens.enumerated() where token < 0 || token >= config.vocabularySize {
+                throw .tokenOutOfRange(position: position, token: token, vocabularySize: config.vocabularySize)
+            }
+            starts.append(rows)
+            positions += (0..<sequence.tokens.count).map { Int32($0) }
+            rows += sequence.tokens.count
+        }
+        guard rows > 0 else { throw .emptyInput }
+        self.starts = starts
+        self.rows = rows
+        self.positions = positions
+    }
+
+    // MARK: Linear layers
+
+    /// What a linear layer's backward needs: its input and, with LoRA, x Aᵀ.
+    struct LinearCache {
+        var input: Tensor
+        var down: Tensor?
+    }
+
+    func linearForward(_ x: Tensor, _ weight: Tensor, layer: Int?, target: LoRATarget?) -> (Tensor, LinearCache) {
+        var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
+        BLAS.gemm(x, weight.transposed(), into: &y)
+        guard let layer, let target, let pair = adapter?.pairs[layer][target] else { return (y, LinearCache(input: x)) }
+        var down = Tensor(zeros: [x.shape[0], pair.a.shape[0]])
+        BLAS.gemm(x, pair.a.transposed(), into: &down)
+        BLAS.gemm(down, pair.b.transposed(), into: &y, alpha: adapter!.config.scaling, beta: 1)
+        return (y, LinearCache(input: x, down: down))
+    }
+
+    /// dL/dx of y = x Wᵀ + s (x Aᵀ) Bᵀ, accumulating dW (full mode) or dA, dB (LoRA).
+    func linearBackward(
+        _ dy: Tensor, _ weight: Tensor, _ cache: LinearCache, layer: Int?, target: LoRATarget?,
+        weightGradient: inout Tensor, gradients: inout Gradients
+    ) -> Tensor {
+        var dx = BLAS.matmul(dy, weight)
+        if full { BLAS.gemm(dy.transposed(), cache.input, into: &weightGradient, beta: 1) }
+        if let layer, let target, let pair = adapter?.pairs[layer][target], let down = cache.down {
+            let s = adapter!.config.scaling
+            let dyB = BLAS.matmul(dy, pair.b)  // [rows, rank]
+            BLAS.gemm(dyB, pair.a, into: &dx, alpha: s, beta: 1)
+            BLAS.gemm(dyB.transposed(), cache.input, into: &gradients.lora![layer][target]!.a, alpha: s, beta: 1)
+            BLAS.gemm(dy.transposed(), down, into: &gradients.lora![layer][target]!.b, alpha: s, beta: 1)
+        }
+        return dx
+    }
+
+    // MARK: Layers
+
+    struct LayerCache {
+        var input: Tensor
+        var rstd1: Tensor
+        var query: Tensor, key: Tensor, value: Tensor
+        var linear: [LoRATarget: LinearCache] = [:]
+        var probabilities: [Tensor]
+        var middle: Tensor
+        var rstd2: Tensor
+        var gate: Tensor, up: Tensor
+    }
+
+    mutating func run(reduction: LossReduction) -> BackwardResult {
+        let weights = model.weights
+        let eps = config.rmsNormEpsilon
+        let (heads, kvHeads, group, d) = (config.headCount, config.keyValueHeadCount, config.groupSize, config.headDimension)
+        let scale = 1 / Float(d).squareRoot()
+
+        // Forward, keeping activations.
+        var x = Tensor.gatherRows(of: weights.embedding, at: batch.flatMap(\.tokens))
+        var caches: [LayerCache] = []
+        for (layer, w) in weights.layers.enumerated() {
+            let (normed, rstd1) = Kernels.rmsNorm(x, weight: w.inputNorm, epsilon: eps)
+            var linear: [LoRATarget: LinearCache] = [:]
+            func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
+                let (y, cache) = linearForward(input, w[target], layer: layer, target: target)
+                linear[target] = cache
+                return y
+            }
+            var q = project(normed, .query), k = project(normed, .key)
+            let v = project(normed, .value)
+            Kernels.rotary(&q, positions: positions, table: model.rotary)
+            Kernels.rotary(&k, positions: positions, table: model.rotary)
+            var attended = Tensor(zeros: [rows, heads * d])
+            var probabilities: [Tensor] = []
+            for (index, start) in starts.enumerated() {
+                let t = batch[index].tokens.count
+                let span = start..<start + t
+                let qh = q.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
+                let kT = k.slice(0, span).viewing(shape: [kvHeads, group, d, t], strides: [d, 0, 1, kvHeads * d])
+                let vh = v.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [d, 0, kvHeads * d, 1])
+                var scores = Tensor(zeros: [kvHeads, group, t, t])
+                BLAS.batchedGEMM(qh, kT, into: &scores, alpha: scale)
+                Kernels.softmax(inPlace: &scores, mask: .causal(queryOffset: 0))
+                var out = Tensor(zeros: [t, heads * d]).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
+                BLAS.batchedGEMM(scores, vh, into: &out)
+                attended.replaceRows(startingAt: start, with: out.viewing(shape: [t, heads * d], strides: [heads * d, 1]))
+                probabilities.append(scores)
+            }
+            let o = project(attended, .output)
+            let middle = add(x, o)
+            let (normed2, rstd2) = Kernels.rmsNorm(middle, weight: w.postAttentionNorm, epsilon: eps)
+            let gate = project(normed2, .gate), up = project(normed2, .up)
+            let down = project(Kernels.swiglu(gate: gate, up: up), .down)
+            caches.append(LayerCache(
+                input: x, rstd1: rstd1, query: q, key: k, value: v, linear: linear, probabilities: probabilities,
+                middle: middle, rstd2: rstd2, gate: gate, up: up))
+            x = add(middle, down)
+        }
+        let (finalNormed, finalRstd) = Kernels.rmsNorm(x, weight: weights.finalNorm, epsilon: eps)
+        let (logits, headCache) = linearForward(finalNormed, weights.head, layer: nil, target: nil)
+
+        // Loss.
+        let targets = batch.flatMap(\.shiftedTargets)
+        let entropy = try! Kernels.crossEntropy(logits: logits, targets: targets)  // tokens were checked
+        var sequenceLosses: [Float] = [], tokenCounts: [Int] = [], rowWeights = [Float](repeating: 0, count: rows)
+        let totalCount = max(entropy.count, 1)
+        for (index, start) in starts.enumerated() {
+            let span = start..<start + batch[index].tokens.count
+            let count = span.filter { targets[$0] != Int32(TrainingSequence.ignoreIndex) }.count
+            let sum = span.reduce(Float(0)) { $0 + entropy.losses[$1] }
+            tokenCounts.append(count)
+            sequenceLosses.append(count > 0 ? sum / Float(count) : 0)
+            for row in span {
+                switch reduction {
+                case .tokenMean: rowWeights[row] = 1 / Float(totalCount)
+                case .sumOfSequenceMeans: rowWeights[row] = count > 0 ? 1 / Float(count) : 0
+                }
+            }
+        }
+
+        // Backward.
+        var gradients = Gradients(
+            lora: adapter.map { $0.pairs.map { $0.mapValues { LoRAPair(a: Tensor(zeros: $0.a.shape), b: Tensor(zeros: $0.b.shape)) } } },
+            full: full ? Self.zeros(like: weights) : nil)
+        var unusedWeightGradient = Tensor(zeros: [0])
+        let dLogits = try! Kernels.crossEntropyBackward(
+            logits: logits, targets: targets, logsumexp: entropy.logsumexp,
+            rowGradients: Tensor(shape: [rows], scalars: rowWeights))
+        var headGradient = full ? gradients.full!.head : unusedWeightGradient
+        let dFinal = linearBackward(dLogits, weights.head, headCache, layer: nil, target: nil, weightGradient: &headGradient, gradients: &gradients)
+        var finalNormGradient = full ? gradients.full!.finalNorm : Tensor(zeros: weights.finalNorm.shape)
+        var dx = Kernels.rmsNormBackward(
+            input: x, weight: weights.finalNorm, rstd: finalRstd, gradient: dFinal, accumulatingWeightGradient: &finalNormGradient)
+        if full {
+            gradients.full!.finalNorm = finalNormGradient
+            // Tied embeddings: the head gradient joins the embedding gradient below.
+            if config.tieWordEmbeddings { gradients.full!.embedding = headGradient } else { gradients.full!.head = headGradient }
+        }
+
+        for layer in stride(from: config.layerCount - 1, through: 0, by: -1) {
+            let w = weights.layers[layer], cache = caches[layer]
+            var layerGradient = full ? gradients.full!.layers[layer] : nil
+            func back(_ dy: Tensor, _ target: LoRATarget) -> Tensor {
+                if full {
+                    var weightGradient = layerGradient![target]
+                    let dx = linearBackward(dy, w[target], cache.linear[target]!, layer: layer, target: target, weightGradient: &weightGradient, gradients: &gradients)
+                    layerGradient!.update(target) { $0 = weightGradient }
+                    return dx
+                }
+                return linearBackward(dy, w[target], cache.linear[target]!, layer: layer, target: target, weightGradient: &unusedWeightGradient, gradients: &gradients)
+            }
+            // MLP.
+            let dHidden = back(dx, .down)
+            let (dGate, dUp) = Kernels.swigluBackward(gate: cache.gate, up: cache.up, gradient: dHidden)
+            let dNormed2 = add(back(dGate, .gate), back(dUp, .up))
+            var norm2Gradient = full ? layerGradient!.postAttentionNorm : Tensor(zeros: w.postAttentionNorm.shape)
+            let dMiddle = add(dx, Kernels.rmsNormBackward(
+                input: cache.middle, weight: w.postAttentionNorm, rstd: cache.rstd2, gradient: dNormed2,
+                accumulatingWeightGradient: &norm2Gradient))
+            // Attention.
+            let dAttended = back(dMiddle, .output)
+            var dq = Tensor(zeros: [rows, heads * d])
+            var dk = Tensor(zeros: [rows, kvHeads * d]), dv = Tensor(zeros: [rows, kvHeads * d])
+            for (index, start) in starts.enumerated() {
+                let t = batch[index].tokens.count
+                let span = start..<start + t
+                let probabilities = cache.probabilities[index]
+                let dOut = dAttended.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
+                let vT = cache.value.slice(0, span).viewing(shape: [kvHeads, group, d, t], strides: [d, 0, 1, kvHeads * d])
+                var dScores = Tensor(zeros: [kvHeads, group, t, t])
+                BLAS.batchedGEMM(dOut, vT, into: &dScores)
+                Kernels.softmaxBackward(output: probabilities, gradientInPlace: &dScores, mask: .causal(queryOffset: 0))
+                // dQ = dS K · scale, written head by head into a [t, heads * d] matrix.
+                let kh = cache.key.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [d, 0, kvHeads * d, 1])
+                var dqSpan = Tensor(zeros: [t, heads * d]).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
+                BLAS.batchedGEMM(dScores, kh, into: &dqSpan, alpha: scale)
+                dq.replaceRows(startingAt: start, with: dqSpan.viewing(shape: [t, heads * d], strides: [heads * d, 1]))
+                // dK = Σ_group dSᵀ Q · scale and dV = Σ_group Pᵀ dO: the group joins the rows of one GEMM per key head.
+                let qDense = cache.query.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
+                    .contiguous().reshaped([kvHeads, group * t, d])
+                let dOutDense = dOut.contiguous().reshaped([kvHeads, group * t, d])
+                let dScoresByHead = dScores.reshaped([kvHeads, group * t, t]).transposed()
+                let probabilitiesByHead = probabilities.reshaped([kvHeads, group * t, t]).transposed()
+                var dkSpan = Tensor(zeros: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
+                BLAS.batchedGEMM(dScoresByHead, qDense, into: &dkSpan, alpha: scale)
+                dk.replaceRows(startingAt: start, with: dkSpan.viewing(shape: [t, kvHeads * d], strides: [kvHeads * d, 1]))
+                var dvSpan = Tensor(zeros: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
+                BLAS.batchedGEMM(probabilitiesByHead, dOutDense, into: &dvSpan)
+                dv.replaceRows(startingAt: start, with: dvSpan.viewing(shape: [t, kvHeads * d], strides: [kvHeads * d, 1]))
+            }
+            Kernels.rotaryBackward(&dq, positions: positions, table: model.rotary)
+            Kernels.rotaryBackward(&dk, positions: positions, table: model.rotary)
+            let dNormed1 = add(add(back(dq, .query), back(dk, .key)), back(dv, .value))
+            var norm1Gradient = full ? layerGradient!.inputNorm : Tensor(zeros: w.inputNorm.shape)
+            dx = add(dMiddle, Kernels.rmsNormBackward(
+                input: cache.input, weight: w.inputNorm, rstd: cache.rstd1, gradient: dNormed1,
+                accumulatingWeightGradient: &norm1Gradient))
+            if full {
+                layerGradient!.inputNorm = norm1Gradient
+                layerGradient!.postAttentionNorm = norm2Gradient
+                gradients.full!.layers[layer] = layerGradient!
+            }
+        }
+        if full {
+            gradients.full!.embedding.addRows(dx, at: batch.flatMap(\.tokens))
+        }
+        return BackwardResult(
+            sequenceLosses: sequenceLosses, tokenCounts: tokenCounts,
+            loss: entropy.count > 0 ? entropy.losses.scalars.reduce(0, +) / Float(entropy.count) : 0,
+            gradients: gradients)
+    }
+
+    func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        var sum = a
+        BLAS.axpy(1, b, &sum)
+        return sum
+    }
+
+    static func zeros(like weights: LlamaWeights) -> LlamaWeights {
+        var zero = weights
+        zero.embedding = Tensor(zeros: weights.embedding.shape)
+        zero.finalNorm = Tensor(zeros: weights.finalNorm.shape)
+        zero.head = Tensor(zeros: weights.head.shape)
+        for layer in zero.layers.indices {
+            for target in LoRATarget.allCases { zero.layers[layer].update(target) { $0 = Tensor(zeros: $0.shape) } }
+            zero.layers[layer].inputNorm = Tensor(zeros: weights.layers[layer].inputNorm.shape)
+            zero.layers[layer].postAttentionNorm = Tensor(zeros: weights.layers[layer].postAttentionNorm.shape)
+        }
+        return zero
+    }
+}
