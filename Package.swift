@@ -46,9 +46,11 @@ let package = Package(
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"]),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"],
+            exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),

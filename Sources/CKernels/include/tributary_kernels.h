@@ -123,6 +123,14 @@ ptrdiff_t tk_cross_entropy_backward(const float *logits, size_t ld, const int32_
                                     size_t rows, size_t vocab, int32_t ignore_index,
                                     float *dlogits, size_t ldd);
 
+/// One AdamW step, as torch.optim.AdamW (non-fused, non-amsgrad) computes it, over `count` parameters:
+///   param *= 1 - lr * weight_decay
+///   m = lerp(m, grad, 1 - beta1);  v = beta2 * v + (1 - beta2) * grad^2
+///   param -= (lr / bias1) * m / (sqrt(v) / sqrt(bias2) + eps)
+/// with bias1 = 1 - beta1^t and bias2 = 1 - beta2^t for step t.
+void tk_adamw_step(float *param, const float *grad, float *m, float *v, size_t count, float lr, float beta1,
+                   float beta2, float eps, float weight_decay, float bias1, float bias2);
+
 #ifdef __cplusplus
 }
 #endif
