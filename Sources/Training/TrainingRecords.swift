@@ -1,0 +1,80 @@
+import Foundation
+import LlamaModel
+
+/// One training record of a datanet, as the JSON Lines export writes it.
+public struct TrainingRecord: Sendable, Equatable {
+    public var id: String
+    public var contributor: String
+    public var sequence: TrainingSequence
+}
+
+/// A training file that cannot be read, naming the file and the 1-based line.
+public struct TrainingDataError: Error, Equatable, CustomStringConvertible {
+    public var path: String
+    public var line: Int
+    public var message: String
+
+    public var description: String { "\(path):\(line): \(message)" }
+}
+
+/// Reads JSON Lines training records. Accepted forms, one object per line:
+/// `{"id", "contributor", "prompt", "completion"}` (loss on the completion),
+/// `{"id", "contributor", "text"}` (loss on every token), or pre-tokenized
+/// `{"id", "contributor", "prompt_tokens": [...], "completion_tokens": [...]}`, used verbatim.
+/// Text is encoded with `encode` (no BOS/EOS added). Blank lines are skipped; anything else that is
+/// wrong is an error naming the line, never skipped.
+public func readTrainingRecords(
+    path: String, vocabularySize: Int, encode: (String) -> [Int]
+) throws(TrainingDataError) -> [TrainingRecord] {
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        throw TrainingDataError(path: path, line: 0, message: "cannot read: \(error.localizedDescription)")
+    }
+    var records: [TrainingRecord] = []
+    var seen: [String: Int] = [:]
+    for (index, lineBytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+        let line = index + 1
+        func fail(_ message: String) -> TrainingDataError { TrainingDataError(path: path, line: line, message: message) }
+        if lineBytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(lineBytes))) as? [String: Any] else {
+            throw fail("not a JSON object")
+        }
+        guard let id = object["id"] as? String ?? (object["id"] as? Int).map(String.init) else { throw fail("missing \"id\"") }
+        guard let contributor = object["contributor"] as? String else { throw fail("record \"\(id)\": missing \"contributor\"") }
+        if let first = seen[id] { throw fail("duplicate id \"\(id)\" (first on line \(first))") }
+        seen[id] = line
+
+        func tokens(_ field: String) throws(TrainingDataError) -> [Int]? {
+            guard let raw = object[field] else { return nil }
+            guard let list = raw as? [Any] else { throw fail("record \"\(id)\": \"\(field)\" is not a list of token ids") }
+            var ids: [Int] = []
+            for (position, item) in list.enumerated() {
+                guard let token = (item as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }) else {
+                    throw fail("record \"\(id)\": \"\(field)\"[\(position)] is not an integer")
+                }
+                guard token >= 0 && token < vocabularySize else {
+                    throw fail("record \"\(id)\": token \(token) at \"\(field)\"[\(position)] is outside the vocabulary 0..<\(vocabularySize)")
+                }
+                ids.append(token)
+            }
+            return ids
+        }
+        let sequence: TrainingSequence
+        if let prompt = try tokens("prompt_tokens") {
+            guard let completion = try tokens("completion_tokens") else { throw fail("record \"\(id)\": \"prompt_tokens\" without \"completion_tokens\"") }
+            sequence = TrainingSequence(prompt: prompt, completion: completion)
+        } else if let prompt = object["prompt"] as? String, let completion = object["completion"] as? String {
+            sequence = TrainingSequence(prompt: encode(prompt), completion: encode(completion))
+        } else if let text = object["text"] as? String {
+            sequence = TrainingSequence(text: encode(text))
+        } else {
+            throw fail("record \"\(id)\": needs \"text\", \"prompt\" and \"completion\", or \"prompt_tokens\" and \"completion_tokens\"")
+        }
+        guard sequence.tokens.count >= 2 else { throw fail("record \"\(id)\": fewer than 2 tokens, nothing to learn") }
+        if let bad = sequence.tokens.first(where: { $0 < 0 || $0 >= vocabularySize }) {
+            throw fail("record \"\(id)\": token \(bad) is outside the vocabulary 0..<\(vocabularySize)")
+        }
+        records.append(TrainingRecord(id: id, contributor: contributor, sequence: sequence))
+    }
+    return records
+}
