@@ -41,6 +41,8 @@ let package = Package(
             dependencies: [
                 "TensorCore",
                 "LlamaModel",
+                "Tokenizers",
+                "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -185,3 +185,18 @@ extension LoRATrainer {
         order = Self.shuffledOrder(count: records.count, seed: options.seed, epoch: epoch)
     }
 }
+
+extension LoRATrainer {
+    /// Runs the remaining steps. Every `checkpointEvery` steps it saves `output/checkpoint-STEP`;
+    /// at the end it writes the adapter to `output` in PEFT format. `progress` sees each step.
+    public mutating func run(output: String, progress: (StepReport) -> Void) throws {
+        while !isFinished {
+            let report = try trainStep()
+            progress(report)
+            if let every = options.checkpointEvery, step % every == 0 || isFinished {
+                try saveCheckpoint(to: output + "/checkpoint-\(step)", learningRate: report.learningRate)
+            }
+        }
+        try adapter.save(to: output)
+    }
+}
