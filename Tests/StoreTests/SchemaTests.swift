@@ -1,0 +1,80 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import Store
+
+@Suite("Schema, migrations and SQL-level guards")
+struct SchemaTests {
+    @Test func opensOneDataDirectoryInWALModeWithFullSync() throws {
+        let dir = try TemporaryDirectory()
+        let nested = dir.url.appendingPathComponent("a/b/data")
+        let store = try Store(directory: nested)
+        #expect(FileManager.default.fileExists(atPath: nested.appendingPathComponent("tributary.sqlite").path))
+        #expect(store.databasePath == nested.appendingPathComponent("tributary.sqlite").path)
+        let (journal, sync, foreignKeys) = try store.dbPool.writeWithoutTransaction { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
+             try Int.fetchOne(db, sql: "PRAGMA foreign_keys"))
+        }
+        #expect(journal == "wal")
+        #expect(sync == 2)  // FULL
+        #expect(foreignKeys == 1)
+        #expect(try store.appliedMigrations() == ["v1"])
+    }
+
+    @Test func migrationsAreVersionedAndIdempotent() throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let store = try Store(directory: dir.url)
+            _ = try store.createContributor(displayName: "Ada")
+            try store.close()
+        }
+        let again = try Store(directory: dir.url)
+        #expect(try again.appliedMigrations() == ["v1"])
+        #expect(try again.contributors().count == 1)
+        // A database from a newer Tributary is refused rather than misread.
+        try again.executeRaw("INSERT INTO grdb_migrations (identifier) VALUES ('v2-from-the-future')")
+        try again.close()
+        #expect(throws: StoreError.schemaTooNew(unknownMigrations: ["v2-from-the-future"])) {
+            _ = try Store(directory: dir.url)
+        }
+    }
+
+    @Test func appendOnlyAndImmutableTablesRefuseUpdatesAndDeletesInSQL() throws {
+        let f = try Fixture()
+        _ = try f.store.recordInference(f.inference("r", fee: 1000, shares: [f.records[0].id: 1]))
+        try f.store.flagHarmful(f.records[1].id, curator: "c", reason: "r")
+        let before = try f.store.dump()
+        let statements = [
+            "UPDATE ledger_entry SET amount = amount + 1 WHERE seq = 1",
+            "UPDATE ledger_entry SET memo = 'x'",
+            "DELETE FROM ledger_entry WHERE seq = 3",
+            "DELETE FROM ledger_entry",
+            // Inserts must extend the chain: right seq, right prev_hash.
+            "INSERT INTO ledger_entry (seq, created_at, kind, account, amount, memo, prev_hash, hash) VALUES (10, 0, 'protocol_share', 'protocol', 1, '', zeroblob(32), zeroblob(32))",
+            "INSERT INTO ledger_entry (seq, created_at, kind, account, amount, memo, prev_hash, hash) VALUES (4, 0, 'protocol_share', 'protocol', 1, '', zeroblob(32), zeroblob(32))",
+            "UPDATE datanet_version SET record_count = 1",
+            "DELETE FROM datanet_version",
+            "UPDATE version_record SET record_id = 2 WHERE record_id = 1",
+            "DELETE FROM version_record",
+            "INSERT INTO version_record (version_id, position, record_id) VALUES (1, 6, 1)",
+            "UPDATE record SET text = 'rewritten' WHERE id = 1",
+            "UPDATE record SET contributor_id = 2 WHERE id = 1",
+            "UPDATE record SET status = 'pending', reviewed_at = NULL WHERE id = 1",
+            "DELETE FROM record WHERE id = 1",
+            "UPDATE inference SET fee = 0",
+            "DELETE FROM inference",
+            "UPDATE inference_record_share SET share = 0",
+            "DELETE FROM inference_contributor_share",
+            "UPDATE record_flag SET points = 100",
+            "DELETE FROM record_flag",
+            "DELETE FROM contributor WHERE id = 4",
+            "UPDATE datanet SET owner_id = 2",
+            "UPDATE datanet SET name = 'renamed'",
+        ]
+        for sql in statements {
+            #expect(throws: DatabaseError.self, "\(sql)") { try f.store.executeRaw(sql) }
+        }
+        #expect(try f.store.dump() == before)
+    }
+}
