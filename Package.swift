@@ -48,8 +48,10 @@ let package = Package(
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"]),
-        .testTarget(name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"],
+            exclude: ["make_fixtures.py", "make_generation_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),

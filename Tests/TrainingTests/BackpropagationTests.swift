@@ -28,7 +28,7 @@ func randomAdapter(_ model: LlamaModel, seed: UInt64) throws -> LoRAAdapter {
     var adapter = try LoRAAdapter(config: LoRAConfig(rank: 3, alpha: 5, targets: LoRATarget.allCases), model: model.config, seed: seed)
     var random = SeededRandom(seed: seed + 1)
     for layer in adapter.pairs.indices {
-        for target in adapter.pairs[layer].keys {
+        for target in adapter.pairs[layer].keys.sorted() {
             adapter.pairs[layer][target]!.b = random.normalTensor(shape: adapter.pairs[layer][target]!.b.shape, standardDeviation: 0.3)
         }
     }
@@ -53,9 +53,9 @@ func expectDirectionalDerivative(
         return unit
     }
     let analytic = zip(gradient, direction).reduce(Double(0)) { $0 + Double(BLAS.dot($1.0.reshaped([$1.0.count]), $1.1.reshaped([$1.1.count]))) }
-    let h: Float = 1e-2
+    let h: Float = 3e-3  // small enough for the curvature, large enough for Float32 losses
     let numeric = (Double(try loss(h / length)) - Double(try loss(-h / length))) / Double(2 * h)
-    #expect(abs(analytic - numeric) <= 1e-2 * max(abs(numeric), 1e-2), "\(what): analytic \(analytic), finite differences \(numeric)", sourceLocation: sourceLocation)
+    #expect(abs(analytic - numeric) <= 1e-2 * max(abs(numeric), 5e-2), "\(what): analytic \(analytic), finite differences \(numeric)", sourceLocation: sourceLocation)
 }
 
 @Suite struct BackpropagationTests {

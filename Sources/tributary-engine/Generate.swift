@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import LlamaModel
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text after a prompt, streaming it to standard output as it is produced.",
+        discussion: """
+            The model folder's tokenizer.json (byte-level BPE) is used when it has one; its \
+            post-processor adds any beginning-of-text token. Without one, tokens are bytes and the \
+            config's bos_token_id is put before the prompt. Generation stops at an eos_token_id of \
+            generation_config.json (else config.json), which is not printed.
+            """)
+
+    @Option(help: "A Hugging Face model folder (config.json, model.safetensors or a sharded index, tokenizer.json).")
+    var model: String
+
+    @Option(help: "A PEFT LoRA adapter folder to apply.")
+    var adapter: String?
+
+    @Option(help: "The prompt text.")
+    var prompt: String
+
+    @Option(help: "The most tokens to generate.")
+    var maxTokens = 128
+
+    @Option(help: "0: greedy decoding (the default); above 0: sample, logits divided by this.")
+    var temperature: Float = 0
+
+    @Option(help: "Sample only from the k most likely tokens.")
+    var topK: Int?
+
+    @Option(help: "Sample only from the most likely tokens whose probabilities sum to this, in (0, 1].")
+    var topP: Float = 1
+
+    @Option(help: "The seed of sampling: the same seed gives the same text.")
+    var seed: UInt64 = 0
+
+    @Flag(help: """
+        Print nothing while generating, then one JSON object: text, tokens (the generated ids), \
+        stop_reason (stop_token, max_tokens or context_full), prompt_tokens, generated_tokens and \
+        tokens_per_second (generated tokens over the time after the prompt's forward pass).
+        """)
+    var json = false
+
+    var options: GenerationOptions {
+        GenerationOptions(
+            maxNewTokens: maxTokens,
+            sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
+    }
+
+    func validate() throws {
+        do {
+            try options.validate()
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if temperature == 0 && (topK != nil || topP != 1) {
+            throw ValidationError("--top-k and --top-p apply to sampling: give a --temperature above 0")
+        }
+    }
+
+    func run() throws {
+        let generator: TextGenerator
+        let lora: LoRAAdapter?
+        do {
+            generator = try TextGenerator(folder: model)
+            lora = try adapter.map { try LoRAAdapter(folder: $0, model: generator.model.config) }
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        let output = FileHandle.standardOutput
+        let result: GenerationResult
+        do {
+            result = try generator.generate(prompt: prompt, options: options, adapter: lora) { piece in
+                if !json && !piece.text.isEmpty { output.write(Data(piece.text.utf8)) }
+            }
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        guard json else { return }
+        let report = Report(
+            text: result.text, tokens: result.tokens, stop_reason: result.stopReason.rawValue,
+            prompt_tokens: result.promptTokenCount, generated_tokens: result.tokens.count,
+            tokens_per_second: result.tokensPerSecond)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+
+    struct Report: Encodable {
+        let text: String
+        let tokens: [Int]
+        let stop_reason: String
+        let prompt_tokens: Int
+        let generated_tokens: Int
+        let tokens_per_second: Double
+    }
+}
