@@ -22,7 +22,7 @@ final class ProgressDisplay {
         let rate = Double(tokens) / max(elapsed, 1e-9)
         let eta = elapsed / Double(report.step) * Double(total - report.step)
         if json {
-            print(#"{"step":\#(report.step),"loss":\#(report.loss),"learning_rate":\#(report.learningRate),"grad_norm":\#(report.gradientNorm),"tokens_per_second":\#(Int(rate))}"#)
+            print(#"{"step":\#(report.step),"loss":\#(report.loss),"learning_rate":\#(report.learningRate),"grad_norm":\#(report.gradientNorm),"tokens_per_second":\#(Int(rate)),"elapsed_seconds":\#(elapsed)}"#)
         } else if isTerminal {
             let width = 30, filled = width * report.step / total
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
