@@ -95,7 +95,6 @@ public struct LlamaModel: Sendable {
         project: (Tensor, LoRATarget) -> Tensor
     ) -> Tensor {
         let tokens = normed.shape[0]
-        let (heads, kvHeads, group, d) = (config.headCount, config.keyValueHeadCount, config.groupSize, config.headDimension)
         var q = project(normed, .query), k = project(normed, .key)
         let v = project(normed, .value)
         Kernels.rotary(&q, positions: positions, table: rotary)
@@ -103,18 +102,29 @@ public struct LlamaModel: Sendable {
         cache.append(layer: layer, keys: k, values: v)
         let seen = cache.count + tokens
 
+        let keys = cache.keys[layer].slice(0, 0..<seen), values = cache.values[layer].slice(0, 0..<seen)
+        let output = attend(queries: q, keys: keys, values: values).output
+        return project(output, .output)
+    }
+
+    /// Causal grouped-query attention of `queries` ([t, heads * d], rotated) over `keys` and `values`
+    /// ([seen, kvHeads * d], rotated keys; the queries are the last t of the seen positions).
+    /// Returns the output [t, heads * d] and the attention probabilities [kvHeads, group, t, seen].
+    public func attend(queries: Tensor, keys: Tensor, values: Tensor) -> (output: Tensor, probabilities: Tensor) {
+        let (heads, kvHeads, group, d) = (config.headCount, config.keyValueHeadCount, config.groupSize, config.headDimension)
+        let (tokens, seen) = (queries.shape[0], keys.shape[0])
         // Heads as batches [kvHeads, group, ...]: query head h uses key/value head h / group through a zero stride.
-        let queries = q.viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
-        let keysT = cache.keys[layer].viewing(shape: [kvHeads, group, d, seen], strides: [d, 0, 1, kvHeads * d])
-        let values = cache.values[layer].viewing(shape: [kvHeads, group, seen, d], strides: [d, 0, kvHeads * d, 1])
-        var scores = Tensor(zeros: [kvHeads, group, tokens, seen])
-        BLAS.batchedGEMM(queries, keysT, into: &scores, alpha: 1 / Float(d).squareRoot())
-        Kernels.softmax(inPlace: &scores, mask: .causal(queryOffset: seen - tokens))
-        // The output of head h lands in columns h*d..<(h+1)*d of a [tokens, heads * d] matrix.
+        let q = queries.viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, queries.strides[0], 1])
+        let kT = keys.viewing(shape: [kvHeads, group, d, seen], strides: [d, 0, 1, keys.strides[0]])
+        let v = values.viewing(shape: [kvHeads, group, seen, d], strides: [d, 0, values.strides[0], 1])
+        var probabilities = Tensor(zeros: [kvHeads, group, tokens, seen])
+        BLAS.batchedGEMM(q, kT, into: &probabilities, alpha: 1 / Float(d).squareRoot())
+        Kernels.softmax(inPlace: &probabilities, mask: .causal(queryOffset: seen - tokens))
+        // Head h's output lands in columns h*d..<(h+1)*d of a [tokens, heads * d] matrix.
         var output = Tensor(zeros: [tokens, heads * d])
             .viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
-        BLAS.batchedGEMM(scores, values, into: &output)
-        return project(output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), .output)
+        BLAS.batchedGEMM(probabilities, v, into: &output)
+        return (output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), probabilities)
     }
 }
 

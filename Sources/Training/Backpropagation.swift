@@ -190,15 +190,8 @@ struct TrainingPass {
             for (index, start) in starts.enumerated() {
                 let t = batch[index].tokens.count
                 let span = start..<start + t
-                let qh = q.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
-                let kT = k.slice(0, span).viewing(shape: [kvHeads, group, d, t], strides: [d, 0, 1, kvHeads * d])
-                let vh = v.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [d, 0, kvHeads * d, 1])
-                var scores = Tensor(zeros: [kvHeads, group, t, t])
-                BLAS.batchedGEMM(qh, kT, into: &scores, alpha: scale)
-                Kernels.softmax(inPlace: &scores, mask: .causal(queryOffset: 0))
-                var out = Tensor(zeros: [t, heads * d]).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
-                BLAS.batchedGEMM(scores, vh, into: &out)
-                attended.replaceRows(startingAt: start, with: out.viewing(shape: [t, heads * d], strides: [heads * d, 1]))
+                let (out, scores) = model.attend(queries: q.slice(0, span), keys: k.slice(0, span), values: v.slice(0, span))
+                attended.replaceRows(startingAt: start, with: out)
                 probabilities.append(scores)
             }
             let o = project(attended, .output)
