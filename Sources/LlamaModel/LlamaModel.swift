@@ -60,7 +60,7 @@ public struct LlamaModel: Sendable {
         var x = Tensor.gatherRows(of: weights.embedding, at: tokens)
         for (layer, layerWeights) in weights.layers.enumerated() {
             func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
-                adapter?.apply(input, weight: layerWeights[target], layer: layer, target: target)
+                adapter?.apply(input, weight: layerWeights[target], layer: layer, target: target)?.output
                     ?? linear(input, layerWeights[target])
             }
             let attended = attention(
@@ -83,7 +83,7 @@ public struct LlamaModel: Sendable {
     }
 
     /// `x Wᵀ` for a Hugging Face linear weight W [out, in].
-    func linear(_ x: Tensor, _ weight: Tensor) -> Tensor {
+    public func linear(_ x: Tensor, _ weight: Tensor) -> Tensor {
         var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
         BLAS.gemm(x, weight.transposed(), into: &y)
         return y

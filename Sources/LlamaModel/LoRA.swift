@@ -115,15 +115,16 @@ public struct LoRAAdapter: Sendable {
         "base_model.model.model.layers.\(layer).\(target.modulePath).lora_\(matrix).weight"
     }
 
-    /// `x Wᵀ + scaling (x Aᵀ) Bᵀ` for the adapted target, or `x Wᵀ` when the target is not adapted.
-    func apply(_ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget) -> Tensor? {
+    /// `x Wᵀ + scaling (x Aᵀ) Bᵀ` for an adapted target, with `x Aᵀ` (the backward pass needs it);
+    /// nil when the adapter does not adapt `target` in `layer`.
+    public func apply(_ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget) -> (output: Tensor, down: Tensor)? {
         guard let pair = pairs[layer][target] else { return nil }
         var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
         BLAS.gemm(x, weight.transposed(), into: &y)
         var down = Tensor(zeros: [x.shape[0], config.rank])
         BLAS.gemm(x, pair.a.transposed(), into: &down)
         BLAS.gemm(down, pair.b.transposed(), into: &y, alpha: config.scaling, beta: 1)
-        return y
+        return (y, down)
     }
 
     /// The weights with ΔW = s B A added (`sign` 1, merge) or subtracted (`sign` -1, unmerge).

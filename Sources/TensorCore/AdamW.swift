@@ -67,19 +67,24 @@ public enum LearningRateSchedule: String, Sendable, Codable, CaseIterable {
     }
 }
 
+/// The joint L2 norm of `gradients`, accumulated in Double.
+public func gradientNorm(_ gradients: [Tensor]) -> Float {
+    Float(gradients.reduce(Double(0)) { total, gradient in
+        let n = Double(BLAS.norm(gradient.contiguous()))
+        return total + n * n
+    }.squareRoot())
+}
+
 /// torch.nn.utils.clip_grad_norm_: scales `gradients` by max_norm / (norm + 1e-6) when their
 /// joint L2 norm exceeds `maxNorm`. Returns the norm before clipping.
 @discardableResult
 public func clipGradientNorm(_ gradients: inout [Tensor], maxNorm: Float) -> Float {
-    let norm = gradients.reduce(Double(0)) { total, gradient in
-        let n = Double(BLAS.norm(gradient.contiguous()))
-        return total + n * n
-    }.squareRoot()
-    let coefficient = Float(Double(maxNorm) / (norm + 1e-6))
+    let norm = gradientNorm(gradients)
+    let coefficient = Float(Double(maxNorm) / (Double(norm) + 1e-6))
     if coefficient < 1 {
         for index in gradients.indices { BLAS.scale(&gradients[index], by: coefficient) }
     }
-    return Float(norm)
+    return norm
 }
 
 #if canImport(Glibc)

@@ -125,13 +125,10 @@ struct TrainingPass {
     }
 
     func linearForward(_ x: Tensor, _ weight: Tensor, layer: Int?, target: LoRATarget?) -> (Tensor, LinearCache) {
-        var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
-        BLAS.gemm(x, weight.transposed(), into: &y)
-        guard let layer, let target, let pair = adapter?.pairs[layer][target] else { return (y, LinearCache(input: x)) }
-        var down = Tensor(zeros: [x.shape[0], pair.a.shape[0]])
-        BLAS.gemm(x, pair.a.transposed(), into: &down)
-        BLAS.gemm(down, pair.b.transposed(), into: &y, alpha: adapter!.config.scaling, beta: 1)
-        return (y, LinearCache(input: x, down: down))
+        if let layer, let target, let (y, down) = adapter?.apply(x, weight: weight, layer: layer, target: target) {
+            return (y, LinearCache(input: x, down: down))
+        }
+        return (model.linear(x, weight), LinearCache(input: x))
     }
 
     /// dL/dx of y = x Wᵀ + s (x Aᵀ) Bᵀ, accumulating dW (full mode) or dA, dB (LoRA).

@@ -113,8 +113,7 @@ public struct LoRATrainer: Sendable {
         var gradients = summed!
         let keys = gradients.indices.flatMap { layer in gradients[layer].keys.sorted().map { (layer, $0) } }
         var flat = keys.flatMap { [gradients[$0.0][$0.1]!.a, gradients[$0.0][$0.1]!.b] }
-        let norm = options.maxGradientNorm.map { clipGradientNorm(&flat, maxNorm: $0) }
-            ?? flat.reduce(Float(0)) { $0 + BLAS.dot($1.reshaped([$1.count]), $1.reshaped([$1.count])) }.squareRoot()
+        let norm = options.maxGradientNorm.map { clipGradientNorm(&flat, maxNorm: $0) } ?? gradientNorm(flat)
         for (index, (layer, target)) in keys.enumerated() {
             gradients[layer][target] = LoRAPair(a: flat[2 * index], b: flat[2 * index + 1])
         }

@@ -32,8 +32,9 @@ struct Train: ParsableCommand {
         }
         let records: [TrainingRecord]
         do {
-            records = try readTrainingRecords(path: data, vocabularySize: base.config.vocabularySize) { $0.utf8.map(Int.init) }
-        } catch { throw CommandFailure(error.description) }
+            let tokenizer = try ByteTokenizer(vocabularySize: base.config.vocabularySize)
+            records = try readTrainingRecords(path: data, vocabularySize: base.config.vocabularySize, encode: tokenizer.encode)
+        } catch { throw CommandFailure("\(error)") }
         guard !records.isEmpty else { throw CommandFailure("\(data): no records") }
         if let long = records.first(where: { $0.sequence.tokens.count > seqLen }) {
             throw CommandFailure("\(data): record \"\(long.id)\" has \(long.sequence.tokens.count) tokens, more than --seq-len \(seqLen)")

@@ -7,10 +7,6 @@ import Tokenizers
 /// Greedy decoding against transformers' `generate` and a cache-free argmax chain, seeded sampling
 /// against transformers' warpers and by empirical frequencies, streaming text, and validation.
 /// Fixtures: Tests/LlamaModelTests/make_generation_fixtures.py.
-private func fixture(_ name: String) -> String {
-    Bundle.module.resourceURL!.appendingPathComponent("Fixtures/\(name)").path
-}
-
 private struct ExpectedGeneration: Decodable {
     struct Run: Decodable {
         let prompt: [Int]

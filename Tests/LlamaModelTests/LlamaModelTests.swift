@@ -3,38 +3,11 @@ import Testing
 import TensorCore
 @testable import LlamaModel
 
-/// The fixtures are tiny random Llamas saved by transformers, with transformers' fp32 logits
-/// (Tests/LlamaModelTests/make_fixtures.py).
-private func fixture(_ name: String) -> String {
-    Bundle.module.resourceURL!.appendingPathComponent("Fixtures/\(name)").path
-}
-
-private struct Expected: Decodable {
-    let tokens: [Int]
-    let logits: [[Float]]
-}
-
-private func expected(_ name: String) throws -> Expected {
-    try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: fixture(name) + "/expected_logits.json")))
-}
-
-/// The largest |actual - expected| relative to the largest |expected| of each row.
-private func worstRelativeError(_ actual: Tensor, _ expected: [[Float]]) -> Float {
-    var worst: Float = 0
-    for (row, values) in expected.enumerated() {
-        let scale = values.map(abs).max()!
-        for (column, value) in values.enumerated() {
-            worst = max(worst, abs(actual[row, column] - value) / scale)
-        }
-    }
-    return worst
-}
-
 @Suite struct LlamaParityTests {
     @Test(arguments: ["tiny-llama-sharded", "tiny-llama-tied"])
     func logitsMatchTransformers(name: String) throws {
         let model = try LlamaModel(folder: fixture(name))
-        let reference = try expected(name)
+        let reference = try expectedLogits(name)
         let logits = try model.logits(reference.tokens)
         #expect(logits.shape == [reference.tokens.count, model.config.vocabularySize])
         let error = worstRelativeError(logits, reference.logits)
@@ -43,7 +16,7 @@ private func worstRelativeError(_ actual: Tensor, _ expected: [[Float]]) -> Floa
 
     @Test func incrementalDecodingWithTheCacheMatchesTheFullSequence() throws {
         let model = try LlamaModel(folder: fixture("tiny-llama-sharded"))
-        let reference = try expected("tiny-llama-sharded")
+        let reference = try expectedLogits("tiny-llama-sharded")
         var cache = KVCache(config: model.config)
         // A prompt of 5 tokens, then one token at a time.
         var rows = try model.forward(Array(reference.tokens.prefix(5)), cache: &cache).scalars

@@ -3,25 +3,6 @@ import Testing
 import TensorCore
 @testable import LlamaModel
 
-private func fixture(_ name: String) -> String {
-    Bundle.module.resourceURL!.appendingPathComponent("Fixtures/\(name)").path
-}
-
-private func expectedLogits(_ name: String) throws -> (tokens: [Int], logits: [[Float]]) {
-    struct Expected: Decodable { let tokens: [Int]; let logits: [[Float]] }
-    let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: fixture(name) + "/expected_logits.json")))
-    return (expected.tokens, expected.logits)
-}
-
-private func worstRelativeError(_ actual: Tensor, _ expected: [[Float]]) -> Float {
-    var worst: Float = 0
-    for (row, values) in expected.enumerated() {
-        let scale = values.map(abs).max()!
-        for (column, value) in values.enumerated() { worst = max(worst, abs(actual[row, column] - value) / scale) }
-    }
-    return worst
-}
-
 private func temporaryFolder() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("lora-\(UUID().uuidString)").path
 }
