@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "LlamaModel", targets: ["LlamaModel"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Attribution", targets: ["Attribution"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
@@ -26,6 +27,10 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
         .target(name: "Training", dependencies: ["LlamaModel", "TensorCore"]),
+        // Per-example gradients, projections, the gradient index; Crypto ties an index to its adapter files.
+        .target(
+            name: "Attribution",
+            dependencies: ["Training", "LlamaModel", "TensorCore", .product(name: "Crypto", package: "swift-crypto")]),
 
         // Datanets, adapter registry, inference records and the hash-chained ledger, on SQLite.
         .target(
@@ -43,6 +48,7 @@ let package = Package(
                 "LlamaModel",
                 "Tokenizers",
                 "Training",
+                "Attribution",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,6 +61,9 @@ let package = Package(
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "AttributionTests", dependencies: ["Attribution", "Training", "LlamaModel", "TensorCore", "tributary-engine"],
+            exclude: ["make_fixtures.py", "check_index_row.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),

@@ -53,6 +53,21 @@ public struct BackwardResult: Sendable {
     public var gradients: Gradients
 }
 
+/// What one adapted linear layer saw in a backward pass, rows in packed-batch order: enough for
+/// per-example LoRA gradients (attribution), dL/dA_i = s Ĝ_iᵀ X_i and dL/dB_i = s Δ_iᵀ U_i over sequence i's rows.
+public struct LoRALinearTrace: Sendable {
+    public var layer: Int
+    public var target: LoRATarget
+    /// X, the layer's input [rows, in].
+    public var input: Tensor
+    /// U = X Aᵀ [rows, rank].
+    public var down: Tensor
+    /// Δ = dL/dy [rows, out].
+    public var outputGradient: Tensor
+    /// Ĝ = Δ B [rows, rank].
+    public var outputGradientB: Tensor
+}
+
 /// How each sequence's token losses are weighted into the loss that is differentiated.
 public enum LossReduction: Sendable {
     /// Mean over all scored tokens of the batch (transformers' training loss).
@@ -65,9 +80,11 @@ extension LlamaModel {
     /// Loss and gradients for `batch`, by a hand-written backward pass. Sequences are packed one after
     /// another; each attends only to itself, so the result equals running them one by one.
     public func backward(
-        _ batch: [TrainingSequence], mode: GradientMode, reduction: LossReduction = .tokenMean
+        _ batch: [TrainingSequence], mode: GradientMode, reduction: LossReduction = .tokenMean,
+        loraTrace: ((LoRALinearTrace) -> Void)? = nil
     ) throws(ModelInputError) -> BackwardResult {
         var pass = try TrainingPass(model: self, batch: batch, mode: mode)
+        pass.loraTrace = loraTrace
         return pass.run(reduction: reduction)
     }
 }
@@ -83,6 +100,8 @@ struct TrainingPass {
     let starts: [Int]
     let rows: Int
     let positions: [Int32]
+    /// Sees each adapted linear layer's backward (per-example gradients).
+    var loraTrace: ((LoRALinearTrace) -> Void)?
 
     init(model: LlamaModel, batch: [TrainingSequence], mode: GradientMode) throws(ModelInputError) {
         self.model = model
@@ -141,6 +160,7 @@ struct TrainingPass {
         if let layer, let target, let pair = adapter?.pairs[layer][target], let down = cache.down {
             let s = adapter!.config.scaling
             let dyB = BLAS.matmul(dy, pair.b)  // [rows, rank]
+            loraTrace?(LoRALinearTrace(layer: layer, target: target, input: cache.input, down: down, outputGradient: dy, outputGradientB: dyB))
             BLAS.gemm(dyB, pair.a, into: &dx, alpha: s, beta: 1)
             BLAS.gemm(dyB.transposed(), cache.input, into: &gradients.lora![layer][target]!.a, alpha: s, beta: 1)
             BLAS.gemm(dy.transposed(), down, into: &gradients.lora![layer][target]!.b, alpha: s, beta: 1)

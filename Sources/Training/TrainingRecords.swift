@@ -6,6 +6,17 @@ public struct TrainingRecord: Sendable, Equatable {
     public var id: String
     public var contributor: String
     public var sequence: TrainingSequence
+    /// The datanet and its version the record was exported from (optional fields `datanet`, `datanet_version`).
+    public var datanet: String? = nil
+    public var datanetVersion: Int? = nil
+
+    public init(id: String, contributor: String, sequence: TrainingSequence, datanet: String? = nil, datanetVersion: Int? = nil) {
+        self.id = id
+        self.contributor = contributor
+        self.sequence = sequence
+        self.datanet = datanet
+        self.datanetVersion = datanetVersion
+    }
 }
 
 /// A training file that cannot be read, naming the file and the 1-based line.
@@ -21,6 +32,7 @@ public struct TrainingDataError: Error, Equatable, CustomStringConvertible {
 /// `{"id", "contributor", "prompt", "completion"}` (loss on the completion),
 /// `{"id", "contributor", "text"}` (loss on every token), or pre-tokenized
 /// `{"id", "contributor", "prompt_tokens": [...], "completion_tokens": [...]}`, used verbatim.
+/// Optional on every form: `"datanet"` (a string) and `"datanet_version"` (a positive integer).
 /// Text is encoded with `encode` (no BOS/EOS added). Blank lines are skipped; anything else that is
 /// wrong is an error naming the line, never skipped.
 public func readTrainingRecords(
@@ -74,7 +86,18 @@ public func readTrainingRecords(
         if let bad = sequence.tokens.first(where: { $0 < 0 || $0 >= vocabularySize }) {
             throw fail("record \"\(id)\": token \(bad) is outside the vocabulary 0..<\(vocabularySize)")
         }
-        records.append(TrainingRecord(id: id, contributor: contributor, sequence: sequence))
+        var record = TrainingRecord(id: id, contributor: contributor, sequence: sequence)
+        if let datanet = object["datanet"] {
+            guard let name = datanet as? String else { throw fail("record \"\(id)\": \"datanet\" is not a string") }
+            record.datanet = name
+        }
+        if let version = object["datanet_version"] {
+            guard let number = (version as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), number >= 1 else {
+                throw fail("record \"\(id)\": \"datanet_version\" is not a positive integer")
+            }
+            record.datanetVersion = number
+        }
+        records.append(record)
     }
     return records
 }

@@ -1,0 +1,100 @@
+import LlamaModel
+import TensorCore
+import Training
+
+/// Per-example gradients of the training loss (each record's mean cross-entropy over its scored
+/// tokens) with respect to every LoRA matrix, projected as `layout` says: one row per record.
+///
+/// Records are packed into a few backward passes; LoRA's structure gives each record's gradient from
+/// what the pass saw, with no per-record backward: for a layer with input X, output gradient Δ,
+/// U = X Aᵀ, Ĝ = Δ B and scale s, record i's gradients are dL/dA = s Ĝ_iᵀ X_i and dL/dB = s Δ_iᵀ U_i
+/// over its rows i.
+public struct GradientExtractor: Sendable {
+    public let model: LlamaModel
+    public let adapter: LoRAAdapter
+    public let layout: GradientLayout
+    /// Tokens packed into one backward pass (a longer record gets a pass of its own).
+    public var tokensPerPass: Int
+
+    public init(model: LlamaModel, adapter: LoRAAdapter, layout: GradientLayout, tokensPerPass: Int = 2048) {
+        self.model = model
+        self.adapter = adapter
+        self.layout = layout
+        self.tokensPerPass = tokensPerPass
+    }
+
+    /// [sequences.count, layout.width]: row i is sequence i's (projected) gradient, blocks in layout order.
+    /// `progress` sees the count of sequences done after each pass.
+    public func rows(for sequences: [TrainingSequence], progress: (Int) -> Void = { _ in }) throws(ModelInputError) -> Tensor {
+        var scalars: [Float] = []
+        scalars.reserveCapacity(sequences.count * layout.width)
+        var start = 0
+        while start < sequences.count {
+            var end = start + 1, tokens = sequences[start].tokens.count
+            while end < sequences.count && tokens + sequences[end].tokens.count <= tokensPerPass {
+                tokens += sequences[end].tokens.count
+                end += 1
+            }
+            let blocks = try blockRows(for: Array(sequences[start..<end]))
+            for example in 0..<end - start {
+                for block in blocks { scalars += block.slice(0, example..<example + 1).scalars }
+            }
+            start = end
+            progress(end)
+        }
+        return Tensor(shape: [sequences.count, layout.width], scalars: scalars)
+    }
+
+    /// Per block, [batch.count, block width], from one packed backward pass.
+    func blockRows(for batch: [TrainingSequence]) throws(ModelInputError) -> [Tensor] {
+        var spans: [Range<Int>] = [], row = 0
+        for sequence in batch {
+            spans.append(row..<row + sequence.tokens.count)
+            row += sequence.tokens.count
+        }
+        var firstBlock: [Int: Int] = [:]
+        for (index, block) in layout.blocks.enumerated() where block.matrix == .a {
+            firstBlock[Self.key(block.layer, block.target)] = index
+        }
+        let scaling = adapter.config.scaling
+        var results = [Tensor](repeating: Tensor(zeros: [0]), count: layout.blocks.count)
+        // Each trace yields both matrices of a pair: lora_A from (Ĝ, X), lora_B from (Δ, U).
+        _ = try model.backward(batch, mode: .lora(adapter), reduction: .sumOfSequenceMeans) { trace in
+            let a = firstBlock[Self.key(trace.layer, trace.target)]!
+            results[a] = project(block: a, left: trace.outputGradientB, right: trace.input, spans: spans, scaling: scaling)
+            results[a + 1] = project(block: a + 1, left: trace.outputGradient, right: trace.down, spans: spans, scaling: scaling)
+        }
+        return results
+    }
+
+    static func key(_ layer: Int, _ target: LoRATarget) -> Int {
+        layer * LoRATarget.allCases.count + LoRATarget.allCases.firstIndex(of: target)!
+    }
+
+    /// Rows of block `index`, whose per-example gradient is s left_iᵀ right_i.
+    func project(block index: Int, left: Tensor, right: Tensor, spans: [Range<Int>], scaling: Float) -> Tensor {
+        switch layout.projections[index] {
+        case .identity:
+            return Self.outerProducts(left, right, spans: spans, scaling: scaling)
+        case .dense(let projection):
+            return BLAS.matmul(Self.outerProducts(left, right, spans: spans, scaling: scaling), projection, transposeB: true)
+        case .factored(let output, let input):
+            // P_out (s leftᵢᵀ rightᵢ) P_inᵀ = s (left P_outᵀ)ᵢᵀ (right P_inᵀ)ᵢ: both sides projected over all rows at once.
+            return Self.outerProducts(
+                BLAS.matmul(left, output, transposeB: true), BLAS.matmul(right, input, transposeB: true),
+                spans: spans, scaling: scaling)
+        }
+    }
+
+    /// Row i: the row-major flattening of s left[spans[i]]ᵀ right[spans[i]].
+    static func outerProducts(_ left: Tensor, _ right: Tensor, spans: [Range<Int>], scaling: Float) -> Tensor {
+        let (p, q) = (left.shape[1], right.shape[1])
+        var rows = Tensor(zeros: [spans.count, p * q])
+        for (example, span) in spans.enumerated() {
+            var gradient = Tensor(zeros: [p, q])
+            BLAS.gemm(left.slice(0, span).transposed(), right.slice(0, span), into: &gradient, alpha: scaling)
+            rows.replaceRows(startingAt: example, with: gradient.reshaped([1, p * q]))
+        }
+        return rows
+    }
+}
