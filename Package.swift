@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "LlamaModel", targets: ["LlamaModel"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Attribution", targets: ["Attribution"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
@@ -26,6 +27,8 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
         .target(name: "Training", dependencies: ["LlamaModel", "TensorCore"]),
+        // Per-example gradients, the gradient index, influence scorers, shares and curation.
+        .target(name: "Attribution", dependencies: ["TensorCore", "LlamaModel", "Training"]),
 
         // Datanets, adapter registry, inference records and the hash-chained ledger, on SQLite.
         .target(
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AttributionTests", dependencies: ["Attribution", "TensorCore"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),
