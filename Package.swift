@@ -27,7 +27,8 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
         .target(name: "Training", dependencies: ["LlamaModel", "TensorCore"]),
-        // Per-example gradients, projections, the gradient index; Crypto ties an index to its adapter files.
+        // Per-example gradients, projections, the gradient index, scorers, shares and curation; Crypto ties an
+        // index to its adapter files.
         .target(
             name: "Attribution",
             dependencies: ["Training", "LlamaModel", "TensorCore", .product(name: "Crypto", package: "swift-crypto")]),

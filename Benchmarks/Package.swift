@@ -22,5 +22,16 @@ let package = Package(
             path: "Benchmarks/GEMM",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Attribution scoring throughput and one-output latency, beside the compute core's GEMM peak.
+        .executableTarget(
+            name: "AttributionScoring",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TensorCore", package: "Tributary"),
+                .product(name: "Attribution", package: "Tributary"),
+            ],
+            path: "Benchmarks/AttributionScoring",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )
