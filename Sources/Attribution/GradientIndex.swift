@@ -67,9 +67,14 @@ public struct IndexManifest: Sendable, Equatable, Codable {
     public var checkpoints: [AdapterCheckpoint]
     public var shards: [Shard]
     public var records: [IndexedRecord]
+    /// The model and adapter folders the index was built from, as absolute paths, so that scoring needs only
+    /// the index folder. The adapter is still checked by its SHA-256 before any scoring.
+    public var modelFolder: String?
+    public var adapterFolder: String?
 
     enum CodingKeys: String, CodingKey {
         case format, version, rank, alpha, projection, width, blocks, checkpoints, shards, records
+        case modelFolder = "model_folder", adapterFolder = "adapter_folder"
         case adapterSHA256 = "adapter_sha256"
         case useRSLoRA = "use_rslora"
     }
@@ -119,7 +124,7 @@ public struct GradientIndex: Sendable {
     public static func build(
         folder: String, model: LlamaModel, adapterFolder: String, records: [TrainingRecord],
         projection: ProjectionSpec, checkpoints selection: AdapterCheckpoint.Selection, tokensPerPass: Int = 2048,
-        progress: (IndexProgress) -> Void = { _ in }
+        modelFolder: String? = nil, progress: (IndexProgress) -> Void = { _ in }
     ) throws -> GradientIndex {
         guard !FileManager.default.fileExists(atPath: "\(folder)/\(manifestName)") else {
             throw AttributionError.invalidIndex(path: folder, message: "already holds an index; append to it instead")
@@ -133,7 +138,8 @@ public struct GradientIndex: Sendable {
             blocks: layout.blocks.map {
                 IndexManifest.Block(name: $0.name, shape: $0.shape, columns: [$0.columns.lowerBound, $0.columns.upperBound], factoredShape: $0.factoredShape)
             },
-            checkpoints: checkpoints, shards: [], records: []))
+            checkpoints: checkpoints, shards: [], records: [],
+            modelFolder: modelFolder.map(absolutePath), adapterFolder: absolutePath(adapterFolder)))
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
@@ -263,4 +269,9 @@ public struct GradientIndex: Sendable {
             throw .invalidIndex(path: folder, message: "cannot write \(manifestName): \(error.localizedDescription)")
         }
     }
+}
+
+/// `path` made absolute against the current directory.
+func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.path
 }

@@ -63,7 +63,7 @@ struct Index: ParsableCommand {
                 index = try GradientIndex.build(
                     folder: out, model: base, adapterFolder: adapter, records: records,
                     projection: ProjectionSpec(kind: projection, dimension: dim ?? 0, seed: seed), checkpoints: checkpoints,
-                    tokensPerPass: tokensPerPass, progress: display.show)
+                    tokensPerPass: tokensPerPass, modelFolder: model, progress: display.show)
             }
         } catch let error as AttributionError {
             throw CommandFailure(error.description)
