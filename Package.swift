@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "LlamaModel", targets: ["LlamaModel"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "SampleCorpus", targets: ["SampleCorpus"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
@@ -25,7 +26,9 @@ let package = Package(
         // Model: tokenizers, then the Llama architecture on the compute core.
         .target(name: "Tokenizers"),
         .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
-        .target(name: "Training", dependencies: ["LlamaModel", "TensorCore"]),
+        // The project's own multi-domain corpus, for the built-in base model and the demos.
+        .target(name: "SampleCorpus", dependencies: ["TensorCore"]),
+        .target(name: "Training", dependencies: ["LlamaModel", "TensorCore", "Tokenizers", "SampleCorpus"]),
 
         // Datanets, adapter registry, inference records and the hash-chained ledger, on SQLite.
         .target(
@@ -43,6 +46,7 @@ let package = Package(
                 "LlamaModel",
                 "Tokenizers",
                 "Training",
+                "SampleCorpus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,6 +59,7 @@ let package = Package(
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SampleCorpusTests", dependencies: ["SampleCorpus", "Training", "Tokenizers"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),
