@@ -57,13 +57,13 @@ let package = Package(
             name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"],
             exclude: ["make_fixtures.py", "make_generation_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"],
+            name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore", "SampleCorpus", "Tokenizers"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SampleCorpusTests", dependencies: ["SampleCorpus", "Training", "Tokenizers"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),
         // Runs the built executables as a user would.
-        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore"]),
+        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Training"]),
     ]
 )

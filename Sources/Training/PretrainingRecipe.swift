@@ -17,6 +17,15 @@ public struct PretrainingRecipe: Sendable, Equatable, Codable {
         public var contextLength: Int
         public var ropeTheta: Double
         public var rmsNormEpsilon: Float
+
+        public init(
+            hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int, keyValueHeadCount: Int,
+            contextLength: Int, ropeTheta: Double, rmsNormEpsilon: Float
+        ) {
+            (self.hiddenSize, self.intermediateSize, self.layerCount) = (hiddenSize, intermediateSize, layerCount)
+            (self.headCount, self.keyValueHeadCount, self.contextLength) = (headCount, keyValueHeadCount, contextLength)
+            (self.ropeTheta, self.rmsNormEpsilon) = (ropeTheta, rmsNormEpsilon)
+        }
     }
 
     public var architecture: Architecture
@@ -36,15 +45,15 @@ public struct PretrainingRecipe: Sendable, Equatable, Codable {
 
     /// The recipe of `models/tributary-base`.
     public static var builtIn: PretrainingRecipe {
-        var training = TrainingOptions(totalSteps: 700)
+        var training = TrainingOptions(totalSteps: 1400)
         training.learningRate = 3e-3
         training.schedule = .cosine
-        training.warmupSteps = 30
+        training.warmupSteps = 50
         training.batchSize = 8
         training.maxGradientNorm = 1
         training.weightDecay = 0.01
         training.seed = 1
-        training.checkpointEvery = 50
+        training.checkpointEvery = 100
         return PretrainingRecipe(
             architecture: Architecture(
                 hiddenSize: 256, intermediateSize: 688, layerCount: 4, headCount: 8, keyValueHeadCount: 4,
@@ -95,10 +104,23 @@ public struct PretrainingRecipe: Sendable, Equatable, Codable {
         }
     }
 
+    public func write(to path: String) throws { try writeJSON(self, to: path) }
+
     /// Saves `model` as the recipe's Hugging Face folder in `dtype`, with the pad id and the recipe beside it.
     public func saveModel(_ model: LlamaModel, to folder: String, dtype: SafeTensors.Dtype) throws {
         try model.save(to: folder, dtype: dtype, extraConfig: ["pad_token_id": Self.padToken])
-        try writeJSON(self, to: folder + "/recipe.json")
+        try write(to: folder + "/recipe.json")
+    }
+}
+
+extension PretrainingRecipe {
+    /// Reads a recipe JSON file (as `write(to:)` writes it).
+    public init(contentsOf path: String) throws(RecipeError) {
+        do {
+            self = try readJSON(PretrainingRecipe.self, from: path)
+        } catch {
+            throw RecipeError("\(path): not a pretraining recipe: \(error)")
+        }
     }
 }
 

@@ -26,11 +26,9 @@ struct Pretrain: ParsableCommand {
 
     func run() throws {
         var recipe = PretrainingRecipe.builtIn
-        if let path = self.recipe {
-            do {
-                recipe = try JSONDecoder().decode(PretrainingRecipe.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-            } catch { throw CommandFailure("\(path): not a pretraining recipe: \(error)") }
-        }
+        do {
+            if let path = self.recipe { recipe = try PretrainingRecipe(contentsOf: path) }
+        } catch { throw CommandFailure(error.description) }
         if let steps { recipe.training.totalSteps = steps }
         if let seed { (recipe.initSeed, recipe.training.seed) = (seed, seed) }
         if let checkpointEvery { recipe.training.checkpointEvery = checkpointEvery }
@@ -49,17 +47,26 @@ struct Pretrain: ParsableCommand {
         }
         let checkpointFolder = checkpoints ?? out + "/checkpoints"
         let stream = recipe.tokenStream
+        let recipeFile = checkpointFolder + "/recipe.json"
         var trainer: Pretrainer
-        if resume {
-            guard let latest = Pretrainer.latestCheckpoint(in: checkpointFolder) else {
-                throw CommandFailure("--resume: no checkpoint-N folder in \(checkpointFolder)")
+        do {
+            if resume {
+                guard let latest = Pretrainer.latestCheckpoint(in: checkpointFolder) else {
+                    throw CommandFailure("--resume: no checkpoint-N folder in \(checkpointFolder)")
+                }
+                guard try PretrainingRecipe(contentsOf: recipeFile) == recipe else {
+                    throw CommandFailure("--resume: \(checkpointFolder) was trained with another recipe (\(recipeFile)) than this one")
+                }
+                trainer = try Pretrainer(resumingFrom: latest, stream: stream)
+            } else {
+                try FileManager.default.createDirectory(atPath: checkpointFolder, withIntermediateDirectories: true)
+                try recipe.write(to: recipeFile)
+                trainer = Pretrainer(model: recipe.initialModel, stream: stream, sequenceLength: recipe.sequenceLength, options: recipe.training)
             }
-            do { trainer = try Pretrainer(resumingFrom: latest, stream: stream) } catch { throw CommandFailure("\(latest): \(error)") }
-            guard trainer.options == recipe.training else {
-                throw CommandFailure("\(latest) was written with other training options than this recipe's")
-            }
-        } else {
-            trainer = Pretrainer(model: recipe.initialModel, stream: stream, sequenceLength: recipe.sequenceLength, options: recipe.training)
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("\(error)")
         }
         let progress = ProgressDisplay(total: recipe.training.totalSteps, firstStep: trainer.step, json: json)
         try trainer.run(checkpoints: checkpointFolder) { progress.show($0) }

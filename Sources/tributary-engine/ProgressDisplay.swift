@@ -33,6 +33,8 @@ final class ProgressDisplay {
         } else {
             print(String(format: "step %d/%d loss %.4f lr %.2e grad_norm %.3f tokens/s %.0f", report.step, total, report.loss, report.learningRate, report.gradientNorm, rate))
         }
+        // Lines reach a log file or pipe as they happen, not when the buffer fills.
+        fflush(nil)
     }
 
     /// The summary; `kind` names what was written ("adapter", "model"), the JSON key included.
