@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "LlamaModel", targets: ["LlamaModel"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Attribution", targets: ["Attribution"]),
+        .library(name: "SampleCorpus", targets: ["SampleCorpus"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
@@ -26,7 +27,9 @@ let package = Package(
         // Model: tokenizers, then the Llama architecture on the compute core.
         .target(name: "Tokenizers"),
         .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
-        .target(name: "Training", dependencies: ["LlamaModel", "TensorCore"]),
+        // The project's own multi-domain corpus, for the built-in base model and the demos.
+        .target(name: "SampleCorpus", dependencies: ["TensorCore"]),
+        .target(name: "Training", dependencies: ["LlamaModel", "TensorCore", "Tokenizers", "SampleCorpus"]),
         // Per-example gradients, projections, the gradient index, scorers, shares and curation; Crypto ties an
         // index to its adapter files.
         .target(
@@ -50,6 +53,7 @@ let package = Package(
                 "Tokenizers",
                 "Training",
                 "Attribution",
+                "SampleCorpus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,15 +64,16 @@ let package = Package(
             name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"],
             exclude: ["make_fixtures.py", "make_generation_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore"],
+            name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore", "SampleCorpus", "Tokenizers"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "AttributionTests", dependencies: ["Attribution", "Training", "LlamaModel", "TensorCore", "tributary-engine"],
             exclude: ["make_fixtures.py", "check_index_row.py"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SampleCorpusTests", dependencies: ["SampleCorpus", "Training", "Tokenizers"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),
         // Runs the built executables as a user would.
-        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore"]),
+        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Training"]),
     ]
 )

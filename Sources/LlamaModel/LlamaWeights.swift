@@ -81,6 +81,11 @@ public struct LlamaWeights: Sendable {
             }
             tensors[name] = tensor
         }
+        self.init(named: tensors, config: config)
+    }
+
+    /// The weights from tensors named as transformers names them; every name `named(config:)` lists must be there.
+    public init(named tensors: [String: Tensor], config: LlamaConfig) {
         embedding = tensors["model.embed_tokens.weight"]!
         layers = (0..<config.layerCount).map { layer in
             let prefix = "model.layers.\(layer)."

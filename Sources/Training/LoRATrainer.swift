@@ -38,26 +38,33 @@ public struct StepReport: Sendable {
 public struct LoRATrainer: Sendable {
     public let model: LlamaModel
     public private(set) var adapter: LoRAAdapter
-    public let options: TrainingOptions
     public let records: [TrainingSequence]
-    public private(set) var step = 0
-    var moments: [[LoRATarget: (a: AdamWState, b: AdamWState)]]
+    var loop: OptimizerLoop
+    /// The adapter's matrices in the loop's order: (layer, target, A or B).
+    let keys: [(layer: Int, target: LoRATarget, isA: Bool)]
     /// Position in the epoch's order, and the epoch.
     var cursor = 0
     var epoch = 0
     var order: [Int]
-    let optimizer: AdamW
+
+    public var options: TrainingOptions { loop.options }
+    public var step: Int { loop.step }
 
     public init(model: LlamaModel, adapter: LoRAAdapter, records: [TrainingSequence], options: TrainingOptions) {
         precondition(!records.isEmpty, "no training records")
-        precondition(options.totalSteps >= 1 && options.batchSize >= 1 && options.gradientAccumulation >= 1, "invalid training options")
         self.model = model
         self.adapter = adapter
         self.records = records
-        self.options = options
-        optimizer = AdamW(weightDecay: options.weightDecay)
-        moments = adapter.pairs.map { $0.mapValues { (AdamWState(like: $0.a), AdamWState(like: $0.b)) } }
+        keys = adapter.pairs.indices.flatMap { layer in
+            adapter.pairs[layer].keys.sorted().flatMap { [(layer, $0, true), (layer, $0, false)] }
+        }
+        let names = keys.map { LoRAAdapter.tensorName(layer: $0.layer, target: $0.target, matrix: $0.isA ? "A" : "B") }
+        loop = OptimizerLoop(options: options, names: names, parameters: Self.flatten(adapter.pairs, keys))
         order = Self.shuffledOrder(count: records.count, seed: options.seed, epoch: 0)
+    }
+
+    static func flatten(_ pairs: [[LoRATarget: LoRAPair]], _ keys: [(layer: Int, target: LoRATarget, isA: Bool)]) -> [Tensor] {
+        keys.map { $0.isA ? pairs[$0.layer][$0.target]!.a : pairs[$0.layer][$0.target]!.b }
     }
 
     /// A seeded Fisher-Yates permutation for `epoch`.
@@ -90,40 +97,16 @@ public struct LoRATrainer: Sendable {
     public mutating func trainStep() throws(ModelInputError) -> StepReport {
         precondition(!isFinished, "training already ran \(step) steps")
         let microBatches = (0..<options.gradientAccumulation).map { _ in nextMicroBatch() }
-        let totalTokens = microBatches.joined().reduce(0) { $0 + $1.shiftedTargets.filter { $0 != Int32(TrainingSequence.ignoreIndex) }.count }
-        // Sum of token losses over all micro-batches / all their tokens, as one big batch would give.
-        var summed: [[LoRATarget: LoRAPair]]? = nil
-        var lossSum: Float = 0
-        for micro in microBatches {
+        var parameters = Self.flatten(adapter.pairs, keys)
+        let (model, adapter, keys) = (model, adapter, keys)
+        let report = try loop.step(&parameters, microBatches: microBatches) { micro throws(ModelInputError) in
             let result = try model.backward(micro, mode: .lora(adapter))
-            let tokens = Float(result.tokenCounts.reduce(0, +))
-            let weight = tokens / Float(max(totalTokens, 1))
-            lossSum += result.loss * tokens
-            let gradients = result.gradients.lora!
-            if summed == nil {
-                summed = gradients.map { $0.mapValues { LoRAPair(a: Tensor(zeros: $0.a.shape), b: Tensor(zeros: $0.b.shape)) } }
-            }
-            for layer in gradients.indices {
-                for (target, pair) in gradients[layer] {
-                    BLAS.axpy(weight, pair.a, &summed![layer][target]!.a)
-                    BLAS.axpy(weight, pair.b, &summed![layer][target]!.b)
-                }
-            }
+            return (result, Self.flatten(result.gradients.lora!, keys))
         }
-        var gradients = summed!
-        let keys = gradients.indices.flatMap { layer in gradients[layer].keys.sorted().map { (layer, $0) } }
-        var flat = keys.flatMap { [gradients[$0.0][$0.1]!.a, gradients[$0.0][$0.1]!.b] }
-        let norm = options.maxGradientNorm.map { clipGradientNorm(&flat, maxNorm: $0) } ?? gradientNorm(flat)
-        for (index, (layer, target)) in keys.enumerated() {
-            gradients[layer][target] = LoRAPair(a: flat[2 * index], b: flat[2 * index + 1])
+        for (key, parameter) in zip(keys, parameters) {
+            if key.isA { self.adapter.pairs[key.layer][key.target]!.a = parameter } else { self.adapter.pairs[key.layer][key.target]!.b = parameter }
         }
-        let rate = options.schedule.rate(base: options.learningRate, step: step, warmupSteps: options.warmupSteps, totalSteps: options.totalSteps)
-        step += 1
-        for (layer, target) in keys {
-            optimizer.update(&adapter.pairs[layer][target]!.a, gradient: gradients[layer][target]!.a, state: &moments[layer][target]!.a, learningRate: rate, step: step)
-            optimizer.update(&adapter.pairs[layer][target]!.b, gradient: gradients[layer][target]!.b, state: &moments[layer][target]!.b, learningRate: rate, step: step)
-        }
-        return StepReport(step: step, loss: lossSum / Float(max(totalTokens, 1)), learningRate: rate, gradientNorm: norm, tokens: totalTokens)
+        return report
     }
 }
 
@@ -143,42 +126,16 @@ extension LoRATrainer {
 
     public func saveCheckpoint(to folder: String, learningRate: Float) throws {
         try adapter.save(to: folder)
-        var tensors: [(name: String, tensor: Tensor)] = []
-        for (layer, targets) in moments.enumerated() {
-            for (target, state) in targets {
-                for (matrix, moment) in [("A", state.a), ("B", state.b)] {
-                    let base = LoRAAdapter.tensorName(layer: layer, target: target, matrix: matrix)
-                    tensors.append((base + ".exp_avg", moment.firstMoment))
-                    tensors.append((base + ".exp_avg_sq", moment.secondMoment))
-                }
-            }
-        }
-        try SafeTensors.write(tensors, to: folder + "/optimizer.safetensors")
-        let state = State(step: step, learningRate: learningRate, epoch: epoch, cursor: cursor, options: options)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(state).write(to: URL(fileURLWithPath: folder + "/trainer_state.json"), options: .atomic)
+        try loop.saveMoments(to: folder + "/optimizer.safetensors")
+        try writeJSON(State(step: step, learningRate: learningRate, epoch: epoch, cursor: cursor, options: options), to: folder + "/trainer_state.json")
     }
 
     /// Resumes from a checkpoint folder written by `saveCheckpoint`, with the same records.
     public init(resumingFrom folder: String, model: LlamaModel, records: [TrainingSequence]) throws {
-        let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/trainer_state.json")))
+        let state = try readJSON(State.self, from: folder + "/trainer_state.json")
         let adapter = try LoRAAdapter(folder: folder, model: model.config)
         self.init(model: model, adapter: adapter, records: records, options: state.options)
-        let file = try SafeTensorsFile(path: folder + "/optimizer.safetensors")
-        for layer in moments.indices {
-            for target in moments[layer].keys {
-                func moment(_ matrix: String) throws -> AdamWState {
-                    let base = LoRAAdapter.tensorName(layer: layer, target: target, matrix: matrix)
-                    var state = AdamWState(like: Tensor(zeros: [0]))
-                    state.firstMoment = try file.tensor(named: base + ".exp_avg").contiguous()
-                    state.secondMoment = try file.tensor(named: base + ".exp_avg_sq").contiguous()
-                    return state
-                }
-                moments[layer][target] = (try moment("A"), try moment("B"))
-            }
-        }
-        step = state.step
+        try loop.loadMoments(from: folder + "/optimizer.safetensors", step: state.step)
         epoch = state.epoch
         cursor = state.cursor
         order = Self.shuffledOrder(count: records.count, seed: options.seed, epoch: epoch)

@@ -4,14 +4,17 @@ import Training
 /// Training progress: a live bar on a terminal, plain lines elsewhere, JSON lines with --json.
 final class ProgressDisplay {
     let total: Int
+    /// Steps already done when this display started (a resumed run).
+    let firstStep: Int
     let json: Bool
     let isTerminal = isatty(STDERR_FILENO) == 1
     let start = Date()
     var tokens = 0
     var lastLoss: Float = 0
 
-    init(total: Int, json: Bool) {
+    init(total: Int, firstStep: Int = 0, json: Bool) {
         self.total = total
+        self.firstStep = firstStep
         self.json = json
     }
 
@@ -20,7 +23,7 @@ final class ProgressDisplay {
         lastLoss = report.loss
         let elapsed = Date().timeIntervalSince(start)
         let rate = Double(tokens) / max(elapsed, 1e-9)
-        let eta = elapsed / Double(report.step) * Double(total - report.step)
+        let eta = elapsed / Double(max(report.step - firstStep, 1)) * Double(total - report.step)
         if json {
             print(#"{"step":\#(report.step),"loss":\#(report.loss),"learning_rate":\#(report.learningRate),"grad_norm":\#(report.gradientNorm),"tokens_per_second":\#(Int(rate)),"elapsed_seconds":\#(elapsed)}"#)
         } else if isTerminal {
@@ -30,14 +33,18 @@ final class ProgressDisplay {
         } else {
             print(String(format: "step %d/%d loss %.4f lr %.2e grad_norm %.3f tokens/s %.0f", report.step, total, report.loss, report.learningRate, report.gradientNorm, rate))
         }
+        // Lines reach a log file or pipe as they happen, not when the buffer fills.
+        fflush(nil)
     }
 
-    func finish(output: String) {
+    /// The summary; `kind` names what was written ("adapter", "model"), the JSON key included.
+    func finish(output: String, kind: String = "adapter") {
         if isTerminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
+        let elapsed = Date().timeIntervalSince(start)
         if json {
-            print(#"{"adapter":"\#(output)","steps":\#(total),"final_loss":\#(lastLoss),"tokens":\#(tokens)}"#)
+            print(#"{"\#(kind)":"\#(output)","steps":\#(total),"final_loss":\#(lastLoss),"tokens":\#(tokens),"elapsed_seconds":\#(elapsed)}"#)
         } else {
-            print("adapter written to \(output) (\(total) steps, final loss \(String(format: "%.4f", lastLoss)))")
+            print("\(kind) written to \(output) (\(total) steps, final loss \(String(format: "%.4f", lastLoss)), \(String(format: "%.0f", elapsed)) s)")
         }
     }
 }

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import Tokenizers
+import Training
+@testable import SampleCorpus
+
+@Suite struct SampleCorpusTests {
+    let corpus = SampleCorpus(seed: 11)
+    let classifier = DomainClassifier()
+
+    @Test func sameSeedSameDocumentsAndSeedsDiffer() {
+        for domain in CorpusDomain.allCases {
+            #expect(corpus.document(domain, index: 3) == SampleCorpus(seed: 11).document(domain, index: 3))
+            #expect(corpus.document(domain, index: 3) != SampleCorpus(seed: 12).document(domain, index: 3))
+            #expect(corpus.document(domain, index: 3) != corpus.document(domain, index: 4))
+        }
+    }
+
+    @Test func everyDomainHasItsOwnSignatureWords() {
+        for domain in CorpusDomain.allCases {
+            #expect(classifier.keywords[domain]!.count >= 40, "\(domain): \(classifier.keywords[domain]!.count) signature words")
+            for other in CorpusDomain.allCases where other != domain {
+                #expect(classifier.keywords[domain]!.isDisjoint(with: classifier.keywords[other]!))
+            }
+        }
+    }
+
+    /// Each domain's documents are recognised as that domain, clearly, and vary from one to the next.
+    @Test func classifierRecognisesEveryDomain() {
+        for domain in CorpusDomain.allCases {
+            let documents = (0..<50).map { corpus.document(domain, index: $0) }
+            for text in documents {
+                #expect(classifier.classify(text) == domain, "\(domain): \(text)")
+                #expect(classifier.scores(text)[domain]! >= 0.8, "\(domain): \(classifier.scores(text))")
+            }
+            // Varied: no two documents alike, and no first line shared by more than a few.
+            #expect(Set(documents).count == documents.count)
+            let firstLines = documents.map { $0.split(separator: "\n").first.map(String.init) ?? "" }
+            #expect(Set(firstLines).count >= 40, "\(domain): \(Set(firstLines).count) distinct first lines of 50")
+        }
+    }
+
+    @Test func classifierAbstainsOnTextWithoutSignatureWords() {
+        #expect(classifier.classify("the and with from") == nil)
+        #expect(classifier.scores("").values.allSatisfy { $0 == 0 })
+    }
+
+    @Test func documentsInterleaveTheDomains() {
+        let documents = corpus.documents(count: 8)
+        #expect(documents.map(\.domain) == CorpusDomain.allCases + CorpusDomain.allCases)
+        #expect(documents[5].text == corpus.document(CorpusDomain.allCases[1], index: 1))
+    }
+
+    /// The JSON Lines records read back through the training-record reader unchanged.
+    @Test func recordsReadBackAsTrainingRecords() throws {
+        let records = corpus.records(.football, count: 5, contributor: "carol", firstIndex: 10)
+        #expect(records.map(\.id) == (10..<15).map { "football-\($0)" })
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("records-\(UUID().uuidString).jsonl").path
+        try SampleRecord.jsonLines(records).write(toFile: path, atomically: true, encoding: .utf8)
+        let tokenizer = try ByteTokenizer(vocabularySize: 264)
+        let read = try readTrainingRecords(path: path, vocabularySize: 264, encode: tokenizer.encode)
+        #expect(read.map(\.id) == records.map(\.id))
+        #expect(read.allSatisfy { $0.contributor == "carol" })
+        #expect(read.map { tokenizer.decode($0.sequence.tokens) } == records.map(\.text))
+    }
+}
