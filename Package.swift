@@ -67,7 +67,8 @@ let package = Package(
             name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore", "SampleCorpus", "Tokenizers"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
-            name: "AttributionTests", dependencies: ["Attribution", "Training", "LlamaModel", "TensorCore", "tributary-engine"],
+            name: "AttributionTests", dependencies: [
+                "Attribution", "Training", "LlamaModel", "TensorCore", "SampleCorpus", "tributary-engine"],
             exclude: ["make_fixtures.py", "check_index_row.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SampleCorpusTests", dependencies: ["SampleCorpus", "Training", "Tokenizers"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
