@@ -40,6 +40,13 @@ public struct IndexManifest: Sendable, Equatable, Codable {
             case name, shape, columns
             case factoredShape = "factored_shape"
         }
+
+        init(_ block: GradientBlock) {
+            name = block.name
+            shape = block.shape
+            columns = [block.columns.lowerBound, block.columns.upperBound]
+            factoredShape = block.factoredShape
+        }
     }
 
     /// A group of records appended together; `files[c]` holds their rows at checkpoint c.
@@ -135,9 +142,7 @@ public struct GradientIndex: Sendable {
         var index = GradientIndex(folder: folder, manifest: IndexManifest(
             adapterSHA256: try AdapterCheckpoint.fingerprint(folder: adapterFolder), rank: adapter.config.rank,
             alpha: adapter.config.alpha, useRSLoRA: adapter.config.useRSLoRA, projection: projection, width: layout.width,
-            blocks: layout.blocks.map {
-                IndexManifest.Block(name: $0.name, shape: $0.shape, columns: [$0.columns.lowerBound, $0.columns.upperBound], factoredShape: $0.factoredShape)
-            },
+            blocks: layout.blocks.map(IndexManifest.Block.init),
             checkpoints: checkpoints, shards: [], records: [],
             modelFolder: modelFolder.map(absolutePath), adapterFolder: absolutePath(adapterFolder)))
         do {
@@ -169,12 +174,16 @@ public struct GradientIndex: Sendable {
         let tokens = sequences.map(\.tokens.count)
         var tokensDone = 0
         for (position, checkpoint) in manifest.checkpoints.enumerated() {
-            let adapter = try Self.loadAdapter(checkpoint.path(in: adapterFolder), model: model)
+            let path = checkpoint.path(in: adapterFolder)
+            guard try AdapterCheckpoint.fingerprint(folder: path) == checkpoint.adapterSHA256 else {
+                throw AttributionError.adapterMismatch(path: path, message: "is not checkpoint \(checkpoint.name) of the gradient index \(folder) (its adapter files changed)")
+            }
+            let adapter = try Self.loadAdapter(path, model: model)
             let extractor = GradientExtractor(
                 model: model, adapter: adapter, layout: try GradientLayout(adapter: adapter, projection: manifest.projection),
                 tokensPerPass: tokensPerPass)
-            guard extractor.layout.width == manifest.width else {
-                throw AttributionError.adapterMismatch(path: checkpoint.path(in: adapterFolder), message: "its gradients have \(extractor.layout.width) columns, the index \(manifest.width)")
+            guard extractor.layout.blocks.map(IndexManifest.Block.init) == manifest.blocks else {
+                throw AttributionError.adapterMismatch(path: path, message: "its LoRA matrices differ from the blocks of the gradient index \(folder)")
             }
             var counted = 0
             let rows = try extractor.rows(for: sequences) { done in

@@ -30,6 +30,11 @@ public struct ProjectionSpec: Sendable, Equatable, Codable {
     public static let none = ProjectionSpec(kind: .none)
 }
 
+extension ProjectionSpec: CustomStringConvertible {
+    /// As the index command's options write it.
+    public var description: String { kind == .none ? "none" : "\(kind.rawValue) --dim \(dimension) --seed \(seed)" }
+}
+
 /// Which PEFT matrix of a pair.
 public enum LoRAMatrix: String, Sendable, Codable {
     case a = "A", b = "B"

@@ -7,8 +7,8 @@ public struct TrainingRecord: Sendable, Equatable {
     public var contributor: String
     public var sequence: TrainingSequence
     /// The datanet and its version the record was exported from (optional fields `datanet`, `datanet_version`).
-    public var datanet: String? = nil
-    public var datanetVersion: Int? = nil
+    public var datanet: String?
+    public var datanetVersion: Int?
 
     public init(id: String, contributor: String, sequence: TrainingSequence, datanet: String? = nil, datanetVersion: Int? = nil) {
         self.id = id

@@ -11,7 +11,8 @@ struct Index: ParsableCommand {
         discussion: """
             The adapter folder is a `train` output: its checkpoint-N folders are indexed with the learning rate \
             of their step; a folder without checkpoints is indexed as it is (learning rate 1). An existing index \
-            in --out is appended to, with the same adapter. Layout: docs/ATTRIBUTION.md.
+            in --out is appended to, at its own checkpoints, with the same adapter and projection. Layout: \
+            docs/ATTRIBUTION.md.
             """)
 
     @Option(help: "A Hugging Face Llama model folder.") var model: String

@@ -109,6 +109,17 @@ func trainedAdapterFolder(_ model: LlamaModel, records: [TrainingRecord], seed: 
         weights[weights.count - 1] ^= 1
         try weights.write(to: URL(fileURLWithPath: "\(copy)/adapter_model.safetensors"))
         #expect(throws: AttributionError.self) { try index.requireAdapter(copy) }
+        // A changed checkpoint of the same adapter folder is refused too.
+        let changed = try temporaryFolder() + "/changed"
+        try FileManager.default.copyItem(atPath: adapterFolder, toPath: changed)
+        try FileManager.default.removeItem(atPath: "\(changed)/checkpoint-2/adapter_model.safetensors")
+        try FileManager.default.copyItem(atPath: "\(changed)/checkpoint-1/adapter_model.safetensors", toPath: "\(changed)/checkpoint-2/adapter_model.safetensors")
+        do {
+            try appending.append(records: [randomRecords(1, seed: 44, vocabularySize: 300, idPrefix: "new")[0]], model: model, adapterFolder: changed)
+            Issue.record("a changed checkpoint was accepted")
+        } catch {
+            #expect("\(error)".contains("is not checkpoint checkpoint-2 of the gradient index"), "\(error)")
+        }
         #expect(throws: AttributionError.self) {
             try GradientIndex.build(folder: folder, model: model, adapterFolder: adapterFolder, records: records, projection: .none, checkpoints: .all)
         }
