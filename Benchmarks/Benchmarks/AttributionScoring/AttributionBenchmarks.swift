@@ -81,7 +81,7 @@ let benchmarks: @Sendable () -> Void = {
         var random = SeededRandom(seed: 9)
         let index = try CheckpointGradients(
             rows: random.uniformTensor(shape: [indexRecords, width], in: -1..<1), blocks: blocks, learningRate: 1e-3)
-        let table = records(indexRecords)
+        let table = RecordTable(records(indexRecords))
         let query = random.uniformTensor(shape: [1, width], in: -1..<1)
         let gigabytes = Double(indexRecords * width * 4) / 1e9
         for (position, kind) in scorers.enumerated() {
@@ -89,14 +89,14 @@ let benchmarks: @Sendable () -> Void = {
             let preparation = try seconds { scorer = try AttributionScorer(kind: kind, checkpoints: [index]) }
             benchmark.measurement(prepareMetrics[position], Int((preparation * 1000).rounded()))
             var attribution: [OutputAttribution] = []
-            for repeat in 0...repeats {  // repeat 0 warms the BLAS pool and the page cache
+            for round in 0...repeats {  // repeat 0 warms the BLAS pool and the page cache
                 var scoringTime = 0.0
                 let elapsed = try seconds {
                     var scores = Tensor(zeros: [])
                     scoringTime = try seconds { scores = try scorer!.scores(queries: [query]) }
-                    attribution = try Shares.attribute(scores: scores, records: table, topK: 10)
+                    attribution = try Shares.attribute(scores: scores, table: table, topK: 10)
                 }
-                if repeat == 0 { continue }
+                if round == 0 { continue }
                 benchmark.measurement(latencyMetrics[position].latency, Int((elapsed * 1000).rounded()))
                 benchmark.measurement(latencyMetrics[position].bandwidth, Int((gigabytes / scoringTime).rounded()))
             }
