@@ -44,7 +44,7 @@ let benchmarks: @Sendable () -> Void = {
         (0..<count).map { RecordInfo(id: "record-\($0)", contributor: "contributor-\($0 % 97)", datanet: "datanet-\($0 % 5)", datanetVersion: 1) }
     }
 
-    let (throughputRecords, queryCount, repeats) = (20_000, 512, 5)
+    let (throughputRecords, queryCount, repeats) = (20_000, 512, 7)
     let throughputMetrics = [metric("M pairs/s"), metric("GFLOP/s"), metric("sgemm peak GFLOP/s"), metric("% of sgemm peak")]
     for kind in scorers {
         Benchmark(
@@ -88,16 +88,19 @@ let benchmarks: @Sendable () -> Void = {
         let table = RecordTable(records(indexRecords))
         let query = random.uniformTensor(shape: [1, width], in: -1..<1)
         let gigabytes = Double(indexRecords * width * 4) / 1e9
+        var prepared: [AttributionScorer] = []
         for (position, kind) in scorers.enumerated() {
-            var scorer: AttributionScorer? = nil
-            let preparation = try seconds { scorer = try AttributionScorer(kind: kind, checkpoints: [index]) }
+            let preparation = try seconds { prepared.append(try AttributionScorer(kind: kind, checkpoints: [index])) }
             benchmark.measurement(prepareMetrics[position], Int((preparation * 1000).rounded()))
-            var attribution: [OutputAttribution] = []
-            for round in 0...repeats {  // repeat 0 warms the BLAS pool and the page cache
+        }
+        // Each round measures every scorer in turn, so that drift on a shared machine hits them alike.
+        var attribution: [OutputAttribution] = []
+        for round in 0...repeats {  // round 0 warms the BLAS pool
+            for (position, scorer) in prepared.enumerated() {
                 var scoringTime = 0.0
                 let elapsed = try seconds {
                     var scores = Tensor(zeros: [])
-                    scoringTime = try seconds { scores = try scorer!.scores(queries: [query]) }
+                    scoringTime = try seconds { scores = try scorer.scores(queries: [query]) }
                     attribution = try Shares.attribute(scores: scores, table: table, topK: 10)
                 }
                 if round == 0 { continue }
@@ -105,7 +108,7 @@ let benchmarks: @Sendable () -> Void = {
                 benchmark.measurement(latencyMetrics[position].scoring, Int((scoringTime * 1000).rounded()))
                 benchmark.measurement(latencyMetrics[position].bandwidth, Int((gigabytes / scoringTime).rounded()))
             }
-            blackHole(attribution)
         }
+        blackHole(attribution)
     }
 }
