@@ -64,11 +64,11 @@ public enum Curation {
     /// but grad-cos is linear in the query gradient, so the sum over validation queries is the
     /// score of their summed gradient: one pass over the index instead of v.
     public static func curate(
-        scorer: AttributionScorer, validation: [Tensor], records: [RecordInfo],
+        scorer: AttributionScorer, validation: [Tensor], table: RecordTable,
         aggregation: ValidationAggregation = .mean, harmfulThreshold: Float = 0
     ) throws(AttributionInputError) -> CurationReport {
-        guard records.count == scorer.recordCount else {
-            throw AttributionInputError("\(records.count) records for an index of \(scorer.recordCount) rows: the record table must list the index's rows in order")
+        guard table.count == scorer.recordCount else {
+            throw AttributionInputError("\(table.count) records for an index of \(scorer.recordCount) rows: the record table must list the index's rows in order")
         }
         guard harmfulThreshold.isFinite else { throw AttributionInputError("harmful threshold must be finite, got \(harmfulThreshold)") }
         let validationCount = validation.first.map { $0.rank == 2 ? $0.shape[0] : 0 } ?? 0
@@ -89,19 +89,21 @@ public enum Curation {
             net = try scorer.scores(queries: combined).reshaped([scorer.recordCount])
         }
         let netScores = net.scalars
+        try table.check(netScores)
         func curated(_ row: Int, _ scores: [Float]) -> CuratedRecord {
-            CuratedRecord(row: row, record: records[row], score: Double(scores[row]))
+            CuratedRecord(row: row, record: table.records[row], score: Double(scores[row]))
         }
         let byHarm = Shares.topIndices(of: netScores.map { -$0 }, count: netScores.count).map { curated($0, netScores) }
         let harmful = byHarm.filter { $0.score < Double(harmfulThreshold) }
 
-        var contributors: [String: CuratedContributor] = [:]
-        for entry in byHarm {
-            contributors[entry.record.contributor, default: CuratedContributor(
-                contributor: entry.record.contributor, netInfluence: 0, records: 0, harmfulRecords: 0)]
-                .add(entry.score, harmful: entry.score < Double(harmfulThreshold))
-        }
-        let rankedContributors = contributors.values.sorted { ($0.netInfluence, $0.contributor) < ($1.netInfluence, $1.contributor) }
+        let totals = RecordTable.groupTotals(netScores, groupOfRow: table.contributorOfRow, groupCount: table.contributors.count)
+        var harmfulCounts = [Int](repeating: 0, count: table.contributors.count)
+        for entry in harmful { harmfulCounts[table.contributorOfRow[entry.row]] += 1 }
+        let rankedContributors = table.contributors.enumerated().map { id, name in
+            CuratedContributor(
+                contributor: name, netInfluence: totals.positive[id] + totals.negative[id], records: totals.records[id],
+                harmfulRecords: harmfulCounts[id])
+        }.sorted { ($0.netInfluence, $0.contributor) < ($1.netInfluence, $1.contributor) }
 
         var selfRanking: [CuratedRecord]? = nil
         if scorer.kind != .gradCos {
@@ -113,13 +115,5 @@ public enum Curation {
             selfInfluence: selfRanking, validationInfluence: byHarm, harmfulRecords: harmful,
             contributors: rankedContributors,
             harmfulContributors: rankedContributors.filter { $0.netInfluence < Double(harmfulThreshold) })
-    }
-}
-
-extension CuratedContributor {
-    mutating func add(_ score: Double, harmful: Bool) {
-        netInfluence += score
-        records += 1
-        if harmful { harmfulRecords += 1 }
     }
 }

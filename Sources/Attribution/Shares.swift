@@ -56,17 +56,66 @@ public struct OutputAttribution: Sendable, Equatable, Codable {
     }
 }
 
-/// Shares of influence: positive influence normalised to sum to 1, negative influence beside it.
-public enum Shares {
-    /// The attribution of one output from its scores over the index (`scores[k]` for record row k).
-    public static func attribute(scores: [Float], records: [RecordInfo], topK: Int) throws(AttributionInputError) -> OutputAttribution {
-        guard scores.count == records.count else {
-            throw AttributionInputError("\(scores.count) scores for \(records.count) records: the record table must list the index's rows in order")
+/// The record table in index row order, grouped once by contributor and by datanet version, so that
+/// each output's shares are one pass over integer group ids rather than string lookups per record.
+public struct RecordTable: Sendable {
+    public let records: [RecordInfo]
+    /// Group names (and datanet versions) by id, and each row's group id.
+    let contributors: [String], contributorOfRow: [Int]
+    let datanets: [(name: String, version: Int)], datanetOfRow: [Int]
+
+    public init(_ records: [RecordInfo]) {
+        self.records = records
+        var contributorIDs: [String: Int] = [:], contributors: [String] = []
+        struct DatanetKey: Hashable { var name: String; var version: Int }
+        var datanetIDs: [DatanetKey: Int] = [:], datanets: [(name: String, version: Int)] = []
+        contributorOfRow = records.map { record in
+            if let id = contributorIDs[record.contributor] { return id }
+            contributors.append(record.contributor)
+            contributorIDs[record.contributor] = contributors.count - 1
+            return contributors.count - 1
         }
-        guard topK > 0 else { throw AttributionInputError("top-K must be positive, got \(topK)") }
+        datanetOfRow = records.map { record in
+            let key = DatanetKey(name: record.datanet, version: record.datanetVersion)
+            if let id = datanetIDs[key] { return id }
+            datanets.append((record.datanet, record.datanetVersion))
+            datanetIDs[key] = datanets.count - 1
+            return datanets.count - 1
+        }
+        self.contributors = contributors
+        self.datanets = datanets
+    }
+
+    public var count: Int { records.count }
+
+    /// Per group: the sum of its rows' positive scores, of their negative scores, and its row count.
+    static func groupTotals(_ scores: [Float], groupOfRow: [Int], groupCount: Int) -> (positive: [Double], negative: [Double], records: [Int]) {
+        var positive = [Double](repeating: 0, count: groupCount), negative = positive
+        var records = [Int](repeating: 0, count: groupCount)
+        for (score, group) in zip(scores, groupOfRow) {
+            if score > 0 { positive[group] += Double(score) } else { negative[group] += Double(score) }
+            records[group] += 1
+        }
+        return (positive, negative, records)
+    }
+
+    /// Checks that `scores` has one finite score per row.
+    func check(_ scores: [Float]) throws(AttributionInputError) {
+        guard scores.count == count else {
+            throw AttributionInputError("\(scores.count) scores for \(count) records: the record table must list the index's rows in order")
+        }
         if let bad = scores.firstIndex(where: { !$0.isFinite }) {
             throw AttributionInputError("score of record row \(bad) (\(records[bad].id)) is not finite")
         }
+    }
+}
+
+/// Shares of influence: positive influence normalised to sum to 1, negative influence beside it.
+public enum Shares {
+    /// The attribution of one output from its scores over the index (`scores[k]` for record row k).
+    public static func attribute(scores: [Float], table: RecordTable, topK: Int) throws(AttributionInputError) -> OutputAttribution {
+        try table.check(scores)
+        guard topK > 0 else { throw AttributionInputError("top-K must be positive, got \(topK)") }
         var positiveTotal = 0.0, negativeTotal = 0.0
         for score in scores {
             if score > 0 { positiveTotal += Double(score) } else { negativeTotal += Double(score) }
@@ -74,37 +123,30 @@ public enum Shares {
         func share(_ positive: Double) -> Double { positiveTotal > 0 ? positive / positiveTotal : 0 }
         func attributed(_ row: Int) -> AttributedRecord {
             let score = Double(scores[row])
-            return AttributedRecord(row: row, record: records[row], score: score, share: share(max(score, 0)))
+            return AttributedRecord(row: row, record: table.records[row], score: score, share: share(max(score, 0)))
         }
-
-        struct GroupKey: Hashable { var name: String; var version: Int? }
-        var groups: [[GroupKey: GroupShare]] = [[:], [:]]
-        for (row, record) in records.enumerated() {
-            let score = Double(scores[row])
-            for (index, key) in [GroupKey(name: record.contributor), GroupKey(name: record.datanet, version: record.datanetVersion)].enumerated() {
-                groups[index][key, default: GroupShare(
-                    name: key.name, version: key.version, share: 0, positiveInfluence: 0, negativeInfluence: 0, records: 0)]
-                    .add(score)
-            }
+        func groupShares(_ names: [(name: String, version: Int?)], _ groupOfRow: [Int]) -> [GroupShare] {
+            let totals = RecordTable.groupTotals(scores, groupOfRow: groupOfRow, groupCount: names.count)
+            return names.enumerated().map { id, group in
+                GroupShare(
+                    name: group.name, version: group.version, share: share(totals.positive[id]),
+                    positiveInfluence: totals.positive[id], negativeInfluence: totals.negative[id], records: totals.records[id])
+            }.sorted { ($1.share, $0.name, $0.version ?? 0) < ($0.share, $1.name, $1.version ?? 0) }
         }
-        let ranked = groups.map { group in
-            group.values.map { var g = $0; g.share = share(g.positiveInfluence); return g }
-                .sorted { ($1.share, $0.name, $0.version ?? 0) < ($0.share, $1.name, $1.version ?? 0) }
-        }
-        let negatives = scores.map { -$0 }
         return OutputAttribution(
             records: topIndices(of: scores, count: topK).map(attributed),
-            opposingRecords: topIndices(of: negatives, count: topK).filter { scores[$0] < 0 }.map(attributed),
-            contributors: ranked[0], datanets: ranked[1],
+            opposingRecords: topIndices(of: scores.map { -$0 }, count: topK).filter { scores[$0] < 0 }.map(attributed),
+            contributors: groupShares(table.contributors.map { ($0, nil) }, table.contributorOfRow),
+            datanets: groupShares(table.datanets.map { ($0.name, $0.version) }, table.datanetOfRow),
             positiveTotal: positiveTotal, negativeTotal: negativeTotal)
     }
 
     /// One attribution per row of a q x n score matrix.
-    public static func attribute(scores: Tensor, records: [RecordInfo], topK: Int) throws(AttributionInputError) -> [OutputAttribution] {
+    public static func attribute(scores: Tensor, table: RecordTable, topK: Int) throws(AttributionInputError) -> [OutputAttribution] {
         guard scores.rank == 2 else { throw AttributionInputError("scores must be a q x n matrix, got shape \(scores.shape)") }
         var result: [OutputAttribution] = []
         for query in 0..<scores.shape[0] {
-            result.append(try attribute(scores: scores.slice(0, query..<query + 1).scalars, records: records, topK: topK))
+            result.append(try attribute(scores: scores.slice(0, query..<query + 1).scalars, table: table, topK: topK))
         }
         return result
     }
@@ -134,12 +176,5 @@ public enum Shares {
             if shortlist.count > count { shortlist.removeFirst() }
         }
         return shortlist.reversed().map(\.index)
-    }
-}
-
-extension GroupShare {
-    mutating func add(_ score: Double) {
-        if score > 0 { positiveInfluence += score } else { negativeInfluence += score }
-        records += 1
     }
 }

@@ -47,7 +47,7 @@ struct CurationTests {
     func flagsPlantedRecord(kind: ScorerKind) throws {
         let toy = try PlantedRegression(seed: 31)
         let scorer = try AttributionScorer(kind: kind, checkpoints: [toy.checkpoint])
-        let report = try Curation.curate(scorer: scorer, validation: [toy.validation], records: toy.records)
+        let report = try Curation.curate(scorer: scorer, validation: [toy.validation], table: RecordTable(toy.records))
         #expect(report.validationInfluence.first?.row == PlantedRegression.planted)
         #expect(report.harmfulRecords.first?.record.id == "record-\(PlantedRegression.planted)")
         #expect(report.contributors.count == 4)
@@ -72,7 +72,7 @@ struct CurationTests {
         let perQuery = Reference.matrix(try scorer.scores(queries: [toy.validation]))
         let sums = (0..<PlantedRegression.trainCount).map { k in perQuery.reduce(0) { $0 + $1[k] } }
         for aggregation in ValidationAggregation.allCases {
-            let report = try Curation.curate(scorer: scorer, validation: [toy.validation], records: toy.records, aggregation: aggregation)
+            let report = try Curation.curate(scorer: scorer, validation: [toy.validation], table: RecordTable(toy.records), aggregation: aggregation)
             let divisor = aggregation == .mean ? Double(PlantedRegression.validationCount) : 1
             let byRow = report.validationInfluence.sorted { $0.row < $1.row }.map { Float($0.score) }
             #expect(closeRelative(byRow, sums.map { $0 / divisor }))
@@ -86,10 +86,10 @@ struct CurationTests {
         let toy = try PlantedRegression(seed: 33)
         let scorer = try AttributionScorer(kind: .gradDot, checkpoints: [toy.checkpoint])
         #expect(throws: AttributionInputError("3 records for an index of 48 rows: the record table must list the index's rows in order")) {
-            try Curation.curate(scorer: scorer, validation: [toy.validation], records: Array(toy.records.prefix(3)))
+            try Curation.curate(scorer: scorer, validation: [toy.validation], table: RecordTable(Array(toy.records.prefix(3))))
         }
         #expect(throws: AttributionInputError("the validation set holds no queries")) {
-            try Curation.curate(scorer: scorer, validation: [Tensor(zeros: [0, 6])], records: toy.records)
+            try Curation.curate(scorer: scorer, validation: [Tensor(zeros: [0, 6])], table: RecordTable(toy.records))
         }
     }
 }

@@ -87,7 +87,7 @@ enum Reference {
     }
 }
 
-/// Seeded test inputs: an index (possibly a strided view), queries, a record table.
+/// Seeded test inputs: a gradient index per checkpoint (a strided view) and its queries.
 struct ScoringProblem {
     var checkpoints: [CheckpointGradients]
     var queries: [Tensor]
@@ -106,10 +106,10 @@ struct ScoringProblem {
         for rate in learningRates {
             // Columns of varied scale, as LoRA A and B gradients differ.
             let scales = (0..<width).map { _ in random.uniform(in: 0.2..<3) }
-            let wide = random.normalTensor(shape: [records, width])
+            let normal = random.normalTensor(shape: [records, width])
             // The index as a strided view: rows width + 3 apart.
             var padded = Tensor(zeros: [records, width + 3])
-            for r in 0..<records { for c in 0..<width { padded[r, c + 1] = wide[r, c] * scales[c] } }
+            for r in 0..<records { for c in 0..<width { padded[r, c + 1] = normal[r, c] * scales[c] } }
             checkpoints.append(try CheckpointGradients(rows: padded.slice(1, 1..<width + 1), blocks: blocks, learningRate: rate))
             queries.append(random.normalTensor(shape: [queryCount, width]))
         }

@@ -13,11 +13,12 @@ struct SharesTests {
         RecordInfo(id: "r4", contributor: "bob", datanet: "poems", datanetVersion: 1),
         RecordInfo(id: "r5", contributor: "carol", datanet: "poems", datanetVersion: 1),
     ]
+    static let table = RecordTable(records)
 
     @Test("positive influence normalised to 1 per record, contributor and datanet version; negatives beside it")
     func sharesOfOneOutput() throws {
         let scores: [Float] = [3, -1, 2, 0, -0.5, 5]
-        let attribution = try Shares.attribute(scores: scores, records: Self.records, topK: 3)
+        let attribution = try Shares.attribute(scores: scores, table: Self.table, topK: 3)
         #expect(attribution.positiveTotal == 10)
         #expect(attribution.negativeTotal == -1.5)
         #expect(attribution.records.map(\.record.id) == ["r5", "r0", "r2"])
@@ -39,7 +40,7 @@ struct SharesTests {
 
     @Test("JSON carries records, contributors and datanets")
     func json() throws {
-        let attribution = try Shares.attribute(scores: [1, -2, 0, 0, 0, 1], records: Self.records, topK: 2)
+        let attribution = try Shares.attribute(scores: [1, -2, 0, 0, 0, 1], table: Self.table, topK: 2)
         let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(attribution)) as! [String: Any]
         #expect(Set(object.keys) == ["records", "opposing_records", "contributors", "datanets", "positive_total", "negative_total"])
         let first = (object["records"] as! [[String: Any]])[0]
@@ -51,7 +52,7 @@ struct SharesTests {
     func sharesOfScorerOutput() throws {
         let problem = try ScoringProblem(seed: 4, records: 6, blockWidths: [3, 4], queries: 5, learningRates: [1e-3])
         let scores = try AttributionScorer(kind: .dataInf, checkpoints: problem.checkpoints).scores(queries: problem.queries)
-        let attributions = try Shares.attribute(scores: scores, records: Self.records, topK: 6)
+        let attributions = try Shares.attribute(scores: scores, table: Self.table, topK: 6)
         #expect(attributions.count == 5)
         for (query, attribution) in attributions.enumerated() {
             let row = scores.slice(0, query..<query + 1).scalars
@@ -67,7 +68,7 @@ struct SharesTests {
         var random = SeededRandom(seed: 12)
         let scores = (0..<20_000).map { _ in random.normal() }
         let records = (0..<20_000).map { RecordInfo(id: "r\($0)", contributor: "c\($0 % 7)", datanet: "d", datanetVersion: 1) }
-        let attribution = try Shares.attribute(scores: scores, records: records, topK: 10)
+        let attribution = try Shares.attribute(scores: scores, table: RecordTable(records), topK: 10)
         let sorted = scores.indices.sorted { scores[$0] > scores[$1] }
         #expect(attribution.records.map(\.row) == Array(sorted.prefix(10)))
         #expect(attribution.opposingRecords.map(\.row) == Array(sorted.suffix(10).reversed()))
@@ -76,10 +77,10 @@ struct SharesTests {
     @Test("bad input is refused")
     func badInput() {
         #expect(throws: AttributionInputError("2 scores for 6 records: the record table must list the index's rows in order")) {
-            try Shares.attribute(scores: [1, 2], records: Self.records, topK: 3)
+            try Shares.attribute(scores: [1, 2], table: Self.table, topK: 3)
         }
         #expect(throws: AttributionInputError("score of record row 1 (r1) is not finite")) {
-            try Shares.attribute(scores: [1, .infinity, 0, 0, 0, 0], records: Self.records, topK: 3)
+            try Shares.attribute(scores: [1, .infinity, 0, 0, 0, 0], table: Self.table, topK: 3)
         }
     }
 }
