@@ -86,6 +86,14 @@ public struct LoRATrainer: Sendable {
 
     public var isFinished: Bool { step >= options.totalSteps }
 
+    /// The adapter's lora_dropout for a micro-batch of this step: masks drawn from the seed, the step
+    /// and the micro-batch, so a resumed run draws the same ones.
+    func dropout(microBatch: Int) -> LoRADropout? {
+        guard adapter.config.dropout > 0 else { return nil }
+        let draw = UInt64(step * options.gradientAccumulation + microBatch + 1)
+        return LoRADropout(probability: Float(adapter.config.dropout), seed: options.seed ^ (draw &* 0xA076_1D64_78BD_642F))
+    }
+
     /// One optimizer step over `gradientAccumulation` micro-batches.
     public mutating func trainStep() throws(ModelInputError) -> StepReport {
         precondition(!isFinished, "training already ran \(step) steps")
@@ -94,8 +102,8 @@ public struct LoRATrainer: Sendable {
         // Sum of token losses over all micro-batches / all their tokens, as one big batch would give.
         var summed: [[LoRATarget: LoRAPair]]? = nil
         var lossSum: Float = 0
-        for micro in microBatches {
-            let result = try model.backward(micro, mode: .lora(adapter))
+        for (index, micro) in microBatches.enumerated() {
+            let result = try model.backward(micro, mode: .lora(adapter), dropout: dropout(microBatch: index))
             let tokens = Float(result.tokenCounts.reduce(0, +))
             let weight = tokens / Float(max(totalTokens, 1))
             lossSum += result.loss * tokens
