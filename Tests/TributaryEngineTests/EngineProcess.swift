@@ -22,7 +22,7 @@ func runEngine(_ arguments: [String], environment variables: [String: String?] =
     process.environment = environment
     // Standard error goes to a file, so that neither stream can fill up while the other is read.
     let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("engine-stderr-\(UUID().uuidString)").path
-    FileManager.default.createFile(atPath: errorPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: errorPath) }
     let output = Pipe()
     process.standardOutput = output
