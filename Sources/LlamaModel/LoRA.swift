@@ -146,10 +146,10 @@ public struct LoRAAdapter: Sendable {
     ) -> (output: Tensor, down: Tensor)? {
         guard let pair = pairs[layer][target] else { return nil }
         var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
-        BLAS.gemm(x, weight.transposed(), into: &y)
+        LlamaModel.linear(x, weight, into: &y)
         var down = Tensor(zeros: [x.shape[0], config.rank])
-        BLAS.gemm(dropoutMask.map { Kernels.multiply(x, $0) } ?? x, pair.a.transposed(), into: &down)
-        BLAS.gemm(down, pair.b.transposed(), into: &y, alpha: config.scaling, beta: 1)
+        LlamaModel.linear(dropoutMask.map { Kernels.multiply(x, $0) } ?? x, pair.a, into: &down)
+        LlamaModel.linear(down, pair.b, into: &y, alpha: config.scaling, beta: 1)
         return (y, down)
     }
 
