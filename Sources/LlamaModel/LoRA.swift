@@ -144,13 +144,24 @@ public struct LoRAAdapter: Sendable {
     public func apply(
         _ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget, dropoutMask: Tensor? = nil
     ) -> (output: Tensor, down: Tensor)? {
-        guard let pair = pairs[layer][target] else { return nil }
+        guard pairs[layer][target] != nil else { return nil }
         var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
         LlamaModel.linear(x, weight, into: &y)
+        let down = addDelta(x, into: &y, layer: layer, target: target, dropoutMask: dropoutMask)!
+        return (y, down)
+    }
+
+    /// Adds `scaling (x' Aᵀ) Bᵀ` to `y` and returns `x' Aᵀ`; nil, leaving `y` as it is, when the
+    /// adapter does not adapt `target` in `layer`.
+    @discardableResult
+    public func addDelta(
+        _ x: Tensor, into y: inout Tensor, layer: Int, target: LoRATarget, dropoutMask: Tensor? = nil
+    ) -> Tensor? {
+        guard let pair = pairs[layer][target] else { return nil }
         var down = Tensor(zeros: [x.shape[0], config.rank])
         LlamaModel.linear(dropoutMask.map { Kernels.multiply(x, $0) } ?? x, pair.a, into: &down)
         LlamaModel.linear(down, pair.b, into: &y, alpha: config.scaling, beta: 1)
-        return (y, down)
+        return down
     }
 
     /// The weights with ΔW = s B A added (`sign` 1, merge) or subtracted (`sign` -1, unmerge).
