@@ -41,6 +41,32 @@ import TensorCore
         #expect(worstRelativeError(try model.forward(prompts[0], cache: &adapted, adapter: peft), (0..<prompts[0].count).map { r in (0..<model.config.vocabularySize).map { without[r, $0] } }) > 1e-3)
     }
 
+    /// Lockstep generation gives every stream what it gets alone, streams ending at different steps.
+    @Test func lockstepGenerationEqualsEachStreamAlone() throws {
+        let model = try LlamaModel(folder: fixture("tiny-llama-sharded"))
+        let peft = try LoRAAdapter(folder: fixture("lora-all-linear"), model: model.config)
+        let prompts = [[1, 2, 3], [40, 41, 42, 43, 44], [9], [100, 7]]
+        let adapters: [LoRAAdapter?] = [peft, nil, peft, nil]
+        for options in [
+            GenerationOptions(maxNewTokens: 12, stopTokens: []),
+            GenerationOptions(maxNewTokens: 9, sampling: SamplingParameters(temperature: 0.9, topK: 20, seed: 3), stopTokens: []),
+            GenerationOptions(maxNewTokens: 20, contextLength: 16),
+        ] {
+            var streamed: [[Int]] = Array(repeating: [], count: prompts.count)
+            let together = try model.generate(prompts: prompts, adapters: adapters, options: options) { streamed[$0].append($1) }
+            for stream in prompts.indices {
+                var alone = options
+                alone.sampling.seed += UInt64(stream)
+                let expected = try model.generate(prompt: prompts[stream], options: alone, adapter: adapters[stream])
+                #expect(together[stream].tokens == expected.tokens, "stream \(stream), \(options)")
+                #expect(together[stream].stopReason == expected.stopReason && together[stream].stopToken == expected.stopToken)
+                #expect(streamed[stream] == expected.tokens)
+            }
+        }
+        let ends = try model.generate(prompts: prompts, adapters: adapters, options: GenerationOptions(maxNewTokens: 20, contextLength: 16))
+        #expect(Set(ends.map(\.tokens.count)).count > 1, "the streams end at different steps")
+    }
+
     @Test func badStreamsAreRefused() throws {
         let model = try LlamaModel(folder: fixture("tiny-llama-tied"))
         var caches = [KVCache(config: model.config, capacity: 2), KVCache(config: model.config, capacity: 2)]
