@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import subprocess
+import tempfile
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -38,13 +39,11 @@ def tributary_engine():
 
 
 def run_measured(command, threads):
-    """Runs `command` with `threads` BLAS / torch threads; returns its standard output and its own peak
-    RSS in MiB (wait4's rusage of that one child)."""
+    """Runs `command` with `threads` BLAS / torch threads; returns its standard output and its peak RSS
+    in MiB. GNU time measures it: a child forked from this Python process would report this
+    process's RSS (torch loaded) as its own peak."""
     environment = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-    child = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE, env=environment, text=True)
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{command[0]} failed with status {child.returncode}")
-    return output, usage.ru_maxrss / 1024
+    with tempfile.NamedTemporaryFile("r") as report:
+        output = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name] + [str(part) for part in command],
+                                stdout=subprocess.PIPE, env=environment, text=True, check=True).stdout
+        return output, int(report.read().split()[-1]) / 1024
