@@ -128,14 +128,11 @@ public struct LlamaModel: Sendable {
         return y
     }
 
-    /// `y = alpha x Wᵀ + beta y`. One row (a decoding step) goes through gemv: sgemm's small-matrix
-    /// kernels run a 1 x k by k x n product several times slower than sgemv's.
+    /// `y = alpha x Wᵀ + beta y` for a Hugging Face linear weight W [out, in].
     static func linear(_ x: Tensor, _ weight: Tensor, into y: inout Tensor, alpha: Float = 1, beta: Float = 0) {
-        guard x.shape[0] == 1 else { return BLAS.gemm(x, weight.transposed(), into: &y, alpha: alpha, beta: beta) }
-        var row = y.reshaped([y.shape[1]])
-        y = Tensor(zeros: [])  // drop y's reference, so the row is written in place, not copied
-        BLAS.gemv(weight, x.reshaped([x.shape[1]]), into: &row, alpha: alpha, beta: beta)
-        y = row.reshaped([1, row.shape[0]])
+        // One row (a decoding step) stays on sgemm: its small-matrix kernel measured faster here than
+        // sgemv or the column W xᵀ (docs/PERFORMANCE.md).
+        BLAS.gemm(x, weight.transposed(), into: &y, alpha: alpha, beta: beta)
     }
 
     /// Causal grouped-query self-attention of `normed` ([rows, hidden], the rows of each stream in
