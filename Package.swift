@@ -75,6 +75,6 @@ let package = Package(
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),
         // Runs the built executables as a user would.
-        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Training"]),
+        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training"]),
     ]
 )

@@ -33,5 +33,11 @@ let package = Package(
             path: "Benchmarks/AttributionScoring",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // A plain executable: it times two engines' configurations against each other and prints the ratio.
+        .executableTarget(
+            name: "MixedAdapterDecode",
+            dependencies: [.product(name: "LlamaModel", package: "Tributary"), .product(name: "TensorCore", package: "Tributary")],
+            path: "Benchmarks/MixedAdapterDecode"
+        ),
     ]
 )

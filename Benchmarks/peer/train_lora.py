@@ -3,33 +3,31 @@
 
 Builds the reference Llama (random weights, fixed seed) and 64 records of 256 tokens, then times
 LoRA training (r=8, alpha=16, q,k,v,o; AdamW lr 1e-3; batch 8 x 256; clip 1.0) in PyTorch + PEFT
-and in `tributary-engine train`, each over steps 3-10 after 2 warm-up steps, on the same threads.
+and in `tributary-engine train`, each in its own process over steps 3-10 after 2 warm-up steps, on the
+same threads, and reports each process's peak RSS.
 
 Usage (from the repository root): .venv/bin/python Benchmarks/peer/train_lora.py [--threads 2]
 """
 import argparse
 import json
-import os
 import pathlib
 import random
-import subprocess
+import sys
 import tempfile
 import time
 
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference" / "reference-llama.json"
+from workload import reference_config, run_measured, save_reference_model, tributary_engine
+
 STEPS, WARMUP, BATCH, LENGTH = 10, 2, 8, 256
 
 
 def build_workload(folder):
-    config = json.loads(REFERENCE.read_text())
-    config.pop("architectures", None)
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(**config)).save_pretrained(folder / "model")
+    config = reference_config()
+    save_reference_model(folder / "model")
     rng = random.Random(0)
     with open(folder / "records.jsonl", "w") as out:
         for index in range(BATCH * STEPS):
@@ -60,37 +58,37 @@ def peer_tokens_per_second(folder, threads):
         optimizer.zero_grad()
         times.append(time.perf_counter() - start)
     steady = times[WARMUP:]
-    return BATCH * LENGTH * len(steady) / sum(steady)
+    print(json.dumps({"tokens_per_second": BATCH * LENGTH * len(steady) / sum(steady)}))
 
 
 def tributary_tokens_per_second(folder, threads):
-    engine = ROOT / ".build" / "release" / "tributary-engine"
-    subprocess.run(["swift", "build", "-c", "release", "--product", "tributary-engine"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
-    environment = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
-    output = subprocess.run(
-        [str(engine), "train", "--model", str(folder / "model"), "--data", str(folder / "records.jsonl"),
-         "--out", str(folder / "adapter"), "--steps", str(STEPS), "--batch-size", str(BATCH), "--rank", "8",
-         "--alpha", "16", "--targets", "q,k,v,o", "--lr", "1e-3", "--seq-len", str(LENGTH), "--json"],
-        check=True, capture_output=True, text=True, env=environment).stdout
+    output, rss = run_measured(
+        [tributary_engine(), "train", "--model", folder / "model", "--data", folder / "records.jsonl",
+         "--out", folder / "adapter", "--steps", STEPS, "--batch-size", BATCH, "--rank", "8",
+         "--alpha", "16", "--targets", "q,k,v,o", "--lr", "1e-3", "--seq-len", LENGTH, "--json"], threads)
     steps = [json.loads(line) for line in output.splitlines() if line.startswith('{"step"')]
     # Input tokens per second over steps 3-10, counted as for the peer.
     elapsed = [s["elapsed_seconds"] for s in steps]
-    return BATCH * LENGTH * (STEPS - WARMUP) / (elapsed[-1] - elapsed[WARMUP - 1])
+    return BATCH * LENGTH * (STEPS - WARMUP) / (elapsed[-1] - elapsed[WARMUP - 1]), rss
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
-    threads = parser.parse_args().threads
+    parser.add_argument("--peer", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    threads = options.threads
+    if options.peer:
+        return peer_tokens_per_second(pathlib.Path(options.peer), threads)
     with tempfile.TemporaryDirectory() as directory:
         folder = pathlib.Path(directory)
         build_workload(folder)
-        ours = tributary_tokens_per_second(folder, threads)
-        peer = peer_tokens_per_second(folder, threads)
+        ours, ours_rss = tributary_tokens_per_second(folder, threads)
+        output, peer_rss = run_measured([sys.executable, __file__, "--peer", folder, "--threads", threads], threads)
+        peer = json.loads(output)["tokens_per_second"]
     print(f"LoRA train, reference model, batch {BATCH}x{LENGTH}, {threads} threads, steps {WARMUP + 1}-{STEPS}:")
-    print(f"  Tributary          {ours:8.0f} tokens/s")
-    print(f"  PyTorch {torch.__version__} + PEFT {peer:8.0f} tokens/s")
+    print(f"  Tributary          {ours:8.0f} tokens/s   peak RSS {ours_rss:6.0f} MiB")
+    print(f"  PyTorch {torch.__version__} + PEFT {peer:8.0f} tokens/s   peak RSS {peer_rss:6.0f} MiB")
     print(f"  ratio              {ours / peer:8.2f}x")
 
 

@@ -154,11 +154,11 @@ public struct AttributionEvaluator: Sendable {
     ) throws -> [ScorerKind: CorruptionDetection] {
         let full = try train(records)
         let (trainRows, validationRows) = try gradients(records: records, queries: validation, checkpoints: full)
-        let recordInfo = records.indices.map { RecordInfo(id: "\($0)", contributor: "", datanet: "", datanetVersion: 0) }
+        let table = RecordTable(records.indices.map { RecordInfo(id: "\($0)", contributor: "", datanet: "", datanetVersion: 0) })
         var result: [ScorerKind: CorruptionDetection] = [:]
         for method in recipe.methods {
             let scorer = try AttributionScorer(kind: method, checkpoints: trainRows)
-            let report = try Curation.curate(scorer: scorer, validation: validationRows, records: recordInfo)
+            let report = try Curation.curate(scorer: scorer, validation: validationRows, table: table)
             var harm = [Double](repeating: 0, count: records.count)
             for entry in report.validationInfluence { harm[entry.row] = -entry.score }
             var selfAUC: Double? = nil

@@ -8,7 +8,7 @@ import Training
 public struct Attributor: Sendable {
     public let index: GradientIndex
     /// The index's record table, row by row.
-    public let records: [RecordInfo]
+    public let table: RecordTable
     let extractors: [GradientExtractor]
     let checkpoints: [CheckpointGradients]
 
@@ -26,7 +26,7 @@ public struct Attributor: Sendable {
         self.index = index
         self.extractors = extractors
         self.checkpoints = checkpoints
-        records = index.records.map(RecordInfo.init)
+        table = RecordTable(index.records.map(RecordInfo.init))
     }
 
     /// The gradients of `outputs` at each checkpoint of the index: q x D per checkpoint.
@@ -45,7 +45,7 @@ public struct Attributor: Sendable {
     /// Who shaped each output: its top-K records, and the contributor and datanet shares.
     public func attribute(_ outputs: [TrainingSequence], method: ScorerKind, topK: Int) throws -> [OutputAttribution] {
         let scores = try scorer(method).scores(queries: try queryGradients(outputs))
-        return try Shares.attribute(scores: scores, records: records, topK: topK)
+        return try Shares.attribute(scores: scores, table: table, topK: topK)
     }
 
     /// Ranks the index's records by self-influence and by influence on `validation`, flagging harmful ones.
@@ -54,7 +54,7 @@ public struct Attributor: Sendable {
         harmfulThreshold: Float = 0
     ) throws -> CurationReport {
         try Curation.curate(
-            scorer: try scorer(method), validation: try queryGradients(validation), records: records,
+            scorer: try scorer(method), validation: try queryGradients(validation), table: table,
             aggregation: aggregation, harmfulThreshold: harmfulThreshold)
     }
 }

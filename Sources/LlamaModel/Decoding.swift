@@ -106,61 +106,97 @@ extension LlamaModel {
         prompt: [Int], options: GenerationOptions = GenerationOptions(), adapter: LoRAAdapter? = nil,
         onToken: (Int) -> Void = { _ in }
     ) throws(GenerationError) -> TokenGeneration {
+        try generate(prompts: [prompt], adapters: [adapter], options: options) { _, token in onToken(token) }[0]
+    }
+
+    /// Generates after several prompts at once, stream i through `adapters[i]` (nil: the base), in
+    /// lockstep: one batched forward pass (`forward(streams:)`) over every stream still running per
+    /// step, so the base weights are read once for all of them. Each stream stops on its own and
+    /// gives what `generate(prompt:)` gives it alone; stream i samples with seed `sampling.seed + i`.
+    /// `onToken` sees (stream, token) as each is chosen. Timings: the batched prompt pass, then the
+    /// time until the stream ended.
+    public func generate(
+        prompts: [[Int]], adapters: [LoRAAdapter?], options: GenerationOptions = GenerationOptions(),
+        onToken: (Int, Int) -> Void = { _, _ in }
+    ) throws(GenerationError) -> [TokenGeneration] {
+        precondition(prompts.count == adapters.count, "one adapter (or nil) per prompt")
         try options.validate()
-        var sampler = try Sampler(options.sampling)
-        guard !prompt.isEmpty else { throw .emptyPrompt }
         let context = options.contextLength ?? config.maxPositions
         guard context <= config.maxPositions else { throw .invalidContextLength(context, maximum: config.maxPositions) }
-        guard prompt.count <= context else { throw .promptTooLong(tokens: prompt.count, context: context) }
-        if let (position, token) = prompt.enumerated().first(where: { $0.element < 0 || $0.element >= config.vocabularySize }) {
-            throw .model(.tokenOutOfRange(position: position, token: token, vocabularySize: config.vocabularySize))
+        var samplers: [Sampler] = [], limits: [Int] = [], caches: [KVCache] = []
+        for (stream, prompt) in prompts.enumerated() {
+            guard !prompt.isEmpty else { throw .emptyPrompt }
+            guard prompt.count <= context else { throw .promptTooLong(tokens: prompt.count, context: context) }
+            if let (position, token) = prompt.enumerated().first(where: { $0.element < 0 || $0.element >= config.vocabularySize }) {
+                throw .model(.tokenOutOfRange(position: position, token: token, vocabularySize: config.vocabularySize))
+            }
+            var sampling = options.sampling
+            sampling.seed &+= UInt64(stream)
+            samplers.append(try Sampler(sampling))
+            // The tokens that may be generated; the last of them is never fed back.
+            limits.append(min(options.maxNewTokens, context - prompt.count))
+            caches.append(KVCache(config: config, capacity: prompt.count + limits[stream] - 1))
         }
         let stops = options.stopTokens ?? Set(config.eosTokenIDs)
-        // The tokens that may be generated; the last of them is never fed back.
-        let limit = min(options.maxNewTokens, context - prompt.count)
-        var result = TokenGeneration(
-            tokens: [], stopReason: options.maxNewTokens == 0 ? .maxTokens : .contextFull, stopToken: nil,
-            promptTokenCount: prompt.count, timings: GenerationTimings())
-        guard limit > 0 else { return result }
-
-        let clock = ContinuousClock()
-        let start = clock.now
-        var cache = KVCache(config: config, capacity: prompt.count + limit - 1)
-        var logits: Tensor
-        do {
-            logits = try forward(prompt, cache: &cache, adapter: adapter)
-        } catch {
-            throw .model(error)
+        var results = prompts.map {
+            TokenGeneration(
+                tokens: [], stopReason: options.maxNewTokens == 0 ? .maxTokens : .contextFull, stopToken: nil,
+                promptTokenCount: $0.count, timings: GenerationTimings())
         }
-        let promptEnd = clock.now
-        result.timings.promptSeconds = Self.seconds(promptEnd - start)
+        // The streams still running.
+        var running = prompts.indices.filter { limits[$0] > 0 }
+        guard !running.isEmpty else { return results }
 
-        while true {
-            let last = logits.slice(0, logits.shape[0] - 1..<logits.shape[0])
-            let token = last.withUnsafePointer { sampler.next(UnsafeBufferPointer(start: $0, count: config.vocabularySize)) }
-            if stops.contains(token) {
-                result.stopReason = .stopToken
-                result.stopToken = token
-                break
+        /// One batched pass of the running streams; their caches move into the batch and back, never copied.
+        func step(_ tokens: [[Int]]) throws(GenerationError) -> Tensor {
+            var batchCaches = running.map { stream in
+                var cache = KVCache.empty
+                swap(&cache, &caches[stream])
+                return cache
             }
-            result.tokens.append(token)
-            onToken(token)
-            if result.tokens.count == options.maxNewTokens {
-                result.stopReason = .maxTokens
-                break
-            }
-            if result.tokens.count == limit {
-                result.stopReason = .contextFull
-                break
-            }
+            defer { for (index, stream) in running.enumerated() { swap(&caches[stream], &batchCaches[index]) } }
             do {
-                logits = try forward([token], cache: &cache, adapter: adapter)
+                return try forward(streams: tokens, caches: &batchCaches, adapters: running.map { adapters[$0] })
             } catch {
                 throw .model(error)
             }
         }
-        result.timings.generationSeconds = Self.seconds(clock.now - promptEnd)
-        return result
+        let clock = ContinuousClock()
+        let start = clock.now
+        var logits = try step(running.map { prompts[$0] })
+        // The logits row of each running stream's last position.
+        var lastRows = running.reduce(into: [Int]()) { $0.append(($0.last ?? -1) + prompts[$1].count) }
+        let promptEnd = clock.now
+        for stream in running { results[stream].timings.promptSeconds = Self.seconds(promptEnd - start) }
+
+        while !running.isEmpty {
+            var next: [(stream: Int, token: Int)] = []
+            for (index, stream) in running.enumerated() {
+                let last = logits.slice(0, lastRows[index]..<lastRows[index] + 1)
+                let token = last.withUnsafePointer { samplers[stream].next(UnsafeBufferPointer(start: $0, count: config.vocabularySize)) }
+                if stops.contains(token) {
+                    results[stream].stopReason = .stopToken
+                    results[stream].stopToken = token
+                } else {
+                    results[stream].tokens.append(token)
+                    onToken(stream, token)
+                    if results[stream].tokens.count == options.maxNewTokens {
+                        results[stream].stopReason = .maxTokens
+                    } else if results[stream].tokens.count == limits[stream] {
+                        results[stream].stopReason = .contextFull
+                    } else {
+                        next.append((stream, token))
+                        continue
+                    }
+                }
+                results[stream].timings.generationSeconds = Self.seconds(clock.now - promptEnd)
+            }
+            running = next.map(\.stream)
+            guard !running.isEmpty else { break }
+            logits = try step(next.map { [$0.token] })
+            lastRows = Array(running.indices)
+        }
+        return results
     }
 
     static func seconds(_ duration: Duration) -> Double {

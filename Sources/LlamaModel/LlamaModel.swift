@@ -23,6 +23,15 @@ public struct KVCache: Sendable {
     }
 
     mutating func advance(by tokens: Int) { count += tokens }
+
+    /// A cache of no layers, only to stand in for a moved one.
+    static let empty = KVCache(keys: [], values: [], capacity: 0)
+
+    private init(keys: [Tensor], values: [Tensor], capacity: Int) {
+        self.keys = keys
+        self.values = values
+        self.capacity = capacity
+    }
 }
 
 /// transformers' `LlamaForCausalLM` in inference: embedding, decoder layers (RMSNorm, grouped-query
@@ -47,31 +56,61 @@ public struct LlamaModel: Sendable {
     /// Logits [tokens.count, vocabulary] for `tokens` following the `cache.count` positions already
     /// in `cache`, whose keys and values this call appends; with `adapter`, through its LoRA layers.
     public func forward(_ tokens: [Int], cache: inout KVCache, adapter: LoRAAdapter? = nil) throws(ModelInputError) -> Tensor {
-        precondition(adapter == nil || adapter!.pairs.count == config.layerCount, "adapter has \(adapter!.pairs.count) layers, model \(config.layerCount)")
-        let start = cache.count
-        guard !tokens.isEmpty else { throw .emptyInput }
-        guard start + tokens.count <= cache.capacity else {
-            throw .contextOverflow(positions: start + tokens.count, capacity: cache.capacity)
+        var caches = [KVCache.empty]
+        swap(&caches[0], &cache)  // the cache moves into the array and back, never shared, so never copied
+        defer { swap(&caches[0], &cache) }
+        return try forward(streams: [tokens], caches: &caches, adapters: [adapter])
+    }
+
+    /// Several independent streams in one pass (LoRAX / Punica style): stream i's `tokens[i]` follow
+    /// `caches[i]` through `adapters[i]` (nil: the base). Each linear layer runs the base weight once
+    /// over the rows of every stream, then each stream's own LoRA on its rows; attention stays within
+    /// a stream. Returns the logits of all rows, stream after stream.
+    public func forward(
+        streams tokens: [[Int]], caches: inout [KVCache], adapters: [LoRAAdapter?]
+    ) throws(ModelInputError) -> Tensor {
+        precondition(tokens.count == caches.count && tokens.count == adapters.count, "one cache and one adapter per stream")
+        for adapter in adapters {
+            precondition(adapter == nil || adapter!.pairs.count == config.layerCount, "adapter has \(adapter!.pairs.count) layers, model \(config.layerCount)")
         }
-        if let (position, token) = tokens.enumerated().first(where: { $0.element < 0 || $0.element >= config.vocabularySize }) {
-            throw .tokenOutOfRange(position: position, token: token, vocabularySize: config.vocabularySize)
+        var spans: [Range<Int>] = [], positions: [Int32] = []
+        for (stream, streamTokens) in tokens.enumerated() {
+            let start = caches[stream].count
+            guard !streamTokens.isEmpty else { throw .emptyInput }
+            guard start + streamTokens.count <= caches[stream].capacity else {
+                throw .contextOverflow(positions: start + streamTokens.count, capacity: caches[stream].capacity)
+            }
+            if let (position, token) = streamTokens.enumerated().first(where: { $0.element < 0 || $0.element >= config.vocabularySize }) {
+                throw .tokenOutOfRange(position: position, token: token, vocabularySize: config.vocabularySize)
+            }
+            let first = spans.last?.upperBound ?? 0
+            spans.append(first..<first + streamTokens.count)
+            positions += (start..<start + streamTokens.count).map { Int32($0) }
         }
-        let positions = (start..<start + tokens.count).map { Int32($0) }
-        var x = Tensor.gatherRows(of: weights.embedding, at: tokens)
+        var x = Tensor.gatherRows(of: weights.embedding, at: tokens.flatMap { $0 })
         for (layer, layerWeights) in weights.layers.enumerated() {
             func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
-                adapter?.apply(input, weight: layerWeights[target], layer: layer, target: target)?.output
-                    ?? linear(input, layerWeights[target])
+                var y = linear(input, layerWeights[target])
+                for (stream, adapter) in adapters.enumerated() where adapter?.pairs[layer][target] != nil {
+                    if spans.count == 1 {
+                        adapter!.addDelta(input, into: &y, layer: layer, target: target)
+                    } else {
+                        var rows = y.slice(0, spans[stream])
+                        adapter!.addDelta(input.slice(0, spans[stream]), into: &rows, layer: layer, target: target)
+                        y.replaceRows(startingAt: spans[stream].lowerBound, with: rows)
+                    }
+                }
+                return y
             }
             let attended = attention(
                 Kernels.rmsNorm(x, weight: layerWeights.inputNorm, epsilon: config.rmsNormEpsilon).output,
-                layer: layer, positions: positions, cache: &cache, project: project)
+                layer: layer, positions: positions, spans: spans, caches: &caches, project: project)
             BLAS.axpy(1, attended, &x)
             let normed = Kernels.rmsNorm(x, weight: layerWeights.postAttentionNorm, epsilon: config.rmsNormEpsilon).output
             let hidden = Kernels.swiglu(gate: project(normed, .gate), up: project(normed, .up))
             BLAS.axpy(1, project(hidden, .down), &x)
         }
-        cache.advance(by: tokens.count)
+        for (stream, span) in spans.enumerated() { caches[stream].advance(by: span.count) }
         let normed = Kernels.rmsNorm(x, weight: weights.finalNorm, epsilon: config.rmsNormEpsilon).output
         return linear(normed, weights.head)
     }
@@ -85,25 +124,36 @@ public struct LlamaModel: Sendable {
     /// `x Wᵀ` for a Hugging Face linear weight W [out, in].
     public func linear(_ x: Tensor, _ weight: Tensor) -> Tensor {
         var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
-        BLAS.gemm(x, weight.transposed(), into: &y)
+        Self.linear(x, weight, into: &y)
         return y
     }
 
-    /// Causal grouped-query self-attention of `normed` ([tokens, hidden]) over the cache and itself.
+    /// `y = alpha x Wᵀ + beta y` for a Hugging Face linear weight W [out, in].
+    static func linear(_ x: Tensor, _ weight: Tensor, into y: inout Tensor, alpha: Float = 1, beta: Float = 0) {
+        // One row (a decoding step) stays on sgemm: its small-matrix kernel measured faster here than
+        // sgemv or the column W xᵀ (docs/PERFORMANCE.md).
+        BLAS.gemm(x, weight.transposed(), into: &y, alpha: alpha, beta: beta)
+    }
+
+    /// Causal grouped-query self-attention of `normed` ([rows, hidden], the rows of each stream in
+    /// its span) over each stream's cache and itself.
     func attention(
-        _ normed: Tensor, layer: Int, positions: [Int32], cache: inout KVCache,
+        _ normed: Tensor, layer: Int, positions: [Int32], spans: [Range<Int>], caches: inout [KVCache],
         project: (Tensor, LoRATarget) -> Tensor
     ) -> Tensor {
-        let tokens = normed.shape[0]
         var q = project(normed, .query), k = project(normed, .key)
         let v = project(normed, .value)
         Kernels.rotary(&q, positions: positions, table: rotary)
         Kernels.rotary(&k, positions: positions, table: rotary)
-        cache.append(layer: layer, keys: k, values: v)
-        let seen = cache.count + tokens
-
-        let keys = cache.keys[layer].slice(0, 0..<seen), values = cache.values[layer].slice(0, 0..<seen)
-        let output = attend(queries: q, keys: keys, values: values).output
+        var output = spans.count == 1 ? q : Tensor(zeros: q.shape)
+        for (stream, span) in spans.enumerated() {
+            caches[stream].append(layer: layer, keys: k.slice(0, span), values: v.slice(0, span))
+            let seen = 0..<caches[stream].count + span.count
+            let attended = attend(
+                queries: q.slice(0, span), keys: caches[stream].keys[layer].slice(0, seen),
+                values: caches[stream].values[layer].slice(0, seen)).output
+            if spans.count == 1 { output = attended } else { output.replaceRows(startingAt: span.lowerBound, with: attended) }
+        }
         return project(output, .output)
     }
 

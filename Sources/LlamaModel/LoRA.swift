@@ -80,6 +80,28 @@ public struct LoRAPair: Sendable {
     }
 }
 
+/// PEFT's `lora_dropout` in training: an independent inverted-dropout mask on the input of each
+/// adapted linear layer, drawn from `seed`, the layer and the target (the same seed gives the same
+/// masks on every machine and thread count). Inference and attribution never drop out.
+public struct LoRADropout: Sendable, Equatable {
+    public var probability: Float
+    public var seed: UInt64
+
+    public init(probability: Float, seed: UInt64) {
+        self.probability = probability
+        self.seed = seed
+    }
+
+    /// The mask of `target` in `layer` for an input of `shape`: 0 or 1 / (1 - probability); nil
+    /// for probability 0, so that no dropout runs the very same arithmetic as none.
+    public func mask(layer: Int, target: LoRATarget, shape: [Int]) -> Tensor? {
+        guard probability > 0 else { return nil }
+        let stream = UInt64(layer * LoRATarget.allCases.count + LoRATarget.allCases.firstIndex(of: target)! + 1)
+        var random = SeededRandom(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03))
+        return random.dropoutMaskTensor(shape: shape, dropProbability: probability)
+    }
+}
+
 /// A LoRA adapter for a Llama model: a pair per (layer, target). Adapters are values passed to the
 /// model per call, so several stay resident on one base.
 public struct LoRAAdapter: Sendable {
@@ -90,6 +112,7 @@ public struct LoRAAdapter: Sendable {
     /// PEFT's default initialisation: A Kaiming-uniform (a = sqrt(5), so U(-1/sqrt(in), 1/sqrt(in))), B zero.
     public init(config: LoRAConfig, model: LlamaConfig, seed: UInt64) throws(LoRAError) {
         guard config.rank >= 1 else { throw .invalidRank(config.rank) }
+        guard config.dropout >= 0 && config.dropout < 1 else { throw .invalidDropout(config.dropout) }
         self.config = config
         var random = SeededRandom(seed: seed)
         pairs = (0..<model.layerCount).map { _ in
@@ -115,16 +138,30 @@ public struct LoRAAdapter: Sendable {
         "base_model.model.model.layers.\(layer).\(target.modulePath).lora_\(matrix).weight"
     }
 
-    /// `x Wᵀ + scaling (x Aᵀ) Bᵀ` for an adapted target, with `x Aᵀ` (the backward pass needs it);
-    /// nil when the adapter does not adapt `target` in `layer`.
-    public func apply(_ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget) -> (output: Tensor, down: Tensor)? {
-        guard let pair = pairs[layer][target] else { return nil }
+    /// `x Wᵀ + scaling (x' Aᵀ) Bᵀ` for an adapted target, with `x' Aᵀ` (the backward pass needs it);
+    /// nil when the adapter does not adapt `target` in `layer`. `x'` is `x`, or in training
+    /// `x ⊙ dropoutMask`: PEFT drops out the input of lora_A only, never of the base weight.
+    public func apply(
+        _ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget, dropoutMask: Tensor? = nil
+    ) -> (output: Tensor, down: Tensor)? {
+        guard pairs[layer][target] != nil else { return nil }
         var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
-        BLAS.gemm(x, weight.transposed(), into: &y)
-        var down = Tensor(zeros: [x.shape[0], config.rank])
-        BLAS.gemm(x, pair.a.transposed(), into: &down)
-        BLAS.gemm(down, pair.b.transposed(), into: &y, alpha: config.scaling, beta: 1)
+        LlamaModel.linear(x, weight, into: &y)
+        let down = addDelta(x, into: &y, layer: layer, target: target, dropoutMask: dropoutMask)!
         return (y, down)
+    }
+
+    /// Adds `scaling (x' Aᵀ) Bᵀ` to `y` and returns `x' Aᵀ`; nil, leaving `y` as it is, when the
+    /// adapter does not adapt `target` in `layer`.
+    @discardableResult
+    public func addDelta(
+        _ x: Tensor, into y: inout Tensor, layer: Int, target: LoRATarget, dropoutMask: Tensor? = nil
+    ) -> Tensor? {
+        guard let pair = pairs[layer][target] else { return nil }
+        var down = Tensor(zeros: [x.shape[0], config.rank])
+        LlamaModel.linear(dropoutMask.map { Kernels.multiply(x, $0) } ?? x, pair.a, into: &down)
+        LlamaModel.linear(down, pair.b, into: &y, alpha: config.scaling, beta: 1)
+        return down
     }
 
     /// The weights with ΔW = s B A added (`sign` 1, merge) or subtracted (`sign` -1, unmerge).
@@ -171,6 +208,7 @@ extension LlamaLayerWeights {
 /// An adapter that cannot be built, read or used.
 public enum LoRAError: Error, Equatable, CustomStringConvertible {
     case invalidRank(Int)
+    case invalidDropout(Double)
     case unknownTarget(String)
     case unsupported(path: String, field: String, value: String)
     case invalidFile(path: String, message: String)
@@ -179,6 +217,7 @@ public enum LoRAError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidRank(let rank): "LoRA rank must be at least 1, got \(rank)"
+        case .invalidDropout(let p): "LoRA dropout must lie in [0, 1), got \(p)"
         case .unknownTarget(let name): "unknown LoRA target \"\(name)\" (use q,k,v,o,gate,up,down or all-linear)"
         case .unsupported(let path, let field, let value): "\(path): field \"\(field)\": \(value) is not supported"
         case .invalidFile(let path, let message): "\(path): \(message)"

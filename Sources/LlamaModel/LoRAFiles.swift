@@ -89,6 +89,7 @@ extension LoRAAdapter {
         let config = LoRAConfig(
             rank: rank, alpha: alpha, dropout: (json["lora_dropout"] as? NSNumber)?.doubleValue ?? 0,
             targets: targets, useRSLoRA: json["use_rslora"] as? Bool ?? false)
+        guard config.dropout >= 0 && config.dropout < 1 else { throw unsupported("lora_dropout", config.dropout) }
 
         let weightsPath = folder + "/adapter_model.safetensors"
         let file: SafeTensorsFile

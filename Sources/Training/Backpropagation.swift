@@ -79,11 +79,13 @@ public enum LossReduction: Sendable {
 extension LlamaModel {
     /// Loss and gradients for `batch`, by a hand-written backward pass. Sequences are packed one after
     /// another; each attends only to itself, so the result equals running them one by one.
+    /// `dropout` (LoRA mode, training only) drops out the input of each lora_A, as PEFT does.
     public func backward(
         _ batch: [TrainingSequence], mode: GradientMode, reduction: LossReduction = .tokenMean,
-        loraTrace: ((LoRALinearTrace) -> Void)? = nil
+        dropout: LoRADropout? = nil, loraTrace: ((LoRALinearTrace) -> Void)? = nil
     ) throws(ModelInputError) -> BackwardResult {
         var pass = try TrainingPass(model: self, batch: batch, mode: mode)
+        pass.dropout = dropout
         pass.loraTrace = loraTrace
         return pass.run(reduction: reduction)
     }
@@ -102,6 +104,7 @@ struct TrainingPass {
     let positions: [Int32]
     /// Sees each adapted linear layer's backward (per-example gradients).
     var loraTrace: ((LoRALinearTrace) -> Void)?
+    var dropout: LoRADropout?
 
     init(model: LlamaModel, batch: [TrainingSequence], mode: GradientMode) throws(ModelInputError) {
         self.model = model
@@ -137,20 +140,23 @@ struct TrainingPass {
 
     // MARK: Linear layers
 
-    /// What a linear layer's backward needs: its input and, with LoRA, x Aᵀ.
+    /// What a linear layer's backward needs: its input and, with LoRA, x' Aᵀ and the dropout mask of x'.
     struct LinearCache {
         var input: Tensor
         var down: Tensor?
+        var dropoutMask: Tensor?
     }
 
     func linearForward(_ x: Tensor, _ weight: Tensor, layer: Int?, target: LoRATarget?) -> (Tensor, LinearCache) {
-        if let layer, let target, let (y, down) = adapter?.apply(x, weight: weight, layer: layer, target: target) {
-            return (y, LinearCache(input: x, down: down))
+        if let layer, let target, adapter?.pairs[layer][target] != nil {
+            let mask = dropout.flatMap { $0.mask(layer: layer, target: target, shape: x.shape) }
+            let (y, down) = adapter!.apply(x, weight: weight, layer: layer, target: target, dropoutMask: mask)!
+            return (y, LinearCache(input: x, down: down, dropoutMask: mask))
         }
         return (model.linear(x, weight), LinearCache(input: x))
     }
 
-    /// dL/dx of y = x Wᵀ + s (x Aᵀ) Bᵀ, accumulating dW (full mode) or dA, dB (LoRA).
+    /// dL/dx of y = x Wᵀ + s (x' Aᵀ) Bᵀ with x' = x ⊙ mask, accumulating dW (full mode) or dA, dB (LoRA).
     func linearBackward(
         _ dy: Tensor, _ weight: Tensor, _ cache: LinearCache, layer: Int?, target: LoRATarget?,
         weightGradient: inout Tensor, gradients: inout Gradients
@@ -160,9 +166,14 @@ struct TrainingPass {
         if let layer, let target, let pair = adapter?.pairs[layer][target], let down = cache.down {
             let s = adapter!.config.scaling
             let dyB = BLAS.matmul(dy, pair.b)  // [rows, rank]
-            loraTrace?(LoRALinearTrace(layer: layer, target: target, input: cache.input, down: down, outputGradient: dy, outputGradientB: dyB))
-            BLAS.gemm(dyB, pair.a, into: &dx, alpha: s, beta: 1)
-            BLAS.gemm(dyB.transposed(), cache.input, into: &gradients.lora![layer][target]!.a, alpha: s, beta: 1)
+            let loraInput = cache.dropoutMask.map { Kernels.multiply(cache.input, $0) } ?? cache.input
+            loraTrace?(LoRALinearTrace(layer: layer, target: target, input: loraInput, down: down, outputGradient: dy, outputGradientB: dyB))
+            if let mask = cache.dropoutMask {
+                BLAS.axpy(s, Kernels.multiply(BLAS.matmul(dyB, pair.a), mask), &dx)
+            } else {
+                BLAS.gemm(dyB, pair.a, into: &dx, alpha: s, beta: 1)
+            }
+            BLAS.gemm(dyB.transposed(), loraInput, into: &gradients.lora![layer][target]!.a, alpha: s, beta: 1)
             BLAS.gemm(dy.transposed(), down, into: &gradients.lora![layer][target]!.b, alpha: s, beta: 1)
         }
         return dx

@@ -93,14 +93,25 @@ public struct LoRATrainer: Sendable {
 
     public var isFinished: Bool { step >= options.totalSteps }
 
+    /// The adapter's lora_dropout for a micro-batch of this step: masks drawn from the seed, the step
+    /// and the micro-batch, so a resumed run draws the same ones.
+    func dropout(microBatch: Int) -> LoRADropout? {
+        guard adapter.config.dropout > 0 else { return nil }
+        let draw = UInt64(step * options.gradientAccumulation + microBatch + 1)
+        return LoRADropout(probability: Float(adapter.config.dropout), seed: options.seed ^ (draw &* 0xA076_1D64_78BD_642F))
+    }
+
     /// One optimizer step over `gradientAccumulation` micro-batches.
     public mutating func trainStep() throws(ModelInputError) -> StepReport {
         precondition(!isFinished, "training already ran \(step) steps")
         let microBatches = (0..<options.gradientAccumulation).map { _ in nextMicroBatch() }
         var parameters = Self.flatten(adapter.pairs, keys)
+        let dropouts = microBatches.indices.map { dropout(microBatch: $0) }
         let (model, adapter, keys) = (model, adapter, keys)
+        var microBatch = 0
         let report = try loop.step(&parameters, microBatches: microBatches) { micro throws(ModelInputError) in
-            let result = try model.backward(micro, mode: .lora(adapter))
+            defer { microBatch += 1 }
+            let result = try model.backward(micro, mode: .lora(adapter), dropout: dropouts[microBatch])
             return (result, Self.flatten(result.gradients.lora!, keys))
         }
         for (key, parameter) in zip(keys, parameters) {

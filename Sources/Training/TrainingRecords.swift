@@ -33,10 +33,11 @@ public struct TrainingDataError: Error, Equatable, CustomStringConvertible {
 /// `{"id", "contributor", "text"}` (loss on every token), or pre-tokenized
 /// `{"id", "contributor", "prompt_tokens": [...], "completion_tokens": [...]}`, used verbatim.
 /// Optional on every form: `"datanet"` (a string) and `"datanet_version"` (a positive integer).
-/// Text is encoded with `encode` (no BOS/EOS added). Blank lines are skipped; anything else that is
-/// wrong is an error naming the line, never skipped.
+/// Text is encoded with `encode`; `prefix` and `suffix` (a tokenizer's template, e.g. BOS and EOS) go
+/// once around each text record and around prompt + completion, never around pre-tokenized records.
+/// Blank lines are skipped; anything else that is wrong is an error naming the line, never skipped.
 public func readTrainingRecords(
-    path: String, vocabularySize: Int, encode: (String) -> [Int]
+    path: String, vocabularySize: Int, encode: (String) -> [Int], prefix: [Int] = [], suffix: [Int] = []
 ) throws(TrainingDataError) -> [TrainingRecord] {
     let data: Data
     do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -76,9 +77,9 @@ public func readTrainingRecords(
             guard let completion = try tokens("completion_tokens") else { throw fail("record \"\(id)\": \"prompt_tokens\" without \"completion_tokens\"") }
             sequence = TrainingSequence(prompt: prompt, completion: completion)
         } else if let prompt = object["prompt"] as? String, let completion = object["completion"] as? String {
-            sequence = TrainingSequence(prompt: encode(prompt), completion: encode(completion))
+            sequence = TrainingSequence(prompt: prefix + encode(prompt), completion: encode(completion) + suffix)
         } else if let text = object["text"] as? String {
-            sequence = TrainingSequence(text: encode(text))
+            sequence = TrainingSequence(text: prefix + encode(text) + suffix)
         } else {
             throw fail("record \"\(id)\": needs \"text\", \"prompt\" and \"completion\", or \"prompt_tokens\" and \"completion_tokens\"")
         }

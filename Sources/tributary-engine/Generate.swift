@@ -38,8 +38,9 @@ struct Generate: ParsableCommand {
 
     @Flag(help: """
         Print nothing while generating, then one JSON object: text, tokens (the generated ids), \
-        stop_reason (stop_token, max_tokens or context_full), prompt_tokens, generated_tokens and \
-        tokens_per_second (generated tokens over the time after the prompt's forward pass).
+        stop_reason (stop_token, max_tokens or context_full), prompt_tokens, generated_tokens, \
+        tokens_per_second (generated tokens over the time after the prompt's forward pass), \
+        prompt_seconds and generation_seconds (the prompt's forward pass, and the time after it).
         """)
     var json = false
 
@@ -82,7 +83,8 @@ struct Generate: ParsableCommand {
         let report = Report(
             text: result.text, tokens: result.tokens, stop_reason: result.stopReason.rawValue,
             prompt_tokens: result.promptTokenCount, generated_tokens: result.tokens.count,
-            tokens_per_second: result.tokensPerSecond)
+            tokens_per_second: result.tokensPerSecond,
+            prompt_seconds: result.timings.promptSeconds, generation_seconds: result.timings.generationSeconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -95,5 +97,7 @@ struct Generate: ParsableCommand {
         let prompt_tokens: Int
         let generated_tokens: Int
         let tokens_per_second: Double
+        let prompt_seconds: Double
+        let generation_seconds: Double
     }
 }

@@ -6,7 +6,14 @@ import Training
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a LoRA adapter on JSON Lines records; writes a PEFT adapter and its checkpoints.")
+        abstract: "Train a LoRA adapter on JSON Lines records; writes a PEFT adapter and its checkpoints.",
+        discussion: """
+            Text is encoded with the model folder's tokenizer.json (byte-level BPE) when it has one, else \
+            as bytes. Special tokens come only from that tokenizer's post-processor template (e.g. Llama 3's \
+            <|begin_of_text|>), put once around a text record and once around prompt + completion; the \
+            byte tokenizer adds none. Pre-tokenized records are used verbatim. Training is deterministic \
+            for a seed and a BLAS thread count (OPENBLAS_NUM_THREADS).
+            """)
 
     @Option(help: "A Hugging Face Llama model folder.") var model: String
     @Option(help: "JSON Lines records (text, prompt/completion, or pre-tokenized).") var data: String
@@ -14,6 +21,7 @@ struct Train: ParsableCommand {
     @Option(help: "Start from this PEFT adapter instead of a fresh one.") var initAdapter: String?
     @Option(help: "LoRA rank.") var rank = 8
     @Option(help: "LoRA alpha.") var alpha = 16.0
+    @Option(help: "LoRA dropout on the input of lora_A in training, in [0, 1) (PEFT's lora_dropout).") var dropout = 0.0
     @Option(help: "Targets: q,k,v,o,gate,up,down or all-linear.") var targets = "q,k,v,o"
     @Option(help: "Peak learning rate.") var lr: Float = 1e-3
     @Option(help: "Passes over the data (ignored with --steps).") var epochs = 1
@@ -27,13 +35,22 @@ struct Train: ParsableCommand {
     func run() throws {
         let base: LlamaModel
         do { base = try LlamaModel(folder: model) } catch { throw CommandFailure(error.description) }
-        guard !FileManager.default.fileExists(atPath: model + "/tokenizer.json") else {
-            throw CommandFailure("\(model)/tokenizer.json: BPE tokenizers are not supported by train yet; use pre-tokenized records or a byte-level model")
-        }
         let records: [TrainingRecord]
         do {
-            let tokenizer = try ByteTokenizer(vocabularySize: base.config.vocabularySize)
-            records = try readTrainingRecords(path: data, vocabularySize: base.config.vocabularySize, encode: tokenizer.encode)
+            let vocabularySize = base.config.vocabularySize
+            let tokenizerPath = model + "/tokenizer.json"
+            if FileManager.default.fileExists(atPath: tokenizerPath) {
+                let tokenizer = try BPETokenizer(contentsOf: tokenizerPath)
+                guard tokenizer.vocabularySize <= vocabularySize else {
+                    throw CommandFailure("\(tokenizerPath): the tokenizer has \(tokenizer.vocabularySize) token ids, more than the model's vocab_size \(vocabularySize)")
+                }
+                records = try readTrainingRecords(
+                    path: data, vocabularySize: vocabularySize, encode: { tokenizer.encode($0, addSpecialTokens: false) },
+                    prefix: tokenizer.prefixTokens, suffix: tokenizer.suffixTokens)
+            } else {
+                let tokenizer = try ByteTokenizer(vocabularySize: vocabularySize)
+                records = try readTrainingRecords(path: data, vocabularySize: vocabularySize, encode: tokenizer.encode)
+            }
         } catch { throw CommandFailure("\(error)") }
         guard !records.isEmpty else { throw CommandFailure("\(data): no records") }
         if let long = records.first(where: { $0.sequence.tokens.count > seqLen }) {
@@ -45,7 +62,7 @@ struct Train: ParsableCommand {
                 adapter = try LoRAAdapter(folder: initAdapter, model: base.config)
             } else {
                 let targetList = try LoRATarget.parse(targets)
-                adapter = try LoRAAdapter(config: LoRAConfig(rank: rank, alpha: alpha, targets: targetList), model: base.config, seed: seed)
+                adapter = try LoRAAdapter(config: LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, targets: targetList), model: base.config, seed: seed)
             }
         } catch { throw CommandFailure(error.description) }
         var options = TrainingOptions(totalSteps: steps ?? max(1, epochs * ((records.count + batchSize - 1) / batchSize)))

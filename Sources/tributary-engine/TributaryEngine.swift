@@ -55,6 +55,9 @@ struct Logits: ParsableCommand {
     @Option(help: "A Hugging Face model folder (config.json, model.safetensors or a sharded index).")
     var model: String
 
+    @Option(help: "A PEFT LoRA adapter folder to apply.")
+    var adapter: String?
+
     @Option(help: "Comma-separated token ids, e.g. 1,2,3.")
     var tokens: String
 
@@ -70,8 +73,12 @@ struct Logits: ParsableCommand {
         }
         let logits: Tensor
         do {
-            logits = try LlamaModel(folder: model).logits(ids)
+            let base = try LlamaModel(folder: model)
+            let lora = try adapter.map { try LoRAAdapter(folder: $0, model: base.config) }
+            logits = try base.logits(ids, adapter: lora)
         } catch let error as ModelLoadError {
+            throw CommandFailure(error.description)
+        } catch let error as LoRAError {
             throw CommandFailure(error.description)
         } catch let error as ModelInputError {
             throw CommandFailure("--tokens: \(error.description)")

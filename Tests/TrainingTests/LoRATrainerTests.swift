@@ -12,15 +12,16 @@ import TensorCore
             : TrainingSequence(prompt: [30, 31], completion: [9, 9, 10, 10, 11])
     }
 
-    func trainer(steps: Int, batchSize: Int = 4, accumulation: Int = 1) throws -> LoRATrainer {
+    func trainer(steps: Int, batchSize: Int = 4, accumulation: Int = 1, dropout: Double = 0, seed: UInt64 = 23) throws -> LoRATrainer {
         let model = randomModel(seed: 21)
-        let adapter = try LoRAAdapter(config: LoRAConfig(rank: 4, alpha: 8, targets: LoRATarget.allCases), model: model.config, seed: 22)
+        let adapter = try LoRAAdapter(
+            config: LoRAConfig(rank: 4, alpha: 8, dropout: dropout, targets: LoRATarget.allCases), model: model.config, seed: 22)
         var options = TrainingOptions(totalSteps: steps)
         options.learningRate = 2e-2
         options.warmupSteps = 2
         options.batchSize = batchSize
         options.gradientAccumulation = accumulation
-        options.seed = 23
+        options.seed = seed
         return LoRATrainer(model: model, adapter: adapter, records: Self.records, options: options)
     }
 
@@ -33,11 +34,12 @@ import TensorCore
         #expect(reports.allSatisfy { $0.gradientNorm.isFinite && $0.tokens > 0 })
     }
 
-    @Test func resumingFromACheckpointGivesTheSameAdapter() throws {
-        var straight = try trainer(steps: 6)
+    @Test(arguments: [0, 0.2])
+    func resumingFromACheckpointGivesTheSameAdapter(dropout: Double) throws {
+        var straight = try trainer(steps: 6, dropout: dropout)
         while !straight.isFinished { _ = try straight.trainStep() }
 
-        var first = try trainer(steps: 6)
+        var first = try trainer(steps: 6, dropout: dropout)
         var rate: Float = 0
         for _ in 0..<3 { rate = try first.trainStep().learningRate }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-\(UUID().uuidString)").path
@@ -63,9 +65,21 @@ import TensorCore
         #expect(abs(a.gradientNorm - b.gradientNorm) <= 1e-4 * a.gradientNorm)
     }
 
-    @Test func sameSeedSameRun() throws {
-        var one = try trainer(steps: 3), two = try trainer(steps: 3)
+    @Test(arguments: [0, 0.2])
+    func sameSeedSameRun(dropout: Double) throws {
+        var one = try trainer(steps: 3, dropout: dropout), two = try trainer(steps: 3, dropout: dropout)
         for _ in 0..<3 { #expect(try one.trainStep().loss == two.trainStep().loss) }
         #expect(one.adapter.pairs[1][.down]!.b == two.adapter.pairs[1][.down]!.b)
+    }
+
+    @Test func dropoutMasksChangeWithTheSeedAndTheStep() throws {
+        var one = try trainer(steps: 2, dropout: 0.2), other = try trainer(steps: 2, dropout: 0.2, seed: 24)
+        #expect(one.dropout(microBatch: 0) != one.dropout(microBatch: 1))
+        #expect(one.dropout(microBatch: 0) != other.dropout(microBatch: 0))
+        let first = one.dropout(microBatch: 0)
+        _ = try one.trainStep()
+        _ = try other.trainStep()
+        #expect(one.dropout(microBatch: 0) != first, "a new mask every step")
+        #expect(try trainer(steps: 1).dropout(microBatch: 0) == nil, "no dropout: no masks")
     }
 }

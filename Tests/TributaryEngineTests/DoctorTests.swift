@@ -13,27 +13,16 @@ import Testing
         let sgemm_gflops: Double
     }
 
-    static let engine = URL(fileURLWithPath: CommandLine.arguments[0])
-        .deletingLastPathComponent().appendingPathComponent("tributary-engine")
-
     /// Runs `doctor --json` with the given BLAS variables set (nil: unset) over this process's environment.
     func doctor(_ variables: [String: String?]) throws -> Report {
-        let process = Process()
-        process.executableURL = Self.engine
-        process.arguments = ["doctor", "--json", "--size", "128"]
-        var environment = ProcessInfo.processInfo.environment
+        var environment: [String: String?] = [:]
         for name in ["OPENBLAS_CORETYPE", "TRIBUTARY_BLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"] {
-            environment[name] = nil
+            environment[name] = .some(nil)
         }
-        for (name, value) in variables { environment[name] = value }
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        return try JSONDecoder().decode(Report.self, from: data)
+        for (name, value) in variables { environment[name] = .some(value) }
+        let run = try runEngine(["doctor", "--json", "--size", "128"], environment: environment)
+        #expect(run.status == 0, "\(run.errors)")
+        return try JSONDecoder().decode(Report.self, from: run.output)
     }
 
     static let hasAVX512 = CPUFeatures.current.isSuperset(of: .avx512Kernels)

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The 'decode' workload of shared/reference/WORKLOADS.md, for Tributary and its peer, in one run.
+
+Saves the reference Llama (random weights, seed 0) as a folder, then greedy-decodes 128 new tokens
+after a 32-token prompt, one stream, with a KV cache: transformers' `generate` and
+`tributary-engine generate --json`, each in its own process (model load excluded from the timed
+part, the prompt's forward pass included, one untimed warm-up generation for the peer), on the same
+threads. Prints tokens/s, their ratio, each process's peak RSS, and whether the greedy tokens agree.
+
+Usage (from the repository root): .venv/bin/python Benchmarks/peer/decode.py [--threads 2] [--runs 3]
+"""
+import argparse
+import json
+import pathlib
+import random
+import sys
+import tempfile
+import time
+
+import torch
+import transformers
+from transformers import LlamaForCausalLM
+
+from workload import run_measured, save_reference_model, tributary_engine
+
+PROMPT_TOKENS, NEW_TOKENS = 32, 128
+
+
+def prompt_text():
+    """32 printable bytes: byte ids for Tributary's byte tokenizer, the same ids for the peer."""
+    rng = random.Random(0)
+    return "".join(chr(rng.randrange(33, 127)) for _ in range(PROMPT_TOKENS))
+
+
+def peer(folder, threads, runs):
+    """Child process: transformers' generate, best of `runs` after a warm-up."""
+    torch.set_num_threads(threads)
+    model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = torch.tensor([list(prompt_text().encode())])
+    arguments = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, use_cache=True)
+    rates, tokens = [], []
+    with torch.inference_mode():
+        model.generate(ids, **arguments)
+        for _ in range(runs):
+            start = time.perf_counter()
+            output = model.generate(ids, **arguments)
+            rates.append(NEW_TOKENS / (time.perf_counter() - start))
+            tokens = output[0, PROMPT_TOKENS:].tolist()
+    print(json.dumps({"tokens_per_second": max(rates), "tokens": tokens}))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3, help="timed generations per engine; the best counts")
+    parser.add_argument("--peer", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.peer:
+        return peer(options.peer, options.threads, options.runs)
+
+    engine = tributary_engine()
+    with tempfile.TemporaryDirectory() as directory:
+        folder = pathlib.Path(directory) / "model"
+        save_reference_model(folder)
+        ours, ours_rss = [], 0.0
+        for _ in range(options.runs):
+            output, rss = run_measured(
+                [engine, "generate", "--model", folder, "--prompt", prompt_text(), "--max-tokens", NEW_TOKENS, "--json"],
+                options.threads)
+            ours.append(json.loads(output))
+            ours_rss = max(ours_rss, rss)
+        output, peer_rss = run_measured(
+            [sys.executable, __file__, "--peer", folder, "--threads", options.threads, "--runs", options.runs], options.threads)
+        theirs = json.loads(output)
+
+    # Both rates: new tokens over the generate call (prompt forward included, model load excluded).
+    rate = max(NEW_TOKENS / (r["prompt_seconds"] + r["generation_seconds"]) for r in ours)
+    assert all(r["generated_tokens"] == NEW_TOKENS and r["prompt_tokens"] == PROMPT_TOKENS for r in ours)
+    agree = next((i for i, (a, b) in enumerate(zip(ours[0]["tokens"], theirs["tokens"])) if a != b), NEW_TOKENS)
+    print(f"greedy decode, reference model, prompt {PROMPT_TOKENS}, {NEW_TOKENS} new tokens, one stream, "
+          f"{options.threads} threads, best of {options.runs}:")
+    print(f"  Tributary                    {rate:8.0f} tokens/s   peak RSS {ours_rss:6.0f} MiB")
+    print(f"  transformers {transformers.__version__} generate {theirs['tokens_per_second']:8.0f} tokens/s   "
+          f"peak RSS {peer_rss:6.0f} MiB")
+    print(f"  ratio                        {rate / theirs['tokens_per_second']:8.2f}x")
+    print(f"  greedy tokens agree for the first {agree} of {NEW_TOKENS}")
+
+
+if __name__ == "__main__":
+    main()
