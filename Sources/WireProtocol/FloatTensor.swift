@@ -20,18 +20,18 @@ public struct FloatTensor: WireField {
             throw .invalidTensor(field: String(describing: field), reason: "rank \(rank) above \(Self.maxRank)")
         }
         var shape: [Int] = []
+        for _ in 0..<rank { shape.append(Int(try UInt32(from: &buffer, field: field))) }
         var count = 1
-        for _ in 0..<rank {
-            let dimension = Int(try UInt32(from: &buffer, field: field))
-            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-            // Refuse a shape the payload cannot hold before allocating for it.
-            guard !overflow, product <= buffer.readableBytes / 4 else {
-                throw .truncated(field: String(describing: field), needed: product, available: buffer.readableBytes)
-            }
-            shape.append(dimension)
-            count = product
+        var overflow = false
+        if !shape.contains(0) {
+            for dimension in shape where !overflow { (count, overflow) = count.multipliedReportingOverflow(by: dimension) }
+        } else {
+            count = 0
         }
-        try buffer.require(count * 4, for: field)
+        // Refuse a shape the payload cannot hold before allocating for it.
+        guard !overflow, count <= buffer.readableBytes / 4 else {
+            throw .truncated(field: String(describing: field), needed: overflow ? .max : count * 4, available: buffer.readableBytes)
+        }
         let values = [Float](unsafeUninitializedCapacity: count) { elements, initialized in
             buffer.withUnsafeReadableBytes { raw in
                 for i in 0..<count {

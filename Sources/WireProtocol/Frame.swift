@@ -55,7 +55,7 @@ public struct Frame: Sendable, Equatable {
             return nil
         }
         guard length <= maxPayload else { throw .frameTooLarge(length: length, limit: maxPayload) }
-        guard buffer.readableBytes >= FrameLimits.headerSize + Int(length) else { return nil }
+        guard buffer.readableBytes >= FrameLimits.headerSize else { return nil }
         let start = buffer.readerIndex
         let version = buffer.getInteger(at: start + 4, as: UInt8.self)!
         let type = buffer.getInteger(at: start + 5, as: UInt8.self)!
@@ -63,6 +63,7 @@ public struct Frame: Sendable, Equatable {
         let requestID = buffer.getInteger(at: start + 8, endianness: .big, as: UInt64.self)!
         guard WireVersion.supported.contains(version) else { throw .unsupportedVersion(version) }
         guard flags.isSubset(of: .known) else { throw .reservedFlags(flags.rawValue) }
+        guard buffer.readableBytes >= FrameLimits.headerSize + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: FrameLimits.headerSize)
         let payload = buffer.readSlice(length: Int(length))!
         return Frame(version: version, type: type, flags: flags, requestID: requestID, payload: payload)

@@ -193,6 +193,8 @@ class Codec:
             return byte == 1
         if type_ in ("string", "bytes"):
             count = SCALARS["u32"].unpack(r.take(4, where))[0]
+            if count > r.remaining():
+                raise WireError("count_exceeds_payload", f"{where}: {count} bytes, {r.remaining()} left")
             data = bytes(r.take(count, where))
             if type_ == "bytes":
                 return data
@@ -232,6 +234,27 @@ class Codec:
 
     def decode_fields(self, fields, r, where):
         return {name: self.decode(type_, r, f"{where}.{name}") for name, type_ in fields}
+
+    # -- JSON (the test vectors): bytes as lowercase hex, everything else as is
+    def to_json(self, type_, value, inverse=False):
+        if value is None:
+            return None
+        if type_.endswith("?"):
+            return self.to_json(type_[:-1], value, inverse)
+        if type_.startswith("["):
+            return [self.to_json(type_[1:-1], v, inverse) for v in value]
+        if type_ == "bytes":
+            return bytes.fromhex(value) if inverse else value.hex()
+        fields = self.cat.structs.get(type_)
+        if type_ in self.cat.unions:
+            struct_name = next(s for _, arm, s in self.cat.unions[type_] if arm == value["arm"])
+            fields = [("arm", "string")] + (self.cat.structs[struct_name] if struct_name else [])
+        if fields is not None:
+            return {name: self.to_json(t, value[name], inverse) for name, t in fields}
+        return value
+
+    def message_to_json(self, message, fields, inverse=False):
+        return {name: self.to_json(t, fields[name], inverse) for name, t in self.cat.messages[message]["fields"]}
 
     # -- frames
     def encode_frame(self, message, fields, request_id=0, flags=0):
