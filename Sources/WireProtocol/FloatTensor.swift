@@ -30,7 +30,10 @@ public struct FloatTensor: WireField {
         }
         // Refuse a shape the payload cannot hold before allocating for it.
         guard !overflow, count <= buffer.readableBytes / 4 else {
-            throw .truncated(field: String(describing: field), needed: overflow ? .max : count * 4, available: buffer.readableBytes)
+            let (bytes, bytesOverflow) = count.multipliedReportingOverflow(by: 4)
+            throw .truncated(
+                field: String(describing: field), needed: overflow || bytesOverflow ? .max : bytes,
+                available: buffer.readableBytes)
         }
         let values = [Float](unsafeUninitializedCapacity: count) { elements, initialized in
             buffer.withUnsafeReadableBytes { raw in
