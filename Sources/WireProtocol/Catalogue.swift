@@ -754,7 +754,7 @@ extension Wire {
     }
 
     /// 0x01, connection.
-    public struct Hello: WireField, WireMessage {
+    public struct Hello: WireMessage {
         public var magic: UInt32
         public var minVersion: UInt16
         public var maxVersion: UInt16
@@ -797,7 +797,7 @@ extension Wire {
     }
 
     /// 0x02, connection.
-    public struct Welcome: WireField, WireMessage {
+    public struct Welcome: WireMessage {
         public var version: UInt16
         public var features: UInt64
         public var maxFrameSize: UInt32
@@ -832,7 +832,7 @@ extension Wire {
     }
 
     /// 0x03, connection.
-    public struct Ping: WireField, WireMessage {
+    public struct Ping: WireMessage {
         public var opaque: UInt64
         public init(opaque: UInt64) {
             self.opaque = opaque
@@ -847,7 +847,7 @@ extension Wire {
     }
 
     /// 0x04, connection.
-    public struct Pong: WireField, WireMessage {
+    public struct Pong: WireMessage {
         public var opaque: UInt64
         public init(opaque: UInt64) {
             self.opaque = opaque
@@ -862,7 +862,7 @@ extension Wire {
     }
 
     /// 0x05, connection.
-    public struct GoAway: WireField, WireMessage {
+    public struct GoAway: WireMessage {
         public var lastRequestId: UInt64
         public var code: UInt16
         public var message: String
@@ -885,7 +885,7 @@ extension Wire {
     }
 
     /// 0x06, control.
-    public struct Credit: WireField, WireMessage {
+    public struct Credit: WireMessage {
         public var credits: UInt32
         public init(credits: UInt32) {
             self.credits = credits
@@ -900,7 +900,7 @@ extension Wire {
     }
 
     /// 0x07, control.
-    public struct Cancel: WireField, WireMessage {
+    public struct Cancel: WireMessage {
         public init() {}
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {}
         public func write(to buffer: inout ByteBuffer) {}
@@ -908,7 +908,7 @@ extension Wire {
     }
 
     /// 0x08, control.
-    public struct ErrorReply: WireField, WireMessage {
+    public struct ErrorReply: WireMessage {
         public var code: UInt16
         public var retryAfterMs: UInt32
         public var message: String
@@ -931,7 +931,7 @@ extension Wire {
     }
 
     /// 0x10, request.
-    public struct DatanetCreate: WireField, WireMessage {
+    public struct DatanetCreate: WireMessage {
         public var name: String
         public var summary: String
         public var description: String
@@ -966,7 +966,7 @@ extension Wire {
     }
 
     /// 0x11, reply.
-    public struct DatanetInfo: WireField, WireMessage {
+    public struct DatanetInfo: WireMessage {
         public var datanet: Datanet
         public init(datanet: Datanet) {
             self.datanet = datanet
@@ -981,7 +981,7 @@ extension Wire {
     }
 
     /// 0x12, request.
-    public struct Contribute: WireField, WireMessage {
+    public struct Contribute: WireMessage {
         public var datanet: Int64
         public var content: RecordContent
         public init(datanet: Int64, content: RecordContent) {
@@ -1000,7 +1000,7 @@ extension Wire {
     }
 
     /// 0x13, reply.
-    public struct RecordInfo: WireField, WireMessage {
+    public struct RecordInfo: WireMessage {
         public var record: Record
         public init(record: Record) {
             self.record = record
@@ -1015,7 +1015,7 @@ extension Wire {
     }
 
     /// 0x14, request.
-    public struct Review: WireField, WireMessage {
+    public struct Review: WireMessage {
         public var record: Int64
         public var decision: ReviewDecision
         public var note: String?
@@ -1038,7 +1038,7 @@ extension Wire {
     }
 
     /// 0x15, request.
-    public struct Publish: WireField, WireMessage {
+    public struct Publish: WireMessage {
         public var datanet: Int64
         public init(datanet: Int64) {
             self.datanet = datanet
@@ -1053,7 +1053,7 @@ extension Wire {
     }
 
     /// 0x16, reply.
-    public struct VersionInfo: WireField, WireMessage {
+    public struct VersionInfo: WireMessage {
         public var version: DatanetVersion
         public init(version: DatanetVersion) {
             self.version = version
@@ -1068,7 +1068,7 @@ extension Wire {
     }
 
     /// 0x17, request.
-    public struct Export: WireField, WireMessage {
+    public struct Export: WireMessage {
         public var version: VersionRef
         public init(version: VersionRef) {
             self.version = version
@@ -1083,7 +1083,7 @@ extension Wire {
     }
 
     /// 0x18, reply, stream.
-    public struct ExportChunk: WireField, WireMessage {
+    public struct ExportChunk: WireMessage {
         public var jsonl: [UInt8]
         public init(jsonl: [UInt8]) {
             self.jsonl = jsonl
@@ -1098,7 +1098,7 @@ extension Wire {
     }
 
     /// 0x19, reply.
-    public struct ExportEnd: WireField, WireMessage {
+    public struct ExportEnd: WireMessage {
         public var records: UInt32
         public var bytes: UInt64
         public var sha256: [UInt8]
@@ -1121,7 +1121,7 @@ extension Wire {
     }
 
     /// 0x20, request.
-    public struct JobSubmit: WireField, WireMessage {
+    public struct JobSubmit: WireMessage {
         public var spec: JobSpec
         public init(spec: JobSpec) {
             self.spec = spec
@@ -1136,7 +1136,7 @@ extension Wire {
     }
 
     /// 0x21, reply.
-    public struct JobInfo: WireField, WireMessage {
+    public struct JobInfo: WireMessage {
         public var job: Job
         public init(job: Job) {
             self.job = job
@@ -1151,7 +1151,7 @@ extension Wire {
     }
 
     /// 0x22, request.
-    public struct JobStatus: WireField, WireMessage {
+    public struct JobStatus: WireMessage {
         public var job: UInt64
         public init(job: UInt64) {
             self.job = job
@@ -1166,7 +1166,7 @@ extension Wire {
     }
 
     /// 0x23, request.
-    public struct JobEvents: WireField, WireMessage {
+    public struct JobEvents: WireMessage {
         public var job: UInt64
         public var afterSeq: UInt64
         public init(job: UInt64, afterSeq: UInt64) {
@@ -1185,7 +1185,7 @@ extension Wire {
     }
 
     /// 0x24, reply, stream.
-    public struct JobEvent: WireField, WireMessage {
+    public struct JobEvent: WireMessage {
         public var job: UInt64
         public var seq: UInt64
         public var kind: JobEventKind
@@ -1228,7 +1228,7 @@ extension Wire {
     }
 
     /// 0x25, request.
-    public struct JobCancel: WireField, WireMessage {
+    public struct JobCancel: WireMessage {
         public var job: UInt64
         public init(job: UInt64) {
             self.job = job
@@ -1243,7 +1243,7 @@ extension Wire {
     }
 
     /// 0x30, request.
-    public struct AdapterList: WireField, WireMessage {
+    public struct AdapterList: WireMessage {
         public var owner: Int64?
         public init(owner: Int64?) {
             self.owner = owner
@@ -1258,7 +1258,7 @@ extension Wire {
     }
 
     /// 0x31, reply.
-    public struct AdapterListing: WireField, WireMessage {
+    public struct AdapterListing: WireMessage {
         public var adapters: [Adapter]
         public init(adapters: [Adapter]) {
             self.adapters = adapters
@@ -1273,7 +1273,7 @@ extension Wire {
     }
 
     /// 0x32, request.
-    public struct AdapterLoad: WireField, WireMessage {
+    public struct AdapterLoad: WireMessage {
         public var adapter: Int64
         public init(adapter: Int64) {
             self.adapter = adapter
@@ -1288,7 +1288,7 @@ extension Wire {
     }
 
     /// 0x33, request.
-    public struct AdapterUnload: WireField, WireMessage {
+    public struct AdapterUnload: WireMessage {
         public var adapter: Int64
         public init(adapter: Int64) {
             self.adapter = adapter
@@ -1303,7 +1303,7 @@ extension Wire {
     }
 
     /// 0x34, reply.
-    public struct AdapterState: WireField, WireMessage {
+    public struct AdapterState: WireMessage {
         public var adapter: Int64
         public var loaded: Bool
         public var residentBytes: UInt64
@@ -1326,7 +1326,7 @@ extension Wire {
     }
 
     /// 0x40, request.
-    public struct Infer: WireField, WireMessage {
+    public struct Infer: WireMessage {
         public var adapter: Int64?
         public var prompt: String
         public var maxTokens: UInt32
@@ -1381,7 +1381,7 @@ extension Wire {
     }
 
     /// 0x41, reply, stream.
-    public struct Token: WireField, WireMessage {
+    public struct Token: WireMessage {
         public var index: UInt32
         public var token: UInt32
         public var text: String
@@ -1404,7 +1404,7 @@ extension Wire {
     }
 
     /// 0x42, reply.
-    public struct InferEnd: WireField, WireMessage {
+    public struct InferEnd: WireMessage {
         public var stopReason: StopReason
         public var promptTokens: UInt32
         public var completionTokens: UInt32
@@ -1435,7 +1435,7 @@ extension Wire {
     }
 
     /// 0x43, reply.
-    public struct Attribution: WireField, WireMessage {
+    public struct Attribution: WireMessage {
         public var method: AttributionMethod
         public var inference: Int64?
         public var top: [ScoredRecord]
@@ -1474,7 +1474,7 @@ extension Wire {
     }
 
     /// 0x44, reply.
-    public struct RewardSplit: WireField, WireMessage {
+    public struct RewardSplit: WireMessage {
         public var inference: Int64
         public var fee: Int64
         public var contributorPool: Int64
@@ -1517,7 +1517,7 @@ extension Wire {
     }
 
     /// 0x50, request.
-    public struct Attribute: WireField, WireMessage {
+    public struct Attribute: WireMessage {
         public var target: AttributionTarget
         public var method: AttributionMethod
         public var topRecords: UInt32
@@ -1544,7 +1544,7 @@ extension Wire {
     }
 
     /// 0x51, request.
-    public struct Curate: WireField, WireMessage {
+    public struct Curate: WireMessage {
         public var adapter: Int64
         public var evaluation: VersionRef
         public var method: AttributionMethod
@@ -1579,7 +1579,7 @@ extension Wire {
     }
 
     /// 0x52, reply.
-    public struct CurationReport: WireField, WireMessage {
+    public struct CurationReport: WireMessage {
         public var evaluated: UInt32
         public var applied: Bool
         public var flagged: [FlaggedRecord]
@@ -1602,7 +1602,7 @@ extension Wire {
     }
 
     /// 0x60, request.
-    public struct LedgerBalances: WireField, WireMessage {
+    public struct LedgerBalances: WireMessage {
         public var contributor: Int64?
         public init(contributor: Int64?) {
             self.contributor = contributor
@@ -1617,7 +1617,7 @@ extension Wire {
     }
 
     /// 0x61, reply.
-    public struct Balances: WireField, WireMessage {
+    public struct Balances: WireMessage {
         public var balances: [Balance]
         public init(balances: [Balance]) {
             self.balances = balances
@@ -1632,7 +1632,7 @@ extension Wire {
     }
 
     /// 0x62, request.
-    public struct LedgerEntries: WireField, WireMessage {
+    public struct LedgerEntries: WireMessage {
         public var afterSeq: Int64
         public var limit: UInt32
         public var inference: Int64?
@@ -1655,7 +1655,7 @@ extension Wire {
     }
 
     /// 0x63, reply.
-    public struct LedgerPage: WireField, WireMessage {
+    public struct LedgerPage: WireMessage {
         public var entries: [LedgerEntry]
         public init(entries: [LedgerEntry]) {
             self.entries = entries
@@ -1670,7 +1670,7 @@ extension Wire {
     }
 
     /// 0x64, request.
-    public struct LedgerVerify: WireField, WireMessage {
+    public struct LedgerVerify: WireMessage {
         public var anchors: [LedgerHead]
         public init(anchors: [LedgerHead]) {
             self.anchors = anchors
@@ -1685,7 +1685,7 @@ extension Wire {
     }
 
     /// 0x65, reply.
-    public struct LedgerVerification: WireField, WireMessage {
+    public struct LedgerVerification: WireMessage {
         public var checked: UInt64
         public var head: LedgerHead?
         public var broken: LedgerBreak?
@@ -1708,7 +1708,7 @@ extension Wire {
     }
 
     /// 0x70, request.
-    public struct Health: WireField, WireMessage {
+    public struct Health: WireMessage {
         public init() {}
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {}
         public func write(to buffer: inout ByteBuffer) {}
@@ -1716,7 +1716,7 @@ extension Wire {
     }
 
     /// 0x71, reply.
-    public struct HealthStatus: WireField, WireMessage {
+    public struct HealthStatus: WireMessage {
         public var state: HealthState
         public var serverVersion: String
         public var uptimeMs: UInt64
@@ -1739,7 +1739,7 @@ extension Wire {
     }
 
     /// 0x72, request.
-    public struct Stats: WireField, WireMessage {
+    public struct Stats: WireMessage {
         public init() {}
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {}
         public func write(to buffer: inout ByteBuffer) {}
@@ -1747,7 +1747,7 @@ extension Wire {
     }
 
     /// 0x73, reply.
-    public struct StatsReport: WireField, WireMessage {
+    public struct StatsReport: WireMessage {
         public var connections: UInt32
         public var requestsInFlight: UInt32
         public var requestsCompleted: UInt64
@@ -1794,7 +1794,7 @@ extension Wire {
     }
 
     /// 0x80, request.
-    public struct EngineRegister: WireField, WireMessage {
+    public struct EngineRegister: WireMessage {
         public var name: String
         public var address: String
         public var computeSlots: UInt32
@@ -1829,7 +1829,7 @@ extension Wire {
     }
 
     /// 0x81, reply.
-    public struct EngineRegistered: WireField, WireMessage {
+    public struct EngineRegistered: WireMessage {
         public var engine: UInt64
         public var heartbeatIntervalMs: UInt32
         public init(engine: UInt64, heartbeatIntervalMs: UInt32) {
@@ -1848,7 +1848,7 @@ extension Wire {
     }
 
     /// 0x82, request.
-    public struct EngineHeartbeat: WireField, WireMessage {
+    public struct EngineHeartbeat: WireMessage {
         public var engine: UInt64
         public var jobsRunning: UInt32
         public var jobsQueued: UInt32
@@ -1883,7 +1883,7 @@ extension Wire {
     }
 
     /// 0x83, reply.
-    public struct HeartbeatAck: WireField, WireMessage {
+    public struct HeartbeatAck: WireMessage {
         public var engine: UInt64
         public var drain: Bool
         public init(engine: UInt64, drain: Bool) {

@@ -70,12 +70,16 @@ public struct Frame: Sendable, Equatable {
     }
 
     public func write(to buffer: inout ByteBuffer) {
-        writeHeader(to: &buffer, payloadLength: UInt32(payload.readableBytes))
+        Self.writeHeader(
+            to: &buffer, length: UInt32(payload.readableBytes), version: version, type: type, flags: flags,
+            requestID: requestID)
         buffer.writeImmutableBuffer(payload)
     }
 
-    fileprivate func writeHeader(to buffer: inout ByteBuffer, payloadLength: UInt32) {
-        buffer.writeMultipleIntegers(payloadLength, version, type, flags.rawValue, requestID, endianness: .big)
+    static func writeHeader(
+        to buffer: inout ByteBuffer, length: UInt32, version: UInt8, type: UInt8, flags: FrameFlags, requestID: UInt64
+    ) {
+        buffer.writeMultipleIntegers(length, version, type, flags.rawValue, requestID, endianness: .big)
     }
 }
 
@@ -102,11 +106,12 @@ public struct Envelope: Sendable, Equatable {
         self.init(requestID: frame.requestID, flags: frame.flags, message: message)
     }
 
-    /// Writes the whole frame, header and payload, with no intermediate buffer.
+    /// Writes the whole frame, header and payload, with no intermediate buffer: the length is patched in after.
     public func write(to buffer: inout ByteBuffer) {
         let start = buffer.writerIndex
-        let header = Frame(type: message.type.rawValue, flags: flags, requestID: requestID, payload: ByteBuffer())
-        header.writeHeader(to: &buffer, payloadLength: 0)
+        Frame.writeHeader(
+            to: &buffer, length: 0, version: WireVersion.current, type: message.type.rawValue, flags: flags,
+            requestID: requestID)
         message.writeFields(to: &buffer)
         buffer.setInteger(UInt32(buffer.writerIndex - start - FrameLimits.headerSize), at: start, endianness: .big)
     }

@@ -122,8 +122,8 @@ extension Array: WireField where Element: WireField {
     }
     public func write(to buffer: inout ByteBuffer) {
         UInt32(count).write(to: &buffer)
-        if let bytes = self as? [UInt8] {
-            buffer.writeBytes(bytes)
+        if Element.self == UInt8.self {
+            buffer.writeBytes(self as! [UInt8])
         } else {
             for element in self { element.write(to: &buffer) }
         }

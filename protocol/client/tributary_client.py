@@ -355,8 +355,8 @@ class Client:
             queue = self.pending[request_id]
             while not queue:
                 name, fields, rid, flags = self.read_frame()
-                if rid == 0 and name == "GoAway":
-                    raise ServerError(fields["code"], 0, fields["message"])
+                if rid == 0 and name == "GoAway" and request_id > fields["last_request_id"]:
+                    raise ServerError(fields["code"], 0, f"not processed: {fields['message']}")
                 if rid == 0 and name == "ErrorReply":
                     raise ServerError(fields["code"], fields["retry_after_ms"], fields["message"])
                 if rid in self.pending:

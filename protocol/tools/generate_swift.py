@@ -44,8 +44,8 @@ def swift_type(type_):
     return SCALAR_TYPES.get(type_, type_)
 
 
-def struct_body(name, fields, out, extra_conformance=""):
-    out.append(f"    public struct {name}: WireField{extra_conformance} {{")
+def struct_body(name, fields, out, conformance="WireField"):
+    out.append(f"    public struct {name}: {conformance} {{")
     for field, type_ in fields:
         out.append(f"        public var {camel(field)}: {swift_type(type_)}")
     if fields:
@@ -112,7 +112,7 @@ def generate(cat):
         out.append("")
     for name, spec in cat.messages.items():
         out.append(f"    /// 0x{spec['code']:02X}, {spec['direction']}" + (", stream" if spec["stream"] else "") + ".")
-        struct_body(name, spec["fields"], out, ", WireMessage")
+        struct_body(name, spec["fields"], out, "WireMessage")
         out[-1:-1] = [f"        public static let type = MessageType.{camel(name)}"]
         out.append("")
     out.append("}")
@@ -183,15 +183,12 @@ def generate_random(cat):
         "",
     ]
 
-    def value(type_):
-        return ".random(using: &rng)"
-
     for name in cat.enums:
         out.append(f"extension Wire.{name}: RandomWireValue {{")
         out.append("    static func random(using rng: inout SeededRandom) -> Self { allCases.randomElement(using: &rng)! }")
         out.append("}")
     for name, fields in list(cat.structs.items()) + [(m, s["fields"]) for m, s in cat.messages.items()]:
-        args = ", ".join(f"{bare(camel(f))}: {value(t)}" for f, t in fields)
+        args = ", ".join(f"{bare(camel(f))}: .random(using: &rng)" for f, _ in fields)
         out.append(f"extension Wire.{name}: RandomWireValue {{")
         out.append(f"    static func random(using rng: inout SeededRandom) -> Self {{ .init({args}) }}")
         out.append("}")
