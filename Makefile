@@ -3,7 +3,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev
 
-.PHONY: deps build doctor test bench clean
+.PHONY: deps build doctor test bench fuzz clean
 
 # Installs the system libraries when missing (Debian/Ubuntu).
 deps:
@@ -28,6 +28,15 @@ bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --format markdown \
 		| tee .benchmark-output.md
 	python3 Benchmarks/summarize.py Benchmarks/.benchmark-output.md
+
+# libFuzzer on the wire codec's frame and message decoders for FUZZ_SECONDS (see Fuzz/README.md). New inputs go
+# to Fuzz/.work/corpus, crashes to Fuzz/.work/crashes; the committed corpus and regressions are only read.
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+	mkdir -p Fuzz/.work/corpus Fuzz/.work/crashes
+	Fuzz/.build/release/fuzz-wire-decoder -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=Fuzz/.work/crashes/ \
+		Fuzz/.work/corpus Fuzz/corpus Fuzz/regressions
 
 clean:
 	rm -rf .build Benchmarks/.build

@@ -11,12 +11,14 @@ let package = Package(
         .library(name: "Attribution", targets: ["Attribution"]),
         .library(name: "SampleCorpus", targets: ["SampleCorpus"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "WireProtocol", targets: ["WireProtocol"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // Compute core: the only place with unsafe pointers and C.
@@ -44,6 +46,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+
+        // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
+        .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
 
         .executableTarget(
             name: "tributary-engine",
@@ -74,6 +79,16 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),
+        .testTarget(
+            name: "WireProtocolTests",
+            dependencies: [
+                "WireProtocol",
+                "TensorCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
         // Runs the built executables as a user would.
         .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training"]),
     ]

@@ -1,0 +1,15 @@
+// swift-tools-version: 6.1
+// The libFuzzer target of the wire codec, its own package so that `swift test` never builds it with the
+// sanitizers. Build and run with `make fuzz` (see README.md here).
+import PackageDescription
+
+let package = Package(
+    name: "TributaryFuzz",
+    dependencies: [.package(name: "Tributary", path: "..")],
+    targets: [
+        .executableTarget(
+            name: "fuzz-wire-decoder",
+            dependencies: [.product(name: "WireProtocol", package: "Tributary")]
+        )
+    ]
+)
