@@ -5,20 +5,9 @@ import Training
 
 /// `tributary-engine pretrain` run as a user runs it.
 @Suite struct PretrainCommandTests {
-    static let engine = DoctorTests.engine
-
     func engine(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = Self.engine
-        process.arguments = arguments
-        let output = Pipe(), error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        let run = try runEngine(arguments)
+        return (run.status, String(decoding: run.output, as: UTF8.self), run.errors)
     }
 
     func folder(_ name: String) -> String {
