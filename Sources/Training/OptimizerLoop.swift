@@ -77,9 +77,13 @@ struct OptimizerLoop: Sendable {
 
 /// Writes `value` as pretty, key-sorted JSON, atomically (a trainer's `trainer_state.json`).
 func writeJSON(_ value: some Encodable, to path: String) throws {
+    try encodedJSON(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+}
+
+func encodedJSON(_ value: some Encodable) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+    return try encoder.encode(value)
 }
 
 func readJSON<T: Decodable>(_ type: T.Type, from path: String) throws -> T {

@@ -106,6 +106,9 @@ public struct PretrainingRecipe: Sendable, Equatable, Codable {
 
     public func write(to path: String) throws { try writeJSON(self, to: path) }
 
+    /// The recipe as `write(to:)` writes it.
+    public var json: String { String(decoding: try! encodedJSON(self), as: UTF8.self) }
+
     /// Saves `model` as the recipe's Hugging Face folder in `dtype`, with the pad id and the recipe beside it.
     public func saveModel(_ model: LlamaModel, to folder: String, dtype: SafeTensors.Dtype) throws {
         try model.save(to: folder, dtype: dtype, extraConfig: ["pad_token_id": Self.padToken])

@@ -34,9 +34,7 @@ struct Pretrain: ParsableCommand {
         if let checkpointEvery { recipe.training.checkpointEvery = checkpointEvery }
         do { try recipe.validate() } catch { throw CommandFailure("recipe: \(error.description)") }
         if printRecipe {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(recipe), as: UTF8.self))
+            print(recipe.json)
             return
         }
         let storage: SafeTensors.Dtype

@@ -8,7 +8,7 @@ struct TributaryEngine: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary-engine",
         abstract: "Tributary's engine: training, attribution and inference for LoRA-adapted models.",
-        subcommands: [Doctor.self, Logits.self, Train.self, Generate.self, Pretrain.self])
+        subcommands: [Doctor.self, Logits.self, Train.self, Generate.self, Pretrain.self, Corpus.self])
 }
 
 struct Doctor: ParsableCommand {
