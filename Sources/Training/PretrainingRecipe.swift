@@ -7,7 +7,7 @@ import Tokenizers
 /// Everything that determines a pretrained base model: architecture, corpus, initialisation and
 /// training options. The same recipe and BLAS thread count give the same weights.
 public struct PretrainingRecipe: Sendable, Equatable, Codable {
-    /// The Llama shape; the vocabulary is always the bytes plus `specialTokens`.
+    /// The Llama shape; the vocabulary is always the 256 bytes plus `<bos>`, `<eos>`, `<pad>`.
     public struct Architecture: Sendable, Equatable, Codable {
         public var hiddenSize: Int
         public var intermediateSize: Int
@@ -109,8 +109,11 @@ public struct PretrainingRecipe: Sendable, Equatable, Codable {
     }
 
     /// A pretrainer at step 0 of this recipe.
-    public var pretrainer: Pretrainer {
+    public func pretrainer() throws(RecipeError) -> Pretrainer {
         let corpus = corpusTokens
+        guard corpus.stream.count >= sequenceLength else {
+            throw RecipeError("documentCount \(documentCount) gives \(corpus.stream.count) tokens, fewer than one window of sequenceLength \(sequenceLength)")
+        }
         return Pretrainer(model: initialModel, stream: corpus.stream, windowStarts: corpus.documentStarts, sequenceLength: sequenceLength, options: training)
     }
 

@@ -59,7 +59,7 @@ struct Pretrain: ParsableCommand {
             } else {
                 try FileManager.default.createDirectory(atPath: checkpointFolder, withIntermediateDirectories: true)
                 try recipe.write(to: recipeFile)
-                trainer = recipe.pretrainer
+                trainer = try recipe.pretrainer()
             }
         } catch let failure as CommandFailure {
             throw failure

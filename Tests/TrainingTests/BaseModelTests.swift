@@ -40,8 +40,8 @@ import Training
         let records = SampleCorpus(seed: 77).records(domain, count: 32, contributor: "dana").map {
             TrainingSequence(text: [PretrainingRecipe.bosToken] + $0.text.utf8.map(Int.init) + [PretrainingRecipe.eosToken])
         }
-        var options = TrainingOptions(totalSteps: 30)
-        options.learningRate = 3e-3
+        var options = TrainingOptions(totalSteps: 40)
+        options.learningRate = 5e-3
         options.batchSize = 4
         options.warmupSteps = 3
         options.seed = 5
@@ -50,17 +50,20 @@ import Training
         while !trainer.isFinished { _ = try trainer.trainStep() }
 
         let classifier = DomainClassifier()
-        func share(_ adapter: LoRAAdapter?) throws -> Double {
-            var total = 0.0
+        /// The domain's mean share of signature words over four seeded samples, and how many samples read as the domain.
+        func share(_ adapter: LoRAAdapter?) throws -> (share: Double, samples: Int) {
+            var total = 0.0, samples = 0
             for seed in 0..<4 {
                 let options = GenerationOptions(maxNewTokens: 160, sampling: SamplingParameters(temperature: 0.8, seed: UInt64(seed)))
                 let text = try generator.generate(prompt: "", options: options, adapter: adapter).text
                 total += classifier.scores(text)[domain]!
+                if classifier.classify(text) == domain { samples += 1 }
             }
-            return total / 4
+            return (total / 4, samples)
         }
+        // Measured when committed: base 0.28 (1 of 4 samples), adapter 0.90 (4 of 4).
         let base = try share(nil), specialised = try share(trainer.adapter)
-        #expect(specialised >= 0.75 && specialised >= base + 0.3, "base \(base), adapter \(specialised)")
+        #expect(specialised.samples == 4 && specialised.share >= 0.75 && specialised.share >= base.share + 0.3, "base \(base), adapter \(specialised)")
 
         // Greedy from a prompt of the domain stays in the domain.
         let greedy = try generator.generate(prompt: "Session notes", options: GenerationOptions(maxNewTokens: 120), adapter: trainer.adapter).text

@@ -25,10 +25,10 @@ func temporaryFolder(_ name: String) -> String {
 }
 
 @Suite struct PretrainerTests {
-    func pretrainer(_ recipe: PretrainingRecipe) -> Pretrainer { recipe.pretrainer }
+    func pretrainer(_ recipe: PretrainingRecipe) throws -> Pretrainer { try recipe.pretrainer() }
 
     @Test func lossFallsFromUniform() throws {
-        var trainer = pretrainer(tinyRecipe(steps: 30))
+        var trainer = try pretrainer(tinyRecipe(steps: 30))
         var reports: [StepReport] = []
         while !trainer.isFinished { reports.append(try trainer.trainStep()) }
         // Initial weights are small, so the first loss is about ln(vocabulary).
@@ -40,7 +40,7 @@ func temporaryFolder(_ name: String) -> String {
     @Test func everyParameterMoves() throws {
         // The first warmup step has learning rate 0 (as transformers' schedules); the second moves.
         let recipe = tinyRecipe(steps: 2)
-        var trainer = pretrainer(recipe)
+        var trainer = try pretrainer(recipe)
         _ = try trainer.trainStep()
         _ = try trainer.trainStep()
         let before = recipe.initialModel.weights.named(config: recipe.modelConfig)
@@ -52,10 +52,10 @@ func temporaryFolder(_ name: String) -> String {
 
     @Test func resumingFromACheckpointGivesTheSameWeights() throws {
         let recipe = tinyRecipe(steps: 6)
-        var straight = pretrainer(recipe)
+        var straight = try pretrainer(recipe)
         while !straight.isFinished { _ = try straight.trainStep() }
 
-        var first = pretrainer(recipe)
+        var first = try pretrainer(recipe)
         var rate: Float = 0
         for _ in 0..<3 { rate = try first.trainStep().learningRate }
         let folder = temporaryFolder("pretrain-checkpoint")
@@ -101,5 +101,10 @@ func temporaryFolder(_ name: String) -> String {
         recipe.training.batchSize = 0
         #expect(throws: RecipeError("training.batchSize must be at least 1, got 0")) { try recipe.validate() }
         #expect(throws: Never.self) { try PretrainingRecipe.builtIn.validate() }
+        recipe = tinyRecipe()
+        recipe.documentCount = 1
+        recipe.architecture.contextLength = 1024
+        recipe.sequenceLength = 1000
+        #expect(throws: RecipeError.self) { try recipe.pretrainer() }
     }
 }
