@@ -140,16 +140,6 @@ extension ScorerKind: ExpressibleByArgument {
 
 extension ValidationAggregation: ExpressibleByArgument {}
 
-/// `list` as token ids, each inside the vocabulary.
-func tokenIDs(_ list: String, option: String, vocabularySize: Int) throws -> [Int] {
-    try list.split(separator: ",").map { part in
-        guard let id = Int(part.trimmingCharacters(in: .whitespaces)), id >= 0, id < vocabularySize else {
-            throw ValidationError("\(option): \"\(part)\" is not a token id in 0..<\(vocabularySize)")
-        }
-        return id
-    }
-}
-
 /// The JSON of `attribute`: one flat object per record.
 struct AttributionReport: Encodable {
     struct Record: Encodable {

@@ -65,12 +65,7 @@ struct Logits: ParsableCommand {
     var json = false
 
     func run() throws {
-        let ids = try tokens.split(separator: ",").map { part -> Int in
-            guard let id = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--tokens: \"\(part)\" is not a token id")
-            }
-            return id
-        }
+        let ids = try tokenIDs(tokens, option: "--tokens")
         let logits: Tensor
         do {
             let base = try LlamaModel(folder: model)
@@ -94,4 +89,17 @@ struct Logits: ParsableCommand {
 struct CommandFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// `list` ("1,2,3") as token ids; with `vocabularySize`, each must lie in `0..<vocabularySize`.
+func tokenIDs(_ list: String, option: String, vocabularySize: Int? = nil) throws -> [Int] {
+    try list.split(separator: ",").map { part in
+        guard let id = Int(part.trimmingCharacters(in: .whitespaces)),
+            vocabularySize.map({ id >= 0 && id < $0 }) ?? true
+        else {
+            let range = vocabularySize.map { " in 0..<\($0)" } ?? ""
+            throw ValidationError("\(option): \"\(part)\" is not a token id\(range)")
+        }
+        return id
+    }
 }
