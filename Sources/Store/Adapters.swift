@@ -254,10 +254,12 @@ extension Store {
         }
     }
 
-    static func validLocation(_ raw: String) throws -> String {
+    static func validLocation(
+        _ raw: String, invalid: (String) -> StoreError = StoreError.invalidAdapter
+    ) throws -> String {
         let location = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !location.isEmpty, location.utf8.count <= 4096, !Validation.containsControlCharacters(location) else {
-            throw StoreError.invalidAdapter("location must be 1 to 4096 bytes, without control characters")
+            throw invalid("location must be 1 to 4096 bytes, without control characters")
         }
         return location
     }

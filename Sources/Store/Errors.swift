@@ -63,6 +63,16 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidFee(Int64)
     case invalidPolicy(String)
 
+    // Jobs
+    case jobNotFound(JobID)
+    case invalidJob(String)
+    /// Only a queued job whose backoff has passed can start.
+    case jobNotRunnable(JobID, state: JobState)
+    /// The attempt this report names is no longer the job's running attempt.
+    case staleJobLease(job: JobID, attempt: Int, engine: String)
+    case notJobOwner(job: JobID, contributor: ContributorID)
+    case jobAlreadyFinished(JobID, state: JobState)
+
     /// A stored value the store cannot read (for example an unknown status), which only an edit outside the
     /// store can produce. ``Store/audit()`` and ``Store/verifyLedger(anchors:)`` report such damage in detail.
     case corruptRow(String)
@@ -108,6 +118,13 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(record) is not in any datanet version \(adapter) was trained on"
         case .invalidFee(let fee): "invalid fee \(fee): fees are non-negative integers in micro-units"
         case .invalidPolicy(let why): "invalid policy: \(why)"
+        case .jobNotFound(let id): "unknown \(id)"
+        case .invalidJob(let why): "invalid job: \(why)"
+        case .jobNotRunnable(let id, let state): "\(id) cannot start: it is \(state.rawValue) or waiting out its backoff"
+        case .staleJobLease(let job, let attempt, let engine):
+            "attempt \(attempt) of \(job) on engine \(engine) is no longer running"
+        case .notJobOwner(let job, let contributor): "\(contributor) did not submit \(job)"
+        case .jobAlreadyFinished(let id, let state): "\(id) already finished: \(state.rawValue)"
         case .corruptRow(let what): "corrupt database row: \(what)"
         }
     }

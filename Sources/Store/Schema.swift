@@ -8,6 +8,9 @@ enum Schema {
         migrator.registerMigration("v1") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2-jobs") { db in
+            try db.execute(sql: v2Jobs)
+        }
         return migrator
     }
 
@@ -290,5 +293,55 @@ enum Schema {
         BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
         CREATE TRIGGER ledger_entry_no_delete BEFORE DELETE ON ledger_entry
         BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+        """
+
+    /// The coordinator's durable job queue. Jobs change state; their events are append-only.
+    static let v2Jobs = """
+        CREATE TABLE job (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('train', 'index', 'evaluate')),
+            specification BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            submitted_by INTEGER NOT NULL REFERENCES contributor(id),
+            parent_id INTEGER REFERENCES job(id),
+            attempt INTEGER NOT NULL CHECK (attempt >= 0),
+            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+            engine TEXT,
+            lease_expires_at INTEGER,
+            not_before INTEGER NOT NULL,
+            checkpoint TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+            result BLOB,
+            error TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            CHECK ((state = 'running') = (lease_expires_at IS NOT NULL)),
+            CHECK (attempt <= max_attempts)
+        ) STRICT;
+        CREATE INDEX job_by_state ON job(state, not_before, id);
+        CREATE INDEX job_by_engine ON job(engine) WHERE state = 'running';
+        CREATE TRIGGER job_no_delete BEFORE DELETE ON job
+        BEGIN SELECT RAISE(ABORT, 'jobs are never deleted'); END;
+        CREATE TRIGGER job_identity_immutable BEFORE UPDATE OF id, kind, specification, submitted_by, parent_id,
+            created_at ON job
+        BEGIN SELECT RAISE(ABORT, 'a job''s identity and specification are immutable'); END;
+        CREATE TRIGGER job_final_state_is_final BEFORE UPDATE ON job
+        WHEN OLD.state IN ('succeeded', 'failed', 'cancelled')
+        BEGIN SELECT RAISE(ABORT, 'a finished job never changes'); END;
+
+        CREATE TABLE job_event (
+            sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER NOT NULL REFERENCES job(id),
+            kind TEXT NOT NULL CHECK (kind IN ('queued', 'started', 'progress', 'checkpoint', 'retrying',
+                                               'cancelling', 'done', 'failed', 'cancelled')),
+            attempt INTEGER NOT NULL,
+            detail BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX job_event_by_job ON job_event(job_id, sequence);
+        CREATE TRIGGER job_event_no_update BEFORE UPDATE ON job_event
+        BEGIN SELECT RAISE(ABORT, 'job events are append-only'); END;
+        CREATE TRIGGER job_event_no_delete BEFORE DELETE ON job_event
+        BEGIN SELECT RAISE(ABORT, 'job events are append-only'); END;
         """
 }
