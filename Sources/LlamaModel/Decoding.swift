@@ -38,6 +38,8 @@ public enum StopReason: String, Sendable, Equatable, Codable {
     case maxTokens = "max_tokens"
     /// The prompt and the generated tokens fill the context.
     case contextFull = "context_full"
+    /// The caller's `shouldStop` asked to stop (a cancelled request).
+    case cancelled
 }
 
 /// Where the time of a generation went.
@@ -102,9 +104,10 @@ extension LlamaModel {
     /// per generated token, choosing each by `options.sampling` until a stop token, the token
     /// limit or the end of the context. `onToken` sees each emitted token as soon as it is chosen
     /// (never the stop token). With `adapter`, every step runs through its LoRA layers.
+    /// `shouldStop` is asked after each emitted token; true ends generation as `.cancelled`.
     public func generate(
         prompt: [Int], options: GenerationOptions = GenerationOptions(), adapter: LoRAAdapter? = nil,
-        onToken: (Int) -> Void = { _ in }
+        onToken: (Int) -> Void = { _ in }, shouldStop: () -> Bool = { false }
     ) throws(GenerationError) -> TokenGeneration {
         try options.validate()
         var sampler = try Sampler(options.sampling)
@@ -145,6 +148,10 @@ extension LlamaModel {
             }
             result.tokens.append(token)
             onToken(token)
+            if shouldStop() {
+                result.stopReason = .cancelled
+                break
+            }
             if result.tokens.count == options.maxNewTokens {
                 result.stopReason = .maxTokens
                 break
