@@ -88,7 +88,11 @@ func residentBytes() -> Int {
 
 /// The tokens and end of one streamed inference.
 struct Streamed {
+    /// TOKEN frames with a token id.
     var tokens: [Wire.Token] = []
+    /// All streamed text, including a last frame without a token id (0xFFFFFFFF) that flushes an unfinished
+    /// UTF-8 sequence as U+FFFD.
+    var text = ""
     var end: Wire.InferEnd?
 }
 
@@ -96,7 +100,9 @@ func collect(_ replies: ReplyStream) async throws -> Streamed {
     var result = Streamed()
     for try await reply in replies {
         switch reply {
-        case .token(let token): result.tokens.append(token)
+        case .token(let token):
+            if token.token != UInt32.max { result.tokens.append(token) }
+            result.text += token.text
         case .inferEnd(let end): result.end = end
         default: break
         }
