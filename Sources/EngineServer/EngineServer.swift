@@ -41,6 +41,7 @@ public final class EngineServer: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let maxPayload = configuration.maxFramePayload
         let buffered = configuration.maxBufferedBytes
+        let statistics = engine.statistics
         let listener: NIOAsyncChannel<NIOAsyncChannel<Envelope, Envelope>, Never>
         do {
             listener = try await ServerBootstrap(group: group)
@@ -53,7 +54,7 @@ public final class EngineServer: Sendable {
                         try channel.pipeline.syncOperations.addHandlers(
                             ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
                             MessageToByteHandler(EnvelopeEncoder()),
-                            ProtocolHandler())
+                            ProtocolHandler(statistics: statistics))
                         // Inbound frames wait here; past the high mark the socket is not read.
                         return try NIOAsyncChannel<Envelope, Envelope>(
                             wrappingChannelSynchronously: channel,

@@ -25,10 +25,15 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     /// A read held back while the connection's replies are backed up past the write-buffer high mark.
     private var readPending = false
 
-    public init() {}
+    private let statistics: ServerStatistics
+
+    init(statistics: ServerStatistics = ServerStatistics()) {
+        self.statistics = statistics
+    }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        statistics.frameReceived()
         switch state {
         case .closed:
             return

@@ -20,6 +20,11 @@ final class ServerStatistics: Sendable {
 
     static let latencyWindow = 1024
     private let state = Mutex(State())
+    /// Frames read off every connection (on event loops, so a lock-free counter).
+    private let frames = Atomic<UInt64>(0)
+
+    func frameReceived() { frames.add(1, ordering: .relaxed) }
+    var framesReceived: UInt64 { frames.load(ordering: .relaxed) }
 
     func connectionOpened() { state.withLock { $0.snapshot.connections += 1 } }
     func connectionClosed() { state.withLock { $0.snapshot.connections -= 1 } }
