@@ -109,6 +109,6 @@ let package = Package(
             ]
         ),
         // Runs the built executables as a user would.
-        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore"]),
+        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore", "TributaryClient", "WireProtocol"]),
     ]
 )
