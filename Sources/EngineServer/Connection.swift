@@ -9,7 +9,7 @@ import WireProtocol
 /// connection's limits. CREDIT and CANCEL go to the open request they name.
 final class Connection: Sendable {
     private let channel: NIOAsyncChannel<Envelope, Envelope>
-    private unowned let server: EngineServer
+    private let server: EngineServer
     private let logger: Logger
 
     private struct State {
@@ -65,8 +65,7 @@ final class Connection: Sendable {
         } catch {
             logger.notice("handshake refused", metadata: ["client": "\(hello.clientName)", "error": "\(error)"])
             let failure = RequestFailure(error)
-            try await outbound.write(
-                Envelope(requestID: 0, flags: .final, message: .errorReply(Wire.ErrorReply(code: failure.code.rawValue, retryAfterMs: 0, message: failure.message))))
+            try await outbound.write(Envelope.error(failure.code, failure.message, requestID: 0))
             return nil
         }
         let configuration = server.configuration
@@ -93,11 +92,11 @@ final class Connection: Sendable {
         case .cancel:
             state.withLock { $0.requests[id] }?.cancel()
         default:
-            let admission = admit(id)
-            guard case .success(let stream) = admission else {
-                if case .failure(let failure) = admission {
-                    try await Replier(stream: RequestStream(requestID: id, credits: 0), outbound: outbound).fail(failure)
-                }
+            let stream: RequestStream
+            switch admit(id) {
+            case .success(let admitted): stream = admitted
+            case .failure(let failure):
+                try await outbound.write(Envelope.error(failure.code, failure.message, requestID: id))
                 return
             }
             let statistics = server.engine.statistics

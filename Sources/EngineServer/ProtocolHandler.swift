@@ -150,15 +150,14 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     private func refuse(context: ChannelHandlerContext, _ code: ErrorCode, _ message: String) {
         guard state != .closed else { return }
         state = .closed
-        let error = Envelope(requestID: 0, flags: .final, message: .errorReply(Wire.ErrorReply(code: code.rawValue, retryAfterMs: 0, message: message)))
+        let error = Envelope.error(code, message, requestID: 0)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(error)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     /// An ERROR ending one request; the connection goes on.
     private func reply(context: ChannelHandlerContext, requestID: UInt64, _ code: ErrorCode, _ message: String) {
-        let error = Envelope(requestID: requestID, flags: .final, message: .errorReply(Wire.ErrorReply(code: code.rawValue, retryAfterMs: 0, message: message)))
-        context.writeAndFlush(wrapOutboundOut(error), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(Envelope.error(code, message, requestID: requestID)), promise: nil)
     }
 }
 

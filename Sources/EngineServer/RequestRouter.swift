@@ -19,7 +19,7 @@ struct Replier: Sendable {
     }
 
     func fail(_ failure: RequestFailure) async throws {
-        try await finish(.errorReply(Wire.ErrorReply(code: failure.code.rawValue, retryAfterMs: 0, message: failure.message)))
+        try await outbound.write(Envelope.error(failure.code, failure.message, requestID: stream.requestID))
     }
 }
 
@@ -46,11 +46,10 @@ struct RequestRouter: Sendable {
     private func respond(to request: Message, replier: Replier) async throws {
         switch request {
         case .health:
-            let uptime = ContinuousClock.now - startedAt
             try await replier.finish(
                 .healthStatus(Wire.HealthStatus(
                     state: isDraining() ? .draining : .serving, serverVersion: EngineServer.version,
-                    uptimeMs: UInt64(uptime.components.seconds) * 1000 + UInt64(uptime.components.attoseconds / 1_000_000_000_000_000))))
+                    uptimeMs: (ContinuousClock.now - startedAt).wholeMicroseconds / 1000)))
         case .stats:
             let stats = engine.statistics.snapshot()
             try await replier.finish(
@@ -195,6 +194,7 @@ struct InferenceStream {
             .inferEnd(Wire.InferEnd(
                 stopReason: Wire.StopReason(result.stopReason), promptTokens: UInt32(result.promptTokenCount),
                 completionTokens: UInt32(result.tokens.count),
-                promptUs: UInt64(result.timings.promptSeconds * 1e6), generationUs: UInt64(result.timings.generationSeconds * 1e6))))
+                promptUs: UInt64((result.timings.promptSeconds * 1e6).rounded()),
+                generationUs: UInt64((result.timings.generationSeconds * 1e6).rounded()))))
     }
 }

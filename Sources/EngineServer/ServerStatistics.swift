@@ -32,8 +32,7 @@ final class ServerStatistics: Sendable {
     func tokensGenerated(_ count: Int) { state.withLock { $0.snapshot.tokensGenerated += UInt64(count) } }
 
     func requestFinished(after duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let microseconds = UInt64(max(0, seconds)) * 1_000_000 + UInt64(max(0, attoseconds)) / 1_000_000_000_000
+        let microseconds = duration.wholeMicroseconds
         state.withLock { state in
             state.snapshot.requestsInFlight -= 1
             state.snapshot.requestsCompleted += 1

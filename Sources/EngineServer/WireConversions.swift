@@ -93,6 +93,20 @@ extension Date {
     var wireMillis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 }
 
+extension Duration {
+    var wholeMicroseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        return UInt64(max(0, seconds)) * 1_000_000 + UInt64(max(0, attoseconds)) / 1_000_000_000_000
+    }
+}
+
+extension Envelope {
+    /// The ERROR frame that ends request `requestID` (or, on request id 0, the connection).
+    static func error(_ code: ErrorCode, _ message: String, requestID: UInt64) -> Envelope {
+        Envelope(requestID: requestID, flags: .final, message: .errorReply(Wire.ErrorReply(code: code.rawValue, retryAfterMs: 0, message: message)))
+    }
+}
+
 /// A refusal to send as an ERROR frame: a wire code and a message naming what is wrong.
 struct RequestFailure: Error {
     var code: ErrorCode
