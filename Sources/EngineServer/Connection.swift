@@ -65,7 +65,7 @@ final class Connection: Sendable {
         } catch {
             logger.notice("handshake refused", metadata: ["client": "\(hello.clientName)", "error": "\(error)"])
             let failure = RequestFailure(error)
-            try await outbound.write(Envelope.error(failure.code, failure.message, requestID: 0))
+            try await outbound.write(Envelope.error(failure, requestID: 0))
             return nil
         }
         let configuration = server.configuration
@@ -96,7 +96,7 @@ final class Connection: Sendable {
             switch admit(id) {
             case .success(let admitted): stream = admitted
             case .failure(let failure):
-                try await outbound.write(Envelope.error(failure.code, failure.message, requestID: id))
+                try await outbound.write(Envelope.error(failure, requestID: id))
                 return
             }
             let statistics = server.engine.statistics
@@ -123,7 +123,8 @@ final class Connection: Sendable {
                 return .failure(RequestFailure(.duplicateRequestID, "request id \(id) is already open"))
             }
             if state.requests.count >= limit {
-                return .failure(RequestFailure(.tooManyRequests, "\(limit) requests are already open on this connection"))
+                return .failure(
+                    RequestFailure(.tooManyRequests, "\(limit) requests are already open on this connection", retryAfterMs: 10))
             }
             let stream = RequestStream(requestID: id, credits: state.streamCredits)
             state.requests[id] = stream

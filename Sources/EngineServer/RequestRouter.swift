@@ -19,7 +19,7 @@ struct Replier: Sendable {
     }
 
     func fail(_ failure: RequestFailure) async throws {
-        try await outbound.write(Envelope.error(failure.code, failure.message, requestID: stream.requestID))
+        try await outbound.write(Envelope.error(failure, requestID: stream.requestID))
     }
 }
 
@@ -36,7 +36,7 @@ struct RequestRouter: Sendable {
         do {
             try await respond(to: request, replier: replier)
         } catch is CancellationError where replier.stream.isCancelled {
-            // Cancelled by the client: a streaming handler has already answered, or nothing more is wanted.
+            // A request the client cancelled before it could answer (inference answers INFER_END itself).
             try? await replier.fail(RequestFailure(.cancelled, "the request was cancelled"))
         } catch {
             try? await replier.fail(RequestFailure(error))
@@ -166,7 +166,8 @@ struct InferenceStream {
                 seed: request.seed))
         try options.validate()
 
-        // Pieces wait here for credits; at most `maxTokens` of them, so a slow reader holds a bounded amount.
+        // Pieces wait here for credits: at most one per position of the context, so a slow reader holds a
+        // bounded amount while generation finishes and frees its compute thread.
         let (pieces, continuation) = AsyncStream.makeStream(of: StreamedPiece.self)
         let stream = replier.stream
         let prompt = request.prompt

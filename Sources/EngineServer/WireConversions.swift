@@ -102,8 +102,14 @@ extension Duration {
 
 extension Envelope {
     /// The ERROR frame that ends request `requestID` (or, on request id 0, the connection).
-    static func error(_ code: ErrorCode, _ message: String, requestID: UInt64) -> Envelope {
-        Envelope(requestID: requestID, flags: .final, message: .errorReply(Wire.ErrorReply(code: code.rawValue, retryAfterMs: 0, message: message)))
+    static func error(_ code: ErrorCode, _ message: String, requestID: UInt64, retryAfterMs: UInt32 = 0) -> Envelope {
+        Envelope(
+            requestID: requestID, flags: .final,
+            message: .errorReply(Wire.ErrorReply(code: code.rawValue, retryAfterMs: retryAfterMs, message: message)))
+    }
+
+    static func error(_ failure: RequestFailure, requestID: UInt64) -> Envelope {
+        error(failure.code, failure.message, requestID: requestID, retryAfterMs: failure.retryAfterMs)
     }
 }
 
@@ -111,10 +117,13 @@ extension Envelope {
 struct RequestFailure: Error {
     var code: ErrorCode
     var message: String
+    /// For the overloaded class (4xx): when to try again.
+    var retryAfterMs: UInt32
 
-    init(_ code: ErrorCode, _ message: String) {
+    init(_ code: ErrorCode, _ message: String, retryAfterMs: UInt32 = 0) {
         self.code = code
         self.message = message
+        self.retryAfterMs = retryAfterMs
     }
 
     /// The wire's view of any error a library threw.

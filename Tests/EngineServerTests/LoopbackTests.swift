@@ -126,7 +126,7 @@ import WireProtocol
         let first = try await connection.stream(inferRequest("one", maxTokens: 100))
         let second = try await connection.stream(inferRequest("two", maxTokens: 100))
         let refusal = await #expect(throws: ServerError.self) { _ = try await connection.call(.health(Wire.Health())) }
-        #expect(refusal?.errorCode == .tooManyRequests && refusal?.retryClass == .overloaded)
+        #expect(refusal?.errorCode == .tooManyRequests && refusal?.retryClass == .overloaded && refusal?.retryAfterMs == 10)
         let (one, two) = (try await collect(first), try await collect(second))
         #expect(one.tokens.count == 100 && one.end?.completionTokens == 100, "\(one.tokens.count) \(String(describing: one.end))")
         #expect(two.tokens.count == 100 && two.end?.completionTokens == 100, "\(two.tokens.count) \(String(describing: two.end))")
