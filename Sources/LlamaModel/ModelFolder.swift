@@ -45,7 +45,7 @@ extension LlamaConfig {
             "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
             "vocab_size": vocabularySize, "hidden_size": hiddenSize, "intermediate_size": intermediateSize,
             "num_hidden_layers": layerCount, "num_attention_heads": headCount, "num_key_value_heads": keyValueHeadCount,
-            "head_dim": headDimension, "max_position_embeddings": maxPositions, "rms_norm_eps": Double(rmsNormEpsilon),
+            "head_dim": headDimension, "max_position_embeddings": maxPositions, "rms_norm_eps": Double("\(rmsNormEpsilon)")!,
             "rope_theta": ropeTheta, "tie_word_embeddings": tieWordEmbeddings, "attention_bias": false, "mlp_bias": false,
             "initializer_range": 0.02, "torch_dtype": Self.torchName(dtype),
         ]

@@ -23,11 +23,25 @@ public struct SampleCorpus: Sendable, Equatable {
         }
     }
 
-    /// Training records of one domain, ids "DOMAIN-INDEX", for a datanet of `contributor`.
-    public func records(_ domain: CorpusDomain, count: Int, contributor: String, firstIndex: Int = 0) -> [SampleRecord] {
+    /// Training records of one domain, ids "DOMAIN-INDEX", for a datanet of `contributor`: each
+    /// document's whole lines up to `maxBytes` UTF-8 bytes, so that records fit a model's context.
+    public func records(_ domain: CorpusDomain, count: Int, contributor: String, firstIndex: Int = 0, maxBytes: Int = 250) -> [SampleRecord] {
         (firstIndex..<firstIndex + count).map {
-            SampleRecord(id: "\(domain.rawValue)-\($0)", contributor: contributor, text: document(domain, index: $0))
+            SampleRecord(id: "\(domain.rawValue)-\($0)", contributor: contributor, text: Self.excerpt(document(domain, index: $0), maxBytes: maxBytes))
         }
+    }
+
+    /// The leading whole lines of `text` within `maxBytes` bytes (the first line cut when it alone is longer).
+    static func excerpt(_ text: String, maxBytes: Int) -> String {
+        var kept: [Substring] = [], size = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let added = line.utf8.count + (kept.isEmpty ? 0 : 1)
+            if size + added > maxBytes { break }
+            kept.append(line)
+            size += added
+        }
+        if kept.isEmpty { return String(decoding: text.utf8.prefix(maxBytes), as: UTF8.self) }
+        return kept.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 

@@ -68,18 +68,32 @@ struct OptimizerLoop: Sendable {
     mutating func loadMoments(from path: String, step: Int) throws {
         let file = try SafeTensorsFile(path: path)
         for (index, name) in names.enumerated() {
-            moments[index].firstMoment = try file.tensor(named: name + ".exp_avg").contiguous()
-            moments[index].secondMoment = try file.tensor(named: name + ".exp_avg_sq").contiguous()
+            let first = try file.tensor(named: name + ".exp_avg").contiguous()
+            let second = try file.tensor(named: name + ".exp_avg_sq").contiguous()
+            let shape = moments[index].firstMoment.shape
+            guard first.shape == shape && second.shape == shape else {
+                throw CheckpointError(description: "\(path): the moments of \(name) have shape \(first.shape), the parameter \(shape)")
+            }
+            (moments[index].firstMoment, moments[index].secondMoment) = (first, second)
         }
         self.step = step
     }
 }
 
+/// A checkpoint that does not fit the model it resumes.
+public struct CheckpointError: Error, Equatable, CustomStringConvertible {
+    public var description: String
+}
+
 /// Writes `value` as pretty, key-sorted JSON, atomically (a trainer's `trainer_state.json`).
 func writeJSON(_ value: some Encodable, to path: String) throws {
+    try encodedJSON(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+}
+
+func encodedJSON(_ value: some Encodable) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+    return try encoder.encode(value)
 }
 
 func readJSON<T: Decodable>(_ type: T.Type, from path: String) throws -> T {

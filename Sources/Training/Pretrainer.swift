@@ -3,13 +3,16 @@ import LlamaModel
 import TensorCore
 
 /// Full-parameter training of a base model on a token stream: each micro-batch is `batchSize`
-/// windows of `sequenceLength` tokens at seeded offsets, loss on every token. The offsets of
-/// micro-batch k depend only on the seed and k, so a resumed run sees the same data as an
+/// windows of `sequenceLength` tokens, each starting at one of `windowStarts` (document starts, so
+/// that position 0 is a `<bos>` as in generation) chosen by a seeded draw; loss on every token. The
+/// windows of micro-batch k depend only on the seed and k, so a resumed run sees the same data as an
 /// uninterrupted one. The optimizer side (accumulation, clipping, schedule, AdamW) is LoRA
 /// training's. Deterministic for a seed and a thread count.
 public struct Pretrainer: Sendable {
     public private(set) var model: LlamaModel
     public let stream: [Int]
+    /// Offsets in `stream` where windows may start.
+    public let windowStarts: [Int]
     public let sequenceLength: Int
     var loop: OptimizerLoop
 
@@ -17,11 +20,14 @@ public struct Pretrainer: Sendable {
     public var step: Int { loop.step }
     public var isFinished: Bool { step >= options.totalSteps }
 
-    public init(model: LlamaModel, stream: [Int], sequenceLength: Int, options: TrainingOptions) {
+    /// `windowStarts` nil: any offset.
+    public init(model: LlamaModel, stream: [Int], windowStarts: [Int]? = nil, sequenceLength: Int, options: TrainingOptions) {
         precondition(sequenceLength >= 2 && sequenceLength <= model.config.maxPositions, "sequence length \(sequenceLength) outside 2...\(model.config.maxPositions)")
-        precondition(stream.count > sequenceLength, "a stream of \(stream.count) tokens has no window of \(sequenceLength)")
+        let starts = (windowStarts ?? Array(0...max(0, stream.count - sequenceLength))).filter { $0 >= 0 && $0 + sequenceLength <= stream.count }
+        precondition(!starts.isEmpty, "a stream of \(stream.count) tokens has no window of \(sequenceLength)")
         self.model = model
         self.stream = stream
+        self.windowStarts = starts
         self.sequenceLength = sequenceLength
         let named = model.weights.named(config: model.config)
         loop = OptimizerLoop(options: options, names: named.map(\.name), parameters: named.map(\.tensor))
@@ -30,9 +36,8 @@ public struct Pretrainer: Sendable {
     /// The windows of micro-batch `index` (counted over the whole run).
     func microBatch(_ index: Int) -> [TrainingSequence] {
         var random = SeededRandom(seed: options.seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
-        let starts = UInt64(stream.count - sequenceLength + 1)
         return (0..<options.batchSize).map { _ in
-            let start = Int(random.next() % starts)
+            let start = windowStarts[Int(random.next() % UInt64(windowStarts.count))]
             return TrainingSequence(text: Array(stream[start..<start + sequenceLength]))
         }
     }
@@ -73,10 +78,10 @@ extension Pretrainer {
         try writeJSON(State(step: step, learningRate: learningRate, sequenceLength: sequenceLength, options: options), to: folder + "/trainer_state.json")
     }
 
-    /// Resumes from a checkpoint folder written by `saveCheckpoint`, with the same stream.
-    public init(resumingFrom folder: String, stream: [Int]) throws {
+    /// Resumes from a checkpoint folder written by `saveCheckpoint`, with the same stream and starts.
+    public init(resumingFrom folder: String, stream: [Int], windowStarts: [Int]? = nil) throws {
         let state = try readJSON(State.self, from: folder + "/trainer_state.json")
-        self.init(model: try LlamaModel(folder: folder), stream: stream, sequenceLength: state.sequenceLength, options: state.options)
+        self.init(model: try LlamaModel(folder: folder), stream: stream, windowStarts: windowStarts, sequenceLength: state.sequenceLength, options: state.options)
         try loop.loadMoments(from: folder + "/optimizer.safetensors", step: state.step)
     }
 

@@ -45,10 +45,10 @@ public struct PretrainingRecipe: Sendable, Equatable, Codable {
 
     /// The recipe of `models/tributary-base`.
     public static var builtIn: PretrainingRecipe {
-        var training = TrainingOptions(totalSteps: 1400)
+        var training = TrainingOptions(totalSteps: 1000)
         training.learningRate = 3e-3
         training.schedule = .cosine
-        training.warmupSteps = 50
+        training.warmupSteps = 40
         training.batchSize = 8
         training.maxGradientNorm = 1
         training.weightDecay = 0.01
@@ -96,15 +96,28 @@ public struct PretrainingRecipe: Sendable, Equatable, Codable {
         LlamaModel(config: modelConfig, weights: LlamaWeights(initializing: modelConfig, seed: initSeed))
     }
 
-    /// The corpus as one stream: each document's bytes between `<bos>` and `<eos>`.
-    public var tokenStream: [Int] {
+    /// The corpus as one stream, each document's bytes between `<bos>` and `<eos>`, and the offset
+    /// of every `<bos>`: training windows start there, as generation starts at `<bos>`.
+    public var corpusTokens: (stream: [Int], documentStarts: [Int]) {
         let tokenizer = try! ByteTokenizer(vocabularySize: Self.vocabularySize)
-        return SampleCorpus(seed: corpusSeed).documents(count: documentCount).flatMap {
-            [Self.bosToken] + tokenizer.encode($0.text) + [Self.eosToken]
+        var stream: [Int] = [], starts: [Int] = []
+        for document in SampleCorpus(seed: corpusSeed).documents(count: documentCount) {
+            starts.append(stream.count)
+            stream += [Self.bosToken] + tokenizer.encode(document.text) + [Self.eosToken]
         }
+        return (stream, starts)
+    }
+
+    /// A pretrainer at step 0 of this recipe.
+    public var pretrainer: Pretrainer {
+        let corpus = corpusTokens
+        return Pretrainer(model: initialModel, stream: corpus.stream, windowStarts: corpus.documentStarts, sequenceLength: sequenceLength, options: training)
     }
 
     public func write(to path: String) throws { try writeJSON(self, to: path) }
+
+    /// The recipe as `write(to:)` writes it.
+    public var json: String { String(decoding: try! encodedJSON(self), as: UTF8.self) }
 
     /// Saves `model` as the recipe's Hugging Face folder in `dtype`, with the pad id and the recipe beside it.
     public func saveModel(_ model: LlamaModel, to folder: String, dtype: SafeTensors.Dtype) throws {

@@ -34,9 +34,7 @@ struct Pretrain: ParsableCommand {
         if let checkpointEvery { recipe.training.checkpointEvery = checkpointEvery }
         do { try recipe.validate() } catch { throw CommandFailure("recipe: \(error.description)") }
         if printRecipe {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(recipe), as: UTF8.self))
+            print(recipe.json)
             return
         }
         let storage: SafeTensors.Dtype
@@ -46,7 +44,6 @@ struct Pretrain: ParsableCommand {
         default: throw ValidationError("--dtype: \"\(dtype)\" is not f16 or bf16")
         }
         let checkpointFolder = checkpoints ?? out + "/checkpoints"
-        let stream = recipe.tokenStream
         let recipeFile = checkpointFolder + "/recipe.json"
         var trainer: Pretrainer
         do {
@@ -57,11 +54,12 @@ struct Pretrain: ParsableCommand {
                 guard try PretrainingRecipe(contentsOf: recipeFile) == recipe else {
                     throw CommandFailure("--resume: \(checkpointFolder) was trained with another recipe (\(recipeFile)) than this one")
                 }
-                trainer = try Pretrainer(resumingFrom: latest, stream: stream)
+                let corpus = recipe.corpusTokens
+                trainer = try Pretrainer(resumingFrom: latest, stream: corpus.stream, windowStarts: corpus.documentStarts)
             } else {
                 try FileManager.default.createDirectory(atPath: checkpointFolder, withIntermediateDirectories: true)
                 try recipe.write(to: recipeFile)
-                trainer = Pretrainer(model: recipe.initialModel, stream: stream, sequenceLength: recipe.sequenceLength, options: recipe.training)
+                trainer = recipe.pretrainer
             }
         } catch let failure as CommandFailure {
             throw failure

@@ -25,7 +25,7 @@ import Training
         let model = try LlamaModel(folder: Self.folder)
         let heldOut = SampleCorpus(seed: 424_242)
         for domain in CorpusDomain.allCases {
-            let tokens = [PretrainingRecipe.bosToken] + heldOut.document(domain, index: 0).utf8.map(Int.init)
+            let tokens = [PretrainingRecipe.bosToken] + heldOut.records(domain, count: 1, contributor: "x")[0].text.utf8.map(Int.init)
             let targets = (tokens.dropFirst() + [-100]).map(Int32.init)
             let loss = try Kernels.crossEntropy(logits: model.logits(tokens), targets: targets).meanLoss
             #expect(loss < 1.2, "\(domain): \(loss) nats per byte")

@@ -25,9 +25,7 @@ func temporaryFolder(_ name: String) -> String {
 }
 
 @Suite struct PretrainerTests {
-    func pretrainer(_ recipe: PretrainingRecipe) -> Pretrainer {
-        Pretrainer(model: recipe.initialModel, stream: recipe.tokenStream, sequenceLength: recipe.sequenceLength, options: recipe.training)
-    }
+    func pretrainer(_ recipe: PretrainingRecipe) -> Pretrainer { recipe.pretrainer }
 
     @Test func lossFallsFromUniform() throws {
         var trainer = pretrainer(tinyRecipe(steps: 30))
@@ -63,7 +61,8 @@ func temporaryFolder(_ name: String) -> String {
         let folder = temporaryFolder("pretrain-checkpoint")
         try first.saveCheckpoint(to: folder + "/checkpoint-3", learningRate: rate)
         #expect(Pretrainer.latestCheckpoint(in: folder) == folder + "/checkpoint-3")
-        var resumed = try Pretrainer(resumingFrom: folder + "/checkpoint-3", stream: recipe.tokenStream)
+        let corpus = recipe.corpusTokens
+        var resumed = try Pretrainer(resumingFrom: folder + "/checkpoint-3", stream: corpus.stream, windowStarts: corpus.documentStarts)
         #expect(resumed.step == 3)
         while !resumed.isFinished { _ = try resumed.trainStep() }
         for ((name, a), (_, b)) in zip(straight.model.weights.named(config: recipe.modelConfig), resumed.model.weights.named(config: recipe.modelConfig)) {
