@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "WireProtocol", targets: ["WireProtocol"]),
         .library(name: "EngineServer", targets: ["EngineServer"]),
         .library(name: "TributaryClient", targets: ["TributaryClient"]),
+        .library(name: "Serving", targets: ["Serving"]),
+        .library(name: "Coordinator", targets: ["Coordinator"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
     dependencies: [
@@ -49,6 +51,19 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+
+        // An engine's work on the store: jobs (train, index) run under their lease, and inference's way to
+        // attribution, inference records and the ledger.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Store", "Attribution", "Training", "LlamaModel", "Tokenizers",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        // The coordinator: engine registry, heartbeats, least-loaded dispatch of the store's durable job queue.
+        .target(name: "Coordinator", dependencies: ["Store"]),
 
         // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
         .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
@@ -124,6 +139,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Store", "Attribution", "Training", "LlamaModel", "SampleCorpus", "TensorCore"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Store"]),
         // Runs the built executables as a user would.
         .testTarget(
             name: "TributaryEngineTests",
