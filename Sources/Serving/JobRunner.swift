@@ -84,10 +84,12 @@ public struct JobRunner: Sendable {
             if due || trainer.isFinished {
                 let location = "\(folder)/checkpoint-\(report.step)"
                 try trainer.saveCheckpoint(to: location, learningRate: report.learningRate)
+                // The job's checkpoint first: it checks the lease, so an attempt that was given up never
+                // registers a checkpoint its replacement will write again.
+                try store.recordJobCheckpoint(lease, location: location, step: report.step)
                 try store.addCheckpoint(
                     to: adapterID, by: job.submittedBy, step: Int64(report.step), location: location,
                     contentHash: try AdapterCheckpoint.fingerprint(folder: location))
-                try store.recordJobCheckpoint(lease, location: location, step: report.step)
             }
         }
         try trainer.adapter.save(to: folder)

@@ -83,31 +83,35 @@ struct ServingTests {
     }
 
     @Test("An attempt that loses its lease mid-training stops; the retry on another engine resumes from the last checkpoint and ends with the uninterrupted run's weights")
-    func retryResumesFromCheckpoint() async throws {
+    func retryResumesFromCheckpoint() throws {
         let flywheel = try Flywheel()
         defer { flywheel.remove() }
         let owner = flywheel.owners[.forecasts]!
-        let steps = 12
+        let steps = 24
         let straight = try flywheel.submit(.train(flywheel.trainJob(name: "straight", steps: steps, checkpointEvery: 3)), by: owner)
         #expect(try flywheel.runner.run(try flywheel.store.startJob(straight.id, engine: "engine-a", leaseDuration: 600)).state == .succeeded)
 
         let interrupted = try flywheel.submit(.train(flywheel.trainJob(name: "interrupted", steps: steps, checkpointEvery: 3)), by: owner)
         let first = try flywheel.store.startJob(interrupted.id, engine: "engine-a", leaseDuration: 600)
         let store = flywheel.store
-        // The engine goes silent right after its first checkpoint: the coordinator expires its lease.
-        let watcher = Task.detached {
-            while try store.job(interrupted.id).checkpoint == nil { try await Task.sleep(for: .milliseconds(1)) }
-            _ = try store.expireLeases(retry: RetryPolicy(base: 0), now: Date().addingTimeInterval(3600))
+        // The engine goes silent right after its first checkpoint: the coordinator expires its lease. A thread
+        // of its own polls, so that the training on this one cannot starve it.
+        let expired = DispatchSemaphore(value: 0)
+        let later = Date().addingTimeInterval(3600)
+        Thread.detachNewThread {
+            while (try? store.job(interrupted.id).checkpoint) == nil { usleep(500) }
+            _ = try? store.expireLeases(retry: RetryPolicy(base: 0), now: later)
+            expired.signal()
         }
         let firstEnd = Result { try flywheel.runner.run(first, retry: RetryPolicy(base: 0)) }
-        try await watcher.value
+        expired.wait()
         #expect(throws: StoreError.self) { try firstEnd.get() }
         let requeued = try store.job(interrupted.id)
         #expect(requeued.state == .queued)
         let checkpoint = try #require(requeued.checkpoint)
         #expect(!checkpoint.hasSuffix("checkpoint-\(steps)"))
 
-        let second = try store.startJob(interrupted.id, engine: "engine-b", leaseDuration: 600)
+        let second = try store.startJob(interrupted.id, engine: "engine-b", leaseDuration: 600, now: later)
         #expect(second.attempt == 2)
         #expect(try flywheel.runner.run(second).state == .succeeded)
         let resumedSteps = try store.jobEvents(of: interrupted.id).filter { $0.kind == .progress && $0.attempt == 2 }.count
