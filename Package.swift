@@ -63,7 +63,7 @@ let package = Package(
         ),
 
         // The coordinator: engine registry, heartbeats, least-loaded dispatch of the store's durable job queue.
-        .target(name: "Coordinator", dependencies: ["Store"]),
+        .target(name: "Coordinator", dependencies: ["Store", "Serving", "WireProtocol"]),
 
         // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
         .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
@@ -140,7 +140,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Store", "Attribution", "Training", "LlamaModel", "SampleCorpus", "TensorCore"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Store"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Store", "Serving", "WireProtocol"]),
         // Runs the built executables as a user would.
         .testTarget(
             name: "TributaryEngineTests",

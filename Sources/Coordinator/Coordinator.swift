@@ -1,6 +1,7 @@
 import Foundation
 import Store
 import Synchronization
+import WireProtocol
 
 /// How the coordinator paces engines and retries.
 public struct CoordinatorPolicy: Sendable, Equatable {
@@ -120,10 +121,12 @@ public final class Coordinator: Sendable {
 public enum CoordinatorError: Error, Equatable, CustomStringConvertible {
     case invalidEngine(String)
     case unknownEngine(UInt64)
+    /// A request refused with its wire code and a message naming what is wrong.
+    case refused(ErrorCode, String)
 
     public var description: String {
         switch self {
-        case .invalidEngine(let message): message
+        case .invalidEngine(let message), .refused(_, let message): message
         case .unknownEngine(let id): "engine \(id) is not registered: register again"
         }
     }
