@@ -12,6 +12,10 @@ let package = Package(
         .library(name: "SampleCorpus", targets: ["SampleCorpus"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "WireProtocol", targets: ["WireProtocol"]),
+        .library(name: "EngineServer", targets: ["EngineServer"]),
+        .library(name: "TributaryClient", targets: ["TributaryClient"]),
+        .library(name: "Serving", targets: ["Serving"]),
+        .library(name: "Coordinator", targets: ["Coordinator"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
     ],
     dependencies: [
@@ -19,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Compute core: the only place with unsafe pointers and C.
@@ -47,8 +52,41 @@ let package = Package(
             ]
         ),
 
+        // An engine's work on the store: jobs (train, index) run under their lease, and inference's way to
+        // attribution, inference records and the ledger.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Store", "Attribution", "Training", "LlamaModel", "Tokenizers",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        // The coordinator: engine registry, heartbeats, least-loaded dispatch of the store's durable job queue.
+        .target(name: "Coordinator", dependencies: ["Store", "Serving", "WireProtocol"]),
+
         // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
         .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+
+        // The engine's server: handshake, multiplexed streams, credits, auth; compute on a bounded pool.
+        .target(
+            name: "EngineServer",
+            dependencies: [
+                "WireProtocol", "Store", "LlamaModel", "TensorCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The client library: one connection, requests multiplexed by id, streamed replies, credits, cancel.
+        .target(
+            name: "TributaryClient",
+            dependencies: [
+                "WireProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
 
         .executableTarget(
             name: "tributary-engine",
@@ -59,6 +97,8 @@ let package = Package(
                 "Training",
                 "Attribution",
                 "SampleCorpus",
+                "EngineServer",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -89,7 +129,21 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
+        .testTarget(
+            name: "EngineServerTests",
+            dependencies: [
+                "EngineServer", "TributaryClient", "WireProtocol", "Store", "LlamaModel", "Tokenizers", "TensorCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Store", "Attribution", "Training", "LlamaModel", "SampleCorpus", "TensorCore"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Store", "Serving", "WireProtocol"]),
         // Runs the built executables as a user would.
-        .testTarget(name: "TributaryEngineTests", dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training"]),
+        .testTarget(
+            name: "TributaryEngineTests",
+            dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training", "TributaryClient", "WireProtocol"]),
     ]
 )

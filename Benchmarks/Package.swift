@@ -8,6 +8,11 @@ let package = Package(
     dependencies: [
         .package(name: "Tributary", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         // The peer: OpenBLAS's cblas_sgemm called directly, loaded as a user who links it would get it.
@@ -38,6 +43,26 @@ let package = Package(
             name: "MixedAdapterDecode",
             dependencies: [.product(name: "LlamaModel", package: "Tributary"), .product(name: "TensorCore", package: "Tributary")],
             path: "Benchmarks/MixedAdapterDecode"
+        ),
+        // Tributary's protocol beside a grpc-swift-2 echo service, in one run (a plain executable: it runs servers).
+        // Run: cd Benchmarks && swift run -c release WireRoundTrip
+        .executableTarget(
+            name: "WireRoundTrip",
+            dependencies: [
+                .product(name: "EngineServer", package: "Tributary"),
+                .product(name: "TributaryClient", package: "Tributary"),
+                .product(name: "WireProtocol", package: "Tributary"),
+                .product(name: "Store", package: "Tributary"),
+                .product(name: "LlamaModel", package: "Tributary"),
+                .product(name: "Tokenizers", package: "Tributary"),
+                .product(name: "TensorCore", package: "Tributary"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            path: "Benchmarks/WireRoundTrip"
         ),
     ]
 )

@@ -38,6 +38,8 @@ public enum StopReason: String, Sendable, Equatable, Codable {
     case maxTokens = "max_tokens"
     /// The prompt and the generated tokens fill the context.
     case contextFull = "context_full"
+    /// The caller's `shouldStop` asked to stop (a cancelled request).
+    case cancelled
 }
 
 /// Where the time of a generation went.
@@ -102,11 +104,14 @@ extension LlamaModel {
     /// per generated token, choosing each by `options.sampling` until a stop token, the token
     /// limit or the end of the context. `onToken` sees each emitted token as soon as it is chosen
     /// (never the stop token). With `adapter`, every step runs through its LoRA layers.
+    /// `shouldStop` is asked after each emitted token; true ends generation as `.cancelled`.
     public func generate(
         prompt: [Int], options: GenerationOptions = GenerationOptions(), adapter: LoRAAdapter? = nil,
-        onToken: (Int) -> Void = { _ in }
+        onToken: (Int) -> Void = { _ in }, shouldStop: () -> Bool = { false }
     ) throws(GenerationError) -> TokenGeneration {
-        try generate(prompts: [prompt], adapters: [adapter], options: options) { _, token in onToken(token) }[0]
+        try generate(
+            prompts: [prompt], adapters: [adapter], options: options, onToken: { _, token in onToken(token) },
+            shouldStop: { _ in shouldStop() })[0]
     }
 
     /// Generates after several prompts at once, stream i through `adapters[i]` (nil: the base), in
@@ -114,10 +119,11 @@ extension LlamaModel {
     /// step, so the base weights are read once for all of them. Each stream stops on its own and
     /// gives what `generate(prompt:)` gives it alone; stream i samples with seed `sampling.seed + i`.
     /// `onToken` sees (stream, token) as each is chosen. Timings: the batched prompt pass, then the
-    /// time until the stream ended.
+    /// time until the stream ended. `shouldStop(stream)` is asked after each token of that stream; true ends the
+    /// stream as `.cancelled`.
     public func generate(
         prompts: [[Int]], adapters: [LoRAAdapter?], options: GenerationOptions = GenerationOptions(),
-        onToken: (Int, Int) -> Void = { _, _ in }
+        onToken: (Int, Int) -> Void = { _, _ in }, shouldStop: (Int) -> Bool = { _ in false }
     ) throws(GenerationError) -> [TokenGeneration] {
         precondition(prompts.count == adapters.count, "one adapter (or nil) per prompt")
         try options.validate()
@@ -180,7 +186,9 @@ extension LlamaModel {
                 } else {
                     results[stream].tokens.append(token)
                     onToken(stream, token)
-                    if results[stream].tokens.count == options.maxNewTokens {
+                    if shouldStop(stream) {
+                        results[stream].stopReason = .cancelled
+                    } else if results[stream].tokens.count == options.maxNewTokens {
                         results[stream].stopReason = .maxTokens
                     } else if results[stream].tokens.count == limits[stream] {
                         results[stream].stopReason = .contextFull

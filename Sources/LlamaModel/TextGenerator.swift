@@ -127,20 +127,23 @@ public struct TextGenerator: Sendable {
     public func promptTokens(_ text: String) -> [Int] { promptPrefix + tokenizer.promptTokens(text) }
 
     /// Generates text after `prompt`, handing each piece to `onPiece` as its token is chosen.
-    /// `options.stopTokens` nil means `defaultStopTokens`.
+    /// `options.stopTokens` nil means `defaultStopTokens`; `shouldStop` as for `LlamaModel.generate`.
     public func generate(
         prompt: String, options: GenerationOptions = GenerationOptions(), adapter: LoRAAdapter? = nil,
-        onPiece: (StreamedPiece) -> Void = { _ in }
+        onPiece: (StreamedPiece) -> Void = { _ in }, shouldStop: () -> Bool = { false }
     ) throws(GenerationError) -> GenerationResult {
         var options = options
         if options.stopTokens == nil { options.stopTokens = defaultStopTokens }
         var decoder = UTF8StreamDecoder()
         var text = ""
-        let generation = try model.generate(prompt: promptTokens(prompt), options: options, adapter: adapter) { token in
-            let piece = decoder.append(tokenizer.textBytes(ofToken: token))
-            text += piece
-            onPiece(StreamedPiece(token: token, text: piece))
-        }
+        let generation = try model.generate(
+            prompt: promptTokens(prompt), options: options, adapter: adapter,
+            onToken: { token in
+                let piece = decoder.append(tokenizer.textBytes(ofToken: token))
+                text += piece
+                onPiece(StreamedPiece(token: token, text: piece))
+            },
+            shouldStop: shouldStop)
         let tail = decoder.finish()
         if !tail.isEmpty {
             text += tail

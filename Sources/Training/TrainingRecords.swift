@@ -53,7 +53,9 @@ public func readTrainingRecords(
             throw fail("not a JSON object")
         }
         guard let id = object["id"] as? String ?? (object["id"] as? Int).map(String.init) else { throw fail("missing \"id\"") }
-        guard let contributor = object["contributor"] as? String else { throw fail("record \"\(id)\": missing \"contributor\"") }
+        guard let contributor = object["contributor"] as? String ?? (object["contributor"] as? Int).map(String.init) else {
+            throw fail("record \"\(id)\": missing \"contributor\"")
+        }
         if let first = seen[id] { throw fail("duplicate id \"\(id)\" (first on line \(first))") }
         seen[id] = line
 

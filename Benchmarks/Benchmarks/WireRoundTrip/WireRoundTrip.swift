@@ -1,0 +1,251 @@
+import ArgumentParser
+import EngineServer
+import Foundation
+import LlamaModel
+import Logging
+import NIOPosix
+import Store
+import TensorCore
+import Tokenizers
+import TributaryClient
+import WireProtocol
+
+/// Tributary's protocol against gRPC in one run, on loopback in one process:
+/// - round trips of a 64-byte and a 64 KiB request, 1 and 16 connections (one request in flight on each):
+///   Tributary sends INFER with max_tokens 0 (decoded, admitted, routed, prompt tokenized on the compute pool,
+///   answered with INFER_END); gRPC a unary echo of the same number of bytes over grpc-swift-nio-transport;
+/// - token streaming: the reference decode workload generated in process and streamed through the server.
+@main
+struct WireRoundTrip: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Round-trip latency and throughput: Tributary's protocol beside gRPC.")
+
+    @Option(help: "Seconds each measurement runs (after a warm-up of a quarter of it).")
+    var seconds = 3.0
+
+    @Option(help: "Rounds of the streaming comparison (in-process and served, alternating).")
+    var streamingRounds = 5
+
+    @Option(help: "The reference model config (Hugging Face config.json).")
+    var referenceConfig = "../../shared/reference/reference-llama.json"
+
+    @Flag(help: "Print one JSON object instead of tables.")
+    var json = false
+
+    func run() async throws {
+        let tributary = try await startTributary(generator: try echoGenerator())
+        let grpc = GRPCEchoServer()
+        let serving = Task { try await grpc.server.serve() }
+        let grpcPort = try await grpc.port
+
+        var rows: [Row] = []
+        for payload in [64, 64 * 1024] {
+            for connections in [1, 16] {
+                let ours = try await measureTributary(port: tributary.localPort, payload: payload, connections: connections)
+                let theirs = try await measureGRPC(port: grpcPort, payload: payload, connections: connections)
+                rows.append(Row(payload: payload, connections: connections, tributary: ours, grpc: theirs))
+            }
+        }
+        tributary.shutdown()
+        grpc.server.beginGracefulShutdown()
+        _ = try? await serving.value
+
+        let streaming = try await measureStreaming()
+        report(rows, streaming)
+    }
+
+    // MARK: - Round trips
+
+    struct Measurement: Codable {
+        var requests: Int
+        var requestsPerSecond: Double
+        var p50Microseconds: Double
+        var p99Microseconds: Double
+    }
+
+    struct Row: Codable {
+        var payload: Int
+        var connections: Int
+        var tributary: Measurement
+        var grpc: Measurement
+    }
+
+    /// Runs `connections` loops of one request at a time: a warm-up, then `seconds` measured.
+    func measure(connections: Int, request: @escaping @Sendable (Int) async throws -> Void) async throws -> Measurement {
+        let clock = ContinuousClock()
+        let warmUp = clock.now + .seconds(seconds / 4)
+        let end = warmUp + .seconds(seconds)
+        let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
+            for connection in 0..<connections {
+                group.addTask {
+                    var latencies: [Duration] = []
+                    latencies.reserveCapacity(200_000)
+                    while true {
+                        let start = clock.now
+                        guard start < end else { break }
+                        try await request(connection)
+                        if start >= warmUp { latencies.append(clock.now - start) }
+                    }
+                    return latencies
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let sorted = latencies.map { Double($0.components.attoseconds) / 1e12 + Double($0.components.seconds) * 1e6 }.sorted()
+        return Measurement(
+            requests: sorted.count, requestsPerSecond: Double(sorted.count) / seconds,
+            p50Microseconds: sorted[sorted.count / 2], p99Microseconds: sorted[sorted.count * 99 / 100])
+    }
+
+    func measureTributary(port: Int, payload: Int, connections count: Int) async throws -> Measurement {
+        var connections: [TributaryConnection] = []
+        for _ in 0..<count { connections.append(try await TributaryConnection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)) }
+        let request = Self.inferOfPayload(payload)
+        let all = connections
+        let result = try await measure(connections: count) { index in
+            guard case .inferEnd = try await all[index].call(request) else { throw CommandFailure("expected INFER_END") }
+        }
+        for connection in connections { await connection.close() }
+        return result
+    }
+
+    func measureGRPC(port: Int, payload: Int, connections count: Int) async throws -> Measurement {
+        let clients = try (0..<count).map { _ in try GRPCEchoClient(port: port) }
+        let bytes = [UInt8](repeating: UInt8(ascii: "a"), count: payload)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in clients { group.addTask { try await client.client.runConnections() } }
+            let result = try await measure(connections: count) { index in
+                guard try await clients[index].echo(bytes) == payload else { throw CommandFailure("short echo") }
+            }
+            for client in clients { client.client.beginGracefulShutdown() }
+            try await group.waitForAll()
+            return result
+        }
+    }
+
+    /// An INFER whose payload is exactly `bytes` long: the fixed fields take 46 bytes, the prompt the rest.
+    static func inferOfPayload(_ bytes: Int) -> Message {
+        let message = Message.infer(Wire.Infer(
+            adapter: nil, prompt: String(repeating: "a", count: bytes - 46), maxTokens: 0, temperature: 0, topK: 0, topP: 1,
+            seed: 0, stop: [], method: .off, topRecords: 0, fee: 0))
+        return message
+    }
+
+    // MARK: - Token streaming
+
+    struct Streaming: Codable {
+        var tokens: Int
+        var inProcessSeconds: Double
+        var servedSeconds: Double
+        var overheadPercent: Double
+    }
+
+    /// The decode workload (prompt 32 tokens, 128 new, greedy) on the reference model, in process and through
+    /// the server over one connection, alternating; medians.
+    func measureStreaming() async throws -> Streaming {
+        let config = try LlamaConfig(contentsOf: referenceConfig)
+        let generator = try Self.randomGenerator(config: config, seed: 1)
+        let server = try await startTributary(generator: generator)
+        let connection = try await TributaryConnection.connect(host: "127.0.0.1", port: server.localPort, group: MultiThreadedEventLoopGroup.singleton)
+        let prompt = String(repeating: "x", count: 31)  // + the beginning-of-sequence token: 32
+        let options = GenerationOptions(maxNewTokens: 128)
+        let request = Message.infer(Wire.Infer(
+            adapter: nil, prompt: prompt, maxTokens: 128, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], method: .off,
+            topRecords: 0, fee: 0))
+        let clock = ContinuousClock()
+        var local: [Double] = []
+        var served: [Double] = []
+        for round in 0...streamingRounds {
+            let start = clock.now
+            let result = try generator.generate(prompt: prompt, options: options)
+            let inProcess = clock.now - start
+            precondition(result.tokens.count == 128 && result.promptTokenCount == 32)
+            let sent = clock.now
+            var tokens = 0
+            for try await reply in try await connection.stream(request) {
+                if case .token(let token) = reply, token.token != UInt32.max { tokens += 1 }
+            }
+            let overWire = clock.now - sent
+            precondition(tokens == 128)
+            if round > 0 {  // the first round warms both
+                local.append(Double(inProcess.components.attoseconds) / 1e18 + Double(inProcess.components.seconds))
+                served.append(Double(overWire.components.attoseconds) / 1e18 + Double(overWire.components.seconds))
+            }
+        }
+        await connection.close()
+        server.shutdown()
+        let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        return Streaming(
+            tokens: 128, inProcessSeconds: median(local), servedSeconds: median(served),
+            overheadPercent: (median(served) / median(local) - 1) * 100)
+    }
+
+    // MARK: - Setup and output
+
+    func startTributary(generator: TextGenerator) async throws -> EngineServer {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wire-bench-\(UUID().uuidString)")
+        let engine = Engine(store: try Store(directory: directory), generator: generator, computeThreads: 2)
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
+        configuration.eventLoopThreads = 2  // as gRPC's server (the singleton group: one thread per core)
+        configuration.maxFramePayload = 1 << 20
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let server = try await EngineServer.bind(configuration, engine: engine, logger: logger)
+        Task { try await server.run() }
+        return server
+    }
+
+    /// A byte-level model whose context takes a 64 KiB prompt (requests with max_tokens 0 never run it).
+    func echoGenerator() throws -> TextGenerator {
+        let config = LlamaConfig(
+            vocabularySize: 258, hiddenSize: 16, intermediateSize: 16, layerCount: 1, headCount: 2, maxPositions: 70_000,
+            bosTokenID: 256, eosTokenIDs: [257])
+        return try Self.randomGenerator(config: config, seed: 2)
+    }
+
+    /// Random weights (speed does not depend on them) and the byte tokenizer.
+    static func randomGenerator(config: LlamaConfig, seed: UInt64) throws -> TextGenerator {
+        var random = SeededRandom(seed: seed)
+        func matrix(_ rows: Int, _ cols: Int) -> Tensor { random.normalTensor(shape: [rows, cols], standardDeviation: 0.02) }
+        let (h, i, v) = (config.hiddenSize, config.intermediateSize, config.vocabularySize)
+        let (q, kv) = (config.headCount * config.headDimension, config.keyValueHeadCount * config.headDimension)
+        let ones = Tensor(shape: [h], repeating: 1)
+        let layers = (0..<config.layerCount).map { _ in
+            LlamaLayerWeights(
+                inputNorm: ones, query: matrix(q, h), key: matrix(kv, h), value: matrix(kv, h), output: matrix(h, q),
+                postAttentionNorm: ones, gate: matrix(i, h), up: matrix(i, h), down: matrix(h, i))
+        }
+        let model = LlamaModel(
+            config: config, weights: LlamaWeights(embedding: matrix(v, h), layers: layers, finalNorm: ones, head: matrix(v, h)))
+        let specials = [256, 257].filter { $0 < v }
+        let tokenizer = try ByteTokenizer(vocabularySize: v, specialTokens: Dictionary(uniqueKeysWithValues: specials.map { ($0, "<\($0)>") }))
+        // No stop token: every run generates exactly the tokens asked for.
+        return TextGenerator(model: model, tokenizer: tokenizer, promptPrefix: v > 256 ? [256] : [0], stopTokens: [])
+    }
+
+    func report(_ rows: [Row], _ streaming: Streaming) {
+        if json {
+            struct Report: Codable { var roundTrips: [Row]; var streaming: Streaming }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try! encoder.encode(Report(roundTrips: rows, streaming: streaming)), as: UTF8.self))
+            return
+        }
+        print("| request | connections | Tributary req/s | gRPC req/s | ratio | Tributary p50 / p99 us | gRPC p50 / p99 us |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for row in rows {
+            let size = row.payload >= 1024 ? "\(row.payload / 1024) KiB" : "\(row.payload) B"
+            print("| \(size) " + String(
+                format: "| %d | %.0f | %.0f | %.2fx | %.0f / %.0f | %.0f / %.0f |", row.connections,
+                row.tributary.requestsPerSecond, row.grpc.requestsPerSecond, row.tributary.requestsPerSecond / row.grpc.requestsPerSecond,
+                row.tributary.p50Microseconds, row.tributary.p99Microseconds, row.grpc.p50Microseconds, row.grpc.p99Microseconds))
+        }
+        print(String(
+            format: "\nstreaming %d tokens: in process %.1f ms, served %.1f ms, overhead %.1f%%", streaming.tokens,
+            streaming.inProcessSeconds * 1000, streaming.servedSeconds * 1000, streaming.overheadPercent))
+    }
+}
+
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

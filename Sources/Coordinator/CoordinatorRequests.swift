@@ -1,0 +1,147 @@
+import Foundation
+import Serving
+import Store
+import WireProtocol
+
+/// The coordinator's requests of the protocol (PROTOCOL.md, "Jobs" and "Coordinator"), answered on the store,
+/// transport aside: the connection authenticates and passes the caller's contributor.
+extension Coordinator {
+    /// Answers `JobSubmit`, `JobStatus`, `JobCancel`, `EngineRegister` and `EngineHeartbeat`; `JobEvents`
+    /// streams, see ``jobEvents(_:after:)``.
+    ///
+    /// - Throws: ``CoordinatorError/refused(_:_:)`` with the wire code and what to do.
+    public func respond(to request: Message, contributor: ContributorID?, now: Date = Date()) throws -> Message {
+        switch request {
+        case .jobSubmit(let submit):
+            let submitter = try require(contributor)
+            let specification = try JobSpecification(submit.spec)
+            let job = try store.submitJob(NewJob(kind: specification.kind, specification: try specification.encoded()), by: submitter, now: now)
+            return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
+        case .jobStatus(let status):
+            return .jobInfo(Wire.JobInfo(job: try wireJob(try store.job(JobID(Int64(status.job))))))
+        case .jobCancel(let cancel):
+            let job = try store.cancelJob(JobID(Int64(cancel.job)), by: try require(contributor), now: now)
+            return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
+        case .engineRegister(let register):
+            _ = try require(contributor)
+            let kinds = Set(register.jobKinds.map(Self.storeKind))
+            let engine = try self.register(
+                name: register.name, address: register.address, computeSlots: Int(register.computeSlots), jobKinds: kinds, now: now)
+            return .engineRegistered(Wire.EngineRegistered(engine: engine.id, heartbeatIntervalMs: UInt32(policy.heartbeatInterval * 1000)))
+        case .engineHeartbeat(let beat):
+            _ = try require(contributor)
+            _ = try heartbeat(engine: beat.engine, now: now)
+            return .heartbeatAck(Wire.HeartbeatAck(engine: beat.engine, drain: false))
+        default:
+            throw CoordinatorError.refused(.failedPrecondition, "\(request.type) is not a coordinator request: send it to an engine")
+        }
+    }
+
+    /// The job's events after sequence number `after`, as `JobEvent` frames. The stream is over once the last
+    /// one is `done`, `failed` or `cancelled`.
+    public func jobEvents(_ job: UInt64, after: UInt64) throws -> [Wire.JobEvent] {
+        let id = JobID(Int64(job))
+        _ = try store.job(id)
+        return try store.jobEvents(of: id, after: Int64(after)).compactMap(Self.wireEvent)
+    }
+
+    private func require(_ contributor: ContributorID?) throws -> ContributorID {
+        guard let contributor else {
+            throw CoordinatorError.refused(.unauthenticated, "this request changes state: connect with a contributor token (TRIBUTARY_TOKEN)")
+        }
+        return contributor
+    }
+
+    /// A job as the wire shows it: step and total from its last progress event, the adapter from its result.
+    func wireJob(_ job: Job) throws -> Wire.Job {
+        let progress = try store.jobEvents(of: job.id).last { $0.kind == .progress }.flatMap { Self.detail($0.detail) }
+        let result = job.result.flatMap(Self.detail)
+        let state: Wire.JobState =
+            switch job.state {
+            case .queued: .queued
+            case .running: .running
+            case .succeeded: .done
+            case .failed: .failed
+            case .cancelled: .cancelled
+            }
+        return Wire.Job(
+            id: UInt64(job.id.rawValue), kind: Self.wireKind(job.kind), state: state,
+            step: (progress?["step"] as? NSNumber)?.uint64Value ?? 0, totalSteps: (progress?["total_steps"] as? NSNumber)?.uint64Value ?? 0,
+            adapter: (result?["adapter"] as? NSNumber)?.int64Value, engine: job.engine,
+            createdAtMs: Int64(job.createdAt.timeIntervalSince1970 * 1000), message: job.error ?? "")
+    }
+
+    static func storeKind(_ kind: Wire.JobKind) -> JobKind {
+        switch kind {
+        case .train: .train
+        case .index: .index
+        case .evaluate: .evaluate
+        }
+    }
+
+    static func wireKind(_ kind: JobKind) -> Wire.JobKind {
+        switch kind {
+        case .train: .train
+        case .index: .index
+        case .evaluate: .evaluate
+        }
+    }
+
+    /// The store's `retrying` and `cancelling` are not final: they go out as `progress` with a message.
+    static func wireEvent(_ event: JobEvent) -> Wire.JobEvent? {
+        let detail = detail(event.detail) ?? [:]
+        let kind: Wire.JobEventKind
+        var message = (detail["error"] as? String) ?? ""
+        switch event.kind {
+        case .queued: kind = .queued
+        case .started: kind = .started
+        case .progress: kind = .progress
+        case .checkpoint: kind = .checkpoint
+        case .done: kind = .done
+        case .failed: kind = .failed
+        case .cancelled: kind = .cancelled
+        case .retrying:
+            kind = .progress
+            message = "attempt \(event.attempt) failed, retrying: \(message)"
+        case .cancelling:
+            kind = .progress
+            message = "cancelling"
+        }
+        return Wire.JobEvent(
+            job: UInt64(event.job.rawValue), seq: UInt64(event.sequence), kind: kind,
+            timeMs: Int64(event.createdAt.timeIntervalSince1970 * 1000), step: (detail["step"] as? NSNumber)?.uint64Value ?? 0,
+            loss: (detail["loss"] as? NSNumber)?.floatValue, checkpoint: detail["location"] as? String, message: message)
+    }
+
+    static func detail(_ data: Data) -> [String: Any]? {
+        data.isEmpty ? nil : (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+    }
+}
+
+extension JobSpecification {
+    /// The queue's specification of a wire `JobSpec`.
+    ///
+    /// - Throws: ``CoordinatorError/refused(_:_:)`` (`invalid_argument`) naming the field that is wrong.
+    public init(_ spec: Wire.JobSpec) throws {
+        switch spec {
+        case .train(let train):
+            guard !train.versions.isEmpty else { throw CoordinatorError.refused(.invalidArgument, "versions: train on at least one datanet version") }
+            guard (train.steps == 0) != (train.epochs == 0) else {
+                throw CoordinatorError.refused(.invalidArgument, "steps, epochs: give exactly one of them (the other 0)")
+            }
+            guard train.rank >= 1, train.batchSize >= 1, train.sequenceLength >= 2 else {
+                throw CoordinatorError.refused(.invalidArgument, "rank, batch_size, sequence_length: must be at least 1, 1 and 2")
+            }
+            self = .train(TrainJob(
+                adapterName: train.adapterName,
+                versions: train.versions.map { DatanetVersionRef(datanet: DatanetID($0.datanet), number: Int($0.number)) },
+                rank: Int(train.rank), alpha: Double(train.alpha), targets: train.targets.isEmpty ? ["q", "k", "v", "o"] : train.targets,
+                learningRate: train.learningRate, steps: Int(train.steps), epochs: Int(train.epochs), batchSize: Int(train.batchSize),
+                sequenceLength: Int(train.sequenceLength), seed: train.seed, checkpointEvery: Int(train.checkpointEvery)))
+        case .index(let index):
+            self = .index(IndexJob(adapter: AdapterID(index.adapter), projectionDimension: Int(index.projectionDim)))
+        case .evaluate:
+            throw CoordinatorError.refused(.failedPrecondition, "evaluate jobs are not run by the coordinator yet: use tributary-engine evaluate")
+        }
+    }
+}

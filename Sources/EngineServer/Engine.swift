@@ -1,0 +1,95 @@
+import Foundation
+import LlamaModel
+import NIOPosix
+import Store
+import Synchronization
+
+/// What a server serves: the store, one base model with the LoRA adapters resident on it (several at once,
+/// each request naming its own), and two bounded thread pools so that neither compute nor SQLite ever runs
+/// on an event loop or on Swift's cooperative threads.
+public final class Engine: Sendable {
+    public let store: Store
+    public let generator: TextGenerator
+    /// Generation and adapter loading: a fixed number of threads; requests beyond them queue.
+    let compute: NIOThreadPool
+    /// Store reads and writes (SQLite waits on fsync): apart from compute so a long generation never delays them.
+    let storage: NIOThreadPool
+    let statistics = ServerStatistics()
+    private let resident = Mutex<[AdapterID: LoRAAdapter]>([:])
+
+    /// `computeThreads`: how many generations run at once.
+    public init(store: Store, generator: TextGenerator, computeThreads: Int = 2) {
+        precondition(computeThreads >= 1, "at least one compute thread")
+        self.store = store
+        self.generator = generator
+        compute = NIOThreadPool(numberOfThreads: computeThreads)
+        storage = NIOThreadPool(numberOfThreads: 2)
+    }
+
+    func start() {
+        compute.start()
+        storage.start()
+    }
+
+    func shutdown() async {
+        try? await compute.shutdownGracefully()
+        try? await storage.shutdownGracefully()
+    }
+
+    /// Runs a store call on the storage pool.
+    func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T {
+        let store = store
+        return try await storage.runIfActive { try body(store) }
+    }
+
+    /// The contributor a token names; nil for the empty token (read-only access).
+    func authenticate(token: String) async throws -> ContributorID? {
+        guard !token.isEmpty else { return nil }
+        return try await withStore { try $0.authenticate(token: token).id }
+    }
+
+    // MARK: - Resident adapters
+
+    func residentAdapter(_ id: AdapterID) -> LoRAAdapter? { resident.withLock { $0[id] } }
+    var residentAdapterIDs: Set<AdapterID> { resident.withLock { Set($0.keys) } }
+
+    /// Makes the adapter's latest checkpoint (a PEFT adapter folder) resident; returns its size in bytes.
+    public func loadAdapter(_ id: AdapterID) async throws -> Int {
+        let location = try await withStore { store -> String in
+            guard let latest = try store.checkpoints(of: id).last else {
+                throw StoreError.invalidAdapter("adapter \(id) has no checkpoint to load")
+            }
+            return latest.location
+        }
+        let config = generator.model.config
+        let adapter = try await compute.runIfActive { try LoRAAdapter(folder: location, model: config) }
+        resident.withLock { $0[id] = adapter }
+        return adapter.residentBytes
+    }
+
+    /// Drops a resident adapter; false when it was not resident.
+    public func unloadAdapter(_ id: AdapterID) -> Bool { resident.withLock { $0.removeValue(forKey: id) != nil } }
+
+    // MARK: - Inference
+
+    /// Generates on the compute pool, handing each piece to `onPiece` (on a compute thread) as it is chosen;
+    /// `shouldStop` is asked after every token.
+    func generate(
+        prompt: String, options: GenerationOptions, adapter: LoRAAdapter?,
+        shouldStop: @escaping @Sendable () -> Bool, onPiece: @escaping @Sendable (StreamedPiece) -> Void
+    ) async throws -> GenerationResult {
+        let generator = generator
+        return try await compute.runIfActive {
+            try generator.generate(prompt: prompt, options: options, adapter: adapter, onPiece: onPiece, shouldStop: shouldStop)
+        }
+    }
+}
+
+extension LoRAAdapter {
+    /// The bytes of its A and B matrices.
+    var residentBytes: Int {
+        pairs.reduce(0) { total, layer in
+            layer.values.reduce(total) { $0 + ($1.a.shape.reduce(1, *) + $1.b.shape.reduce(1, *)) * MemoryLayout<Float>.size }
+        }
+    }
+}

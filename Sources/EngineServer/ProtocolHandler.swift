@@ -1,0 +1,165 @@
+import NIOCore
+import WireProtocol
+
+/// The connection's protocol rules that need no application state, on the event loop: frames become typed
+/// envelopes, the first frame must be a HELLO this server can speak, PING is answered here, and a frame
+/// that breaks the protocol gets an ERROR frame. A broken payload on an open request id is refused on that id
+/// and the connection goes on; anything wrong on request id 0 or in the framing itself gets an ERROR on
+/// request id 0, then the connection is closed (other connections are untouched).
+///
+/// What passes upward: the HELLO (once), requests, CREDIT and CANCEL. Authentication and WELCOME are the
+/// application's (they need the store, which never runs on an event loop).
+public final class ProtocolHandler: ChannelDuplexHandler {
+    public typealias InboundIn = Frame
+    public typealias InboundOut = Envelope
+    public typealias OutboundIn = Envelope
+    public typealias OutboundOut = Envelope
+
+    enum State {
+        case awaitingHello
+        case open
+        case closed
+    }
+
+    private var state = State.awaitingHello
+    /// A read held back while the connection's replies are backed up past the write-buffer high mark.
+    private var readPending = false
+
+    private let statistics: ServerStatistics
+
+    init(statistics: ServerStatistics = ServerStatistics()) {
+        self.statistics = statistics
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        statistics.frameReceived()
+        switch state {
+        case .closed:
+            return
+        case .awaitingHello:
+            receiveHello(context: context, frame: frame)
+        case .open:
+            receiveOpen(context: context, frame: frame)
+        }
+    }
+
+    private func receiveHello(context: ChannelHandlerContext, frame: Frame) {
+        guard frame.type == MessageType.hello.rawValue, frame.requestID == 0 else {
+            return refuse(context: context, .handshakeRequired, "the first frame must be HELLO on request id 0")
+        }
+        // The decoder admits the negotiated size; before WELCOME only 64 KiB is allowed.
+        guard frame.payload.readableBytes <= FrameLimits.handshakeMaxPayload else {
+            return refuse(
+                context: context, .frameTooLarge,
+                "HELLO of \(frame.payload.readableBytes) bytes exceeds the handshake limit of \(FrameLimits.handshakeMaxPayload)")
+        }
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(decoding: frame)
+        } catch {
+            return refuse(context: context, error.code, error.description)
+        }
+        guard case .hello(let hello) = envelope.message else { return }
+        if let refusal = Self.refusal(of: hello) {
+            return refuse(context: context, refusal.code, refusal.message)
+        }
+        state = .open
+        context.fireChannelRead(wrapInboundOut(envelope))
+    }
+
+    /// Why this server cannot accept `hello`, if it cannot.
+    static func refusal(of hello: Wire.Hello) -> (code: ErrorCode, message: String)? {
+        guard hello.magic == WireVersion.helloMagic else {
+            return (.malformedFrame, "HELLO magic 0x\(String(hello.magic, radix: 16)) is not \"TRBW\"")
+        }
+        let ours = UInt16(WireVersion.supported.lowerBound)...UInt16(WireVersion.supported.upperBound)
+        guard hello.minVersion <= hello.maxVersion, ours.overlaps(hello.minVersion...hello.maxVersion) else {
+            return (
+                .unsupportedVersion,
+                "the client speaks versions \(hello.minVersion)-\(hello.maxVersion); this server speaks \(ours.lowerBound)-\(ours.upperBound)"
+            )
+        }
+        guard hello.streamCredits > 0 else {
+            return (.flowControl, "HELLO stream_credits must be at least 1")
+        }
+        return nil
+    }
+
+    private func receiveOpen(context: ChannelHandlerContext, frame: Frame) {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(decoding: frame)
+        } catch {
+            if frame.requestID == 0 { return refuse(context: context, error.code, error.description) }
+            return reply(context: context, requestID: frame.requestID, error.code, error.description)
+        }
+        let type = envelope.message.type
+        switch (type.direction, envelope.message) {
+        case (.connection, .ping(let ping)) where envelope.requestID == 0:
+            context.writeAndFlush(wrapOutboundOut(Envelope(requestID: 0, message: .pong(Wire.Pong(opaque: ping.opaque)))), promise: nil)
+        case (.connection, .pong) where envelope.requestID == 0:
+            break
+        case (.connection, .goAway) where envelope.requestID == 0:
+            // The client is leaving: it sends nothing more, so its replies are what remains.
+            break
+        case (.connection, _):
+            refuse(context: context, .invalidMessage, "\(type) is not allowed after the handshake or off request id 0")
+        case (.request, _), (.control, .credit), (.control, .cancel):
+            guard envelope.requestID != 0 else {
+                return refuse(context: context, .invalidMessage, "\(type) needs a request id other than 0")
+            }
+            context.fireChannelRead(wrapInboundOut(envelope))
+        case (.control, _), (.reply, _):
+            if envelope.requestID == 0 {
+                return refuse(context: context, .invalidMessage, "a client does not send \(type)")
+            }
+            reply(context: context, requestID: envelope.requestID, .invalidMessage, "a client does not send \(type)")
+        }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // The frame decoder stops at its first error (oversized length, unknown version, reserved flags).
+        if let error = error as? WireError {
+            refuse(context: context, error.code, error.description)
+        } else {
+            state = .closed
+            context.close(promise: nil)
+        }
+    }
+
+    // A client that does not read its replies is not read either: nothing it sends (pings included) can
+    // make the server buffer more than the write-buffer high mark plus one read.
+    public func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && readPending {
+            readPending = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// An ERROR on request id 0, then close: the connection cannot go on.
+    private func refuse(context: ChannelHandlerContext, _ code: ErrorCode, _ message: String) {
+        guard state != .closed else { return }
+        state = .closed
+        let error = Envelope.error(code, message, requestID: 0)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(error)).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    /// An ERROR ending one request; the connection goes on.
+    private func reply(context: ChannelHandlerContext, requestID: UInt64, _ code: ErrorCode, _ message: String) {
+        context.writeAndFlush(wrapOutboundOut(Envelope.error(code, message, requestID: requestID)), promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension ProtocolHandler: Sendable {}

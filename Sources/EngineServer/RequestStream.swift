@@ -1,0 +1,69 @@
+import Synchronization
+
+/// One open request's flow-control credits and cancellation. A streamed reply frame takes one credit; the
+/// client grants more with CREDIT as it consumes them, so a client that stops reading stops the stream, and
+/// the server holds at most the frames it has not yet been allowed to send.
+final class RequestStream: Sendable {
+    let requestID: UInt64
+
+    private struct State {
+        var credits: UInt64
+        var cancelled = false
+        var waiter: CheckedContinuation<Void, any Error>?
+    }
+
+    private let state: Mutex<State>
+
+    init(requestID: UInt64, credits: UInt32) {
+        self.requestID = requestID
+        state = Mutex(State(credits: UInt64(credits)))
+    }
+
+    /// True once the client cancelled the request or the connection is being torn down; checked by compute.
+    var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    func grant(_ credits: UInt32) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            state.credits += UInt64(credits)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func cancel() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            state.cancelled = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(throwing: CancellationError())
+    }
+
+    /// Takes one credit, waiting for a CREDIT frame when there is none; throws `CancellationError` when the
+    /// request or its task is cancelled. One waiter at a time: a request's frames are sent in order.
+    func takeCredit() async throws {
+        try await withTaskCancellationHandler {
+            while true {
+                let ready = try state.withLock { state -> Bool in
+                    if state.cancelled { throw CancellationError() }
+                    guard state.credits > 0 else { return false }
+                    state.credits -= 1
+                    return true
+                }
+                if ready { return }
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let resumeNow = state.withLock { state -> Result<Void, any Error>? in
+                        if state.cancelled { return .failure(CancellationError()) }
+                        if state.credits > 0 { return .success(()) }
+                        state.waiter = continuation
+                        return nil
+                    }
+                    if let resumeNow { continuation.resume(with: resumeNow) }
+                }
+            }
+        } onCancel: {
+            cancel()
+        }
+    }
+}

@@ -1,0 +1,24 @@
+import WireProtocol
+
+/// How a server listens and what it allows each connection.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    /// 0 picks a free port (see ``EngineServer/localPort``).
+    public var port: Int
+    public var serverName = "tributary-engine"
+    /// The largest frame payload the server accepts after the handshake (and announces in WELCOME).
+    public var maxFramePayload: UInt32 = FrameLimits.defaultMaxPayload
+    /// Requests one connection may have open at once; more are refused with `too_many_requests`.
+    public var maxConcurrentRequests = 64
+    /// Reply bytes one connection may have waiting in the socket's send path before its producers pause.
+    public var maxBufferedBytes = 1 << 20
+    /// How long shutdown waits for in-flight requests before cancelling them.
+    public var drainTimeout: Duration = .seconds(10)
+    /// Event-loop threads (networking only: compute runs on the engine's pool).
+    public var eventLoopThreads = 1
+
+    public init(host: String = "127.0.0.1", port: Int = 7070) {
+        self.host = host
+        self.port = port
+    }
+}

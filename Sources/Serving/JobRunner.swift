@@ -1,0 +1,170 @@
+import Attribution
+import Crypto
+import Foundation
+import LlamaModel
+import Store
+import Tokenizers
+import Training
+
+/// Runs one attempt of a queued job on this engine, from its specification in the store, and reports under the
+/// attempt's lease: `progress` after every step, `checkpoint` for every checkpoint saved (a retried attempt, on
+/// any engine sharing the store and the work folder, resumes from the last one), then `done` or `failed`.
+///
+/// Adapters live in `workFolder/adapters/ID` (the PEFT adapter, its `checkpoint-N` folders and `index/`), so
+/// engines that share the store must share the work folder too.
+public struct JobRunner: Sendable {
+    public let store: Store
+    public let model: LlamaModel
+    public let modelFolder: String
+    public let workFolder: String
+
+    public init(store: Store, model: LlamaModel, modelFolder: String, workFolder: String) {
+        self.store = store
+        self.model = model
+        self.modelFolder = modelFolder
+        self.workFolder = workFolder
+    }
+
+    public func adapterFolder(_ adapter: AdapterID) -> String { "\(workFolder)/adapters/\(adapter.rawValue)" }
+
+    /// Runs the leased attempt to its end and records that end in the store: completed with its result,
+    /// cancelled when its cancellation was asked for, or failed (queued again after `retry`'s backoff while
+    /// attempts remain). Returns the job as it is afterwards.
+    @discardableResult
+    public func run(_ lease: JobLease, retry: RetryPolicy = RetryPolicy()) throws -> Job {
+        do {
+            let job = try store.job(lease.job)
+            let result: Data
+            switch try JobSpecification(decoding: job.specification) {
+            case .train(let spec): result = try train(spec, job: job, lease: lease)
+            case .index(let spec): result = try index(spec, job: job, lease: lease)
+            }
+            return try store.completeJob(lease, result: result)
+        } catch JobRunError.cancelled {
+            return try store.acknowledgeCancellation(lease)
+        } catch {
+            return try store.failJobAttempt(lease, error: "\(error)", retry: retry)
+        }
+    }
+
+    // MARK: - Training
+
+    func train(_ spec: TrainJob, job: Job, lease: JobLease) throws -> Data {
+        let records = try trainingRecords(spec.versions)
+        if let long = records.first(where: { $0.sequence.tokens.count > spec.sequenceLength }) {
+            throw JobRunError.invalidData("record \(long.id) has \(long.sequence.tokens.count) tokens, more than the sequence length \(spec.sequenceLength)")
+        }
+        let adapterID = try registeredAdapter(spec, owner: job.submittedBy)
+        let folder = adapterFolder(adapterID)
+        let sequences = records.map(\.sequence)
+
+        var trainer: LoRATrainer
+        if let checkpoint = job.checkpoint {
+            trainer = try LoRATrainer(resumingFrom: checkpoint, model: model, records: sequences)
+        } else {
+            let config = LoRAConfig(rank: spec.rank, alpha: spec.alpha, targets: try LoRATarget.parse(spec.targets.joined(separator: ",")))
+            let adapter = try LoRAAdapter(config: config, model: model.config, seed: spec.seed)
+            let stepsPerEpoch = (records.count + spec.batchSize - 1) / spec.batchSize
+            var options = TrainingOptions(totalSteps: spec.steps > 0 ? spec.steps : max(1, spec.epochs * stepsPerEpoch))
+            options.learningRate = spec.learningRate
+            options.batchSize = spec.batchSize
+            options.seed = spec.seed
+            options.warmupSteps = options.totalSteps / 20
+            trainer = LoRATrainer(model: model, adapter: adapter, records: sequences, options: options)
+        }
+        let total = trainer.options.totalSteps
+        while !trainer.isFinished {
+            if try store.job(lease.job).cancelRequested { throw JobRunError.cancelled }
+            let report = try trainer.trainStep()
+            try store.recordJobProgress(
+                lease, detail: try JSONSerialization.data(withJSONObject: [
+                    "step": report.step, "total_steps": total, "loss": Double(report.loss), "tokens": report.tokens,
+                ]))
+            let due = spec.checkpointEvery > 0 && report.step % spec.checkpointEvery == 0
+            if due || trainer.isFinished {
+                let location = "\(folder)/checkpoint-\(report.step)"
+                try trainer.saveCheckpoint(to: location, learningRate: report.learningRate)
+                // The job's checkpoint first: it checks the lease, so an attempt that was given up never
+                // registers a checkpoint its replacement will write again.
+                try store.recordJobCheckpoint(lease, location: location, step: report.step)
+                try store.addCheckpoint(
+                    to: adapterID, by: job.submittedBy, step: Int64(report.step), location: location,
+                    contentHash: try AdapterCheckpoint.fingerprint(folder: location))
+            }
+        }
+        try trainer.adapter.save(to: folder)
+        return try JSONSerialization.data(withJSONObject: ["adapter": adapterID.rawValue, "steps": total])
+    }
+
+    /// The adapter a training job fills: registered by its first attempt, found again by a retried one.
+    func registeredAdapter(_ spec: TrainJob, owner: ContributorID) throws -> AdapterID {
+        if let existing = try store.adapters(owner: owner).first(where: { $0.name == spec.adapterName && $0.trainedOn == spec.versions }) {
+            return existing.id
+        }
+        let adapter = try store.registerAdapter(
+            NewAdapter(
+                name: spec.adapterName, baseModelHash: try Self.baseModelHash(folder: modelFolder), trainedOn: spec.versions,
+                hyperparameters: [
+                    "rank": .int(Int64(spec.rank)), "alpha": .double(spec.alpha), "learning_rate": .double(Double(spec.learningRate)),
+                    "batch_size": .int(Int64(spec.batchSize)), "seed": .int(Int64(bitPattern: spec.seed)),
+                ]),
+            owner: owner)
+        return adapter.id
+    }
+
+    // MARK: - Index
+
+    func index(_ spec: IndexJob, job: Job, lease: JobLease) throws -> Data {
+        let adapter = try store.adapter(spec.adapter)
+        let folder = adapterFolder(adapter.id)
+        let records = try trainingRecords(adapter.trainedOn)
+        let indexFolder = folder + "/index"
+        try? FileManager.default.removeItem(atPath: indexFolder)
+        let projection = spec.projectionDimension > 0 ? ProjectionSpec(kind: .gaussian, dimension: spec.projectionDimension, seed: 0) : ProjectionSpec(kind: .none)
+        // Progress every 5% of the work: an event per record would flood the events of a quick job.
+        var reportedBucket = -1
+        var failure: Error?
+        let index = try GradientIndex.build(
+            folder: indexFolder, model: model, adapterFolder: folder, records: records, projection: projection,
+            checkpoints: .all, modelFolder: modelFolder
+        ) { progress in
+            let bucket = progress.done * 20 / max(progress.total, 1)
+            guard failure == nil, bucket > reportedBucket else { return }
+            reportedBucket = bucket
+            do {
+                try store.recordJobProgress(
+                    lease, detail: try JSONSerialization.data(withJSONObject: [
+                        "step": progress.done, "total_steps": progress.total, "checkpoint": progress.checkpoint,
+                    ]))
+            } catch { failure = error }
+        }
+        if let failure { throw failure }
+        try store.setGradientIndexLocation(indexFolder, for: adapter.id, by: job.submittedBy)
+        return try JSONSerialization.data(withJSONObject: [
+            "adapter": adapter.id.rawValue, "index": indexFolder, "records": index.records.count,
+        ])
+    }
+
+    // MARK: - Data
+
+    /// The records of `versions`, in order, as the store exports them, tokenized as the `train` command does
+    /// (bytes, for the byte-level built-in base).
+    public func trainingRecords(_ versions: [DatanetVersionRef]) throws -> [TrainingRecord] {
+        guard !versions.isEmpty else { throw JobRunError.invalidSpecification("a training job needs at least one datanet version") }
+        try FileManager.default.createDirectory(atPath: workFolder + "/exports", withIntermediateDirectories: true)
+        let path = workFolder + "/exports/" + versions.map { "\($0.datanet.rawValue)v\($0.number)" }.joined(separator: "-") + ".jsonl"
+        var lines = Data()
+        for version in versions { lines.append(try store.exportJSONL(version)) }
+        try lines.write(to: URL(fileURLWithPath: path), options: .atomic)
+        let tokenizer = try ByteTokenizer(vocabularySize: model.config.vocabularySize)
+        let records = try readTrainingRecords(path: path, vocabularySize: model.config.vocabularySize, encode: tokenizer.encode)
+        guard !records.isEmpty else { throw JobRunError.invalidData("datanet versions \(versions.map(\.description)) hold no records") }
+        return records
+    }
+
+    /// SHA-256 of the base model's weights file, hex: the registry's `base_model_hash`.
+    public static func baseModelHash(folder: String) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/model.safetensors"), options: .alwaysMapped)
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Serving
+import Store
+import Testing
+import WireProtocol
+
+@testable import Coordinator
+
+@Suite("Coordinator requests: jobs and engines over the catalogue's messages")
+struct CoordinatorRequestTests {
+    static func trainSpec(steps: UInt32 = 4, epochs: UInt32 = 0) -> Wire.JobSpec {
+        .train(Wire.TrainSpec(
+            adapterName: "recipes-lora", baseModel: "tributary-base", versions: [Wire.VersionRef(datanet: 1, number: 1)], rank: 4,
+            alpha: 8, targets: ["q", "v"], learningRate: 1e-3, steps: steps, epochs: epochs, batchSize: 2, sequenceLength: 128,
+            seed: 3, checkpointEvery: 2))
+    }
+
+    @Test("A submitted job is queued with its specification, dispatched, and its events and status follow its progress")
+    func submitDispatchWatch() throws {
+        let f = try Fixture()
+        let reply = try f.coordinator.respond(to: .jobSubmit(Wire.JobSubmit(spec: Self.trainSpec())), contributor: f.submitter, now: f.start)
+        guard case .jobInfo(let info) = reply else { Issue.record("expected JOB_INFO, got \(reply.type)"); return }
+        #expect(info.job.state == .queued && info.job.kind == .train)
+        let stored = try f.store.job(JobID(Int64(info.job.id)))
+        guard case .train(let train) = try JobSpecification(decoding: stored.specification) else { Issue.record("not a train job"); return }
+        #expect(train.versions == [DatanetVersionRef(datanet: DatanetID(1), number: 1)] && train.steps == 4 && train.targets == ["q", "v"])
+
+        let registered = try f.coordinator.respond(
+            to: .engineRegister(Wire.EngineRegister(name: "a", address: "127.0.0.1:9", computeSlots: 1, memoryBytes: 1 << 30, maxAdapters: 4, jobKinds: [.train])),
+            contributor: f.submitter, now: f.start)
+        guard case .engineRegistered(let engine) = registered else { Issue.record("expected ENGINE_REGISTERED"); return }
+        #expect(engine.heartbeatIntervalMs == 1000)
+        let lease = try #require(try f.coordinator.dispatch(now: f.start).first).lease
+        try f.store.recordJobProgress(lease, detail: Data(#"{"step":1,"total_steps":4,"loss":0.5}"#.utf8), now: f.start)
+
+        let events = try f.coordinator.jobEvents(info.job.id, after: 0)
+        #expect(events.map(\.kind) == [.queued, .started, .progress])
+        #expect(events.last?.step == 1 && events.last?.loss == 0.5)
+        #expect(try f.coordinator.jobEvents(info.job.id, after: events[1].seq).count == 1)
+        guard case .jobInfo(let status) = try f.coordinator.respond(to: .jobStatus(Wire.JobStatus(job: info.job.id)), contributor: nil) else {
+            Issue.record("expected JOB_INFO"); return
+        }
+        #expect(status.job.state == .running && status.job.step == 1 && status.job.totalSteps == 4 && status.job.engine == "a")
+
+        _ = try f.coordinator.respond(to: .jobCancel(Wire.JobCancel(job: info.job.id)), contributor: f.submitter, now: f.start)
+        #expect(try f.coordinator.jobEvents(info.job.id, after: 0).last?.message == "cancelling")
+    }
+
+    @Test("Anonymous and malformed requests are refused with their code, and nothing changes")
+    func refusals() throws {
+        let f = try Fixture()
+        #expect(throws: CoordinatorError.refused(.unauthenticated, "this request changes state: connect with a contributor token (TRIBUTARY_TOKEN)")) {
+            try f.coordinator.respond(to: .jobSubmit(Wire.JobSubmit(spec: Self.trainSpec())), contributor: nil)
+        }
+        #expect(throws: CoordinatorError.refused(.invalidArgument, "steps, epochs: give exactly one of them (the other 0)")) {
+            try f.coordinator.respond(to: .jobSubmit(Wire.JobSubmit(spec: Self.trainSpec(steps: 4, epochs: 1))), contributor: f.submitter)
+        }
+        #expect(throws: CoordinatorError.unknownEngine(7)) {
+            try f.coordinator.respond(
+                to: .engineHeartbeat(Wire.EngineHeartbeat(engine: 7, jobsRunning: 0, jobsQueued: 0, load: 0, freeMemoryBytes: 0, loadedAdapters: [])),
+                contributor: f.submitter)
+        }
+        #expect(try f.store.jobs().isEmpty)
+        #expect(f.coordinator.engines.isEmpty)
+    }
+}

@@ -1,0 +1,156 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+import WireProtocol
+
+@testable import EngineServer
+
+/// The connection's protocol handler on an EmbeddedChannel, bytes in and bytes out, as a server pipeline has it.
+@Suite struct ProtocolHandlerTests {
+    let channel = EmbeddedChannel()
+
+    init() throws {
+        try channel.pipeline.syncOperations.addHandlers(
+            ByteToMessageHandler(FrameDecoder(maxPayload: 4096)), MessageToByteHandler(EnvelopeEncoder()), ProtocolHandler())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7070)).wait()
+    }
+
+    static func hello(minVersion: UInt16 = 1, maxVersion: UInt16 = 1, magic: UInt32 = WireVersion.helloMagic) -> Envelope {
+        Envelope(requestID: 0, message: .hello(Wire.Hello(
+            magic: magic, minVersion: minVersion, maxVersion: maxVersion, features: 0, authToken: "", maxFrameSize: 1 << 20,
+            streamCredits: 8, clientName: "test")))
+    }
+
+    func send(_ envelope: Envelope) throws {
+        var buffer = channel.allocator.buffer(capacity: 64)
+        envelope.write(to: &buffer)
+        try send(buffer)
+    }
+
+    func send(_ bytes: ByteBuffer) throws {
+        do {
+            try channel.writeInbound(bytes)
+        } catch {
+            // The decoder's error reaches the protocol handler, which answers it; EmbeddedChannel rethrows it too.
+        }
+    }
+
+    /// Every frame the handler wrote, decoded.
+    func written() throws -> [Envelope] {
+        var all = channel.allocator.buffer(capacity: 0)
+        while var chunk = try channel.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&chunk) }
+        var envelopes: [Envelope] = []
+        while let frame = try Frame.read(from: &all, maxPayload: FrameLimits.absoluteMaxPayload) {
+            envelopes.append(try Envelope(decoding: frame))
+        }
+        return envelopes
+    }
+
+    func errorCode(_ envelope: Envelope?) -> ErrorCode? {
+        guard case .errorReply(let error) = envelope?.message else { return nil }
+        return ErrorCode(rawValue: error.code)
+    }
+
+    @Test func aValidHelloPassesUpAndPingsAreAnswered() throws {
+        try send(Self.hello())
+        let received = try channel.readInbound(as: Envelope.self)
+        #expect(received == Self.hello())
+        try send(Envelope(requestID: 0, message: .ping(Wire.Ping(opaque: 42))))
+        #expect(try written() == [Envelope(requestID: 0, message: .pong(Wire.Pong(opaque: 42)))])
+        try send(Envelope(requestID: 5, message: .health(Wire.Health())))
+        #expect(try channel.readInbound(as: Envelope.self)?.requestID == 5)
+        #expect(channel.isActive)
+    }
+
+    @Test func aRequestBeforeHelloIsRefusedAndTheConnectionClosed() throws {
+        try send(Envelope(requestID: 1, message: .health(Wire.Health())))
+        let replies = try written()
+        #expect(replies.count == 1 && replies.first?.requestID == 0)
+        #expect(errorCode(replies.first) == .handshakeRequired)
+        #expect(!channel.isActive)
+        #expect(try channel.readInbound(as: Envelope.self) == nil)
+    }
+
+    @Test(arguments: [(UInt16(2), UInt16(3)), (UInt16(0), UInt16(0)), (UInt16(3), UInt16(1))])
+    func aVersionThisServerDoesNotSpeakIsRefused(versions: (UInt16, UInt16)) throws {
+        try send(Self.hello(minVersion: versions.0, maxVersion: versions.1))
+        let replies = try written()
+        #expect(errorCode(replies.first) == .unsupportedVersion)
+        #expect(!channel.isActive)
+    }
+
+    @Test func aWrongMagicIsRefused() throws {
+        try send(Self.hello(magic: 0x4854_5450))
+        #expect(errorCode(try written().first) == .malformedFrame)
+        #expect(!channel.isActive)
+    }
+
+    @Test func aMalformedPayloadOnARequestIdIsAnsweredThereAndTheConnectionGoesOn() throws {
+        try send(Self.hello())
+        _ = try channel.readInbound(as: Envelope.self)
+        // A HEALTH request (no fields) with two stray payload bytes.
+        var bad = channel.allocator.buffer(capacity: 32)
+        bad.writeMultipleIntegers(UInt32(2), UInt8(1), MessageType.health.rawValue, UInt16(0), UInt64(9), endianness: .big)
+        bad.writeBytes([0xAB, 0xCD])
+        try send(bad)
+        let replies = try written()
+        #expect(replies.count == 1 && replies.first?.requestID == 9 && replies.first?.flags == .final)
+        #expect(errorCode(replies.first) == .invalidMessage)
+        #expect(channel.isActive)
+        try send(Envelope(requestID: 10, message: .health(Wire.Health())))
+        #expect(try channel.readInbound(as: Envelope.self)?.requestID == 10)
+    }
+
+    @Test func anUnknownMessageTypeOnRequestIdZeroClosesTheConnection() throws {
+        try send(Self.hello())
+        _ = try channel.readInbound(as: Envelope.self)
+        var bad = channel.allocator.buffer(capacity: 16)
+        bad.writeMultipleIntegers(UInt32(0), UInt8(1), UInt8(0xEE), UInt16(0), UInt64(0), endianness: .big)
+        try send(bad)
+        #expect(errorCode(try written().first) == .unknownMessageType)
+        #expect(!channel.isActive)
+    }
+
+    @Test func aReplyTypeFromTheClientIsRefusedOnItsRequestId() throws {
+        try send(Self.hello())
+        _ = try channel.readInbound(as: Envelope.self)
+        try send(Envelope(requestID: 3, message: .healthStatus(Wire.HealthStatus(state: .serving, serverVersion: "x", uptimeMs: 1))))
+        let replies = try written()
+        #expect(replies.first?.requestID == 3 && errorCode(replies.first) == .invalidMessage)
+        #expect(channel.isActive)
+        // A connection-level message off request id 0 breaks the connection.
+        try send(Envelope(requestID: 3, message: .pong(Wire.Pong(opaque: 1))))
+        #expect(errorCode(try written().first) == .invalidMessage)
+        #expect(!channel.isActive)
+    }
+
+    @Test func anOversizedFrameIsRefusedBeforeItsPayloadArrives() throws {
+        try send(Self.hello())
+        _ = try channel.readInbound(as: Envelope.self)
+        // Only the header: a 1 MiB payload is announced, above the pipeline's 4096-byte limit.
+        var header = channel.allocator.buffer(capacity: 16)
+        header.writeMultipleIntegers(UInt32(1 << 20), UInt8(1), MessageType.infer.rawValue, UInt16(0), UInt64(4), endianness: .big)
+        try send(header)
+        let replies = try written()
+        #expect(errorCode(replies.first) == .frameTooLarge && replies.first?.requestID == 0)
+        #expect(!channel.isActive)
+    }
+
+    @Test func anOversizedHelloIsRefused() throws {
+        // The pipeline admits 4096 bytes; the handshake limit is 64 KiB, so use a pipeline with a larger limit.
+        let big = EmbeddedChannel()
+        try big.pipeline.syncOperations.addHandlers(
+            ByteToMessageHandler(FrameDecoder(maxPayload: 1 << 20)), MessageToByteHandler(EnvelopeEncoder()), ProtocolHandler())
+        try big.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7070)).wait()
+        let hello = Envelope(requestID: 0, message: .hello(Wire.Hello(
+            magic: WireVersion.helloMagic, minVersion: 1, maxVersion: 1, features: 0,
+            authToken: String(repeating: "x", count: 70_000), maxFrameSize: 1 << 20, streamCredits: 8, clientName: "big")))
+        var buffer = big.allocator.buffer(capacity: 80_000)
+        hello.write(to: &buffer)
+        try big.writeInbound(buffer)
+        var out = try big.readOutbound(as: ByteBuffer.self)!
+        let reply = try Envelope(decoding: try Frame.read(from: &out, maxPayload: 1 << 20)!)
+        #expect(errorCode(reply) == .frameTooLarge)
+        #expect(!big.isActive)
+    }
+}

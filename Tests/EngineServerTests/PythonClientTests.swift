@@ -1,0 +1,74 @@
+import Foundation
+import LlamaModel
+import Testing
+
+/// protocol/client/tributary_client.py (standard library only, written from the specification) against a
+/// real server: the specification is enough to interoperate.
+@Suite struct PythonClientTests {
+    static let clientFolder = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("protocol/client").path
+
+    static let script = """
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        from tributary_client import Client, ServerError
+        port, token = int(sys.argv[2]), sys.argv[3]
+        c = Client.connect("127.0.0.1", port, token=token, stream_credits=2)
+        out = {"contributor": c.welcome["contributor"], "health": c.call("Health", {})[1]["state"]}
+        tokens, end = [], None
+        for name, fields in c.stream("Infer", {"adapter": None, "prompt": "from python", "max_tokens": 30,
+                "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0, "stop": [], "method": "off",
+                "top_records": 0, "fee": 0}):
+            if name == "Token" and fields["token"] != 0xFFFFFFFF:  # that one only flushes an unfinished character
+                tokens.append(fields["token"])
+            elif name == "InferEnd":
+                end = fields
+        out["tokens"], out["stop_reason"], out["completion_tokens"] = tokens, end["stop_reason"], end["completion_tokens"]
+        name, dn = c.call("DatanetCreate", {"name": "py-net", "summary": "", "description": "", "tags": [],
+                "license": "MIT", "visibility": "public"})
+        out["datanet"] = dn["datanet"]["name"]
+        try:
+            c.call("Export", {"version": {"datanet": 1, "number": 1}})
+        except ServerError as e:
+            out["export_error"] = e.code
+        c.close()
+        anonymous = Client.connect("127.0.0.1", port)
+        try:
+            anonymous.call("Publish", {"datanet": 1})
+        except ServerError as e:
+            out["anonymous_error"] = e.code
+        print(json.dumps(out))
+        """
+
+    @Test func thePythonClientHandshakesStreamsAndIsRefusedCorrectly() async throws {
+        let generator = try randomGenerator()
+        let server = try await TestServer.start(generator: generator)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", Self.script, Self.clientFolder, String(server.port), server.token]
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // Read on a thread of its own: the server runs in this process and must keep serving meanwhile.
+        let (stdout, stderr) = await Task.detached {
+            let stdout = output.fileHandleForReading.readDataToEndOfFile()
+            let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (stdout, stderr)
+        }.value
+        #expect(process.terminationStatus == 0, "\(String(decoding: stderr, as: UTF8.self))")
+        let report = try #require(try JSONSerialization.jsonObject(with: stdout) as? [String: Any])
+        let local = try generator.generate(prompt: "from python", options: GenerationOptions(maxNewTokens: 30))
+        #expect(report["contributor"] as? Int == Int(server.contributor.rawValue))
+        #expect(report["health"] as? String == "serving")
+        #expect(report["tokens"] as? [Int] == local.tokens)
+        #expect(report["stop_reason"] as? String == "max_tokens" && report["completion_tokens"] as? Int == 30)
+        #expect(report["datanet"] as? String == "py-net")
+        #expect(report["export_error"] as? Int == 205)
+        #expect(report["anonymous_error"] as? Int == 200)
+        try await server.stop()
+    }
+}
