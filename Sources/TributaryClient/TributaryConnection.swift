@@ -43,7 +43,6 @@ public final class TributaryConnection: Sendable {
 
     private let channel: NIOAsyncChannel<Frame, Envelope>
     private let outbound: NIOAsyncChannelOutboundWriter<Envelope>
-    private let ownedGroup: MultiThreadedEventLoopGroup?
 
     private struct State {
         var nextRequestID: UInt64 = 1
@@ -54,62 +53,51 @@ public final class TributaryConnection: Sendable {
     private let state = Mutex(State())
 
     private init(
-        welcome: Wire.Welcome, channel: NIOAsyncChannel<Frame, Envelope>, outbound: NIOAsyncChannelOutboundWriter<Envelope>,
-        ownedGroup: MultiThreadedEventLoopGroup?
+        welcome: Wire.Welcome, channel: NIOAsyncChannel<Frame, Envelope>, outbound: NIOAsyncChannelOutboundWriter<Envelope>
     ) {
         self.welcome = welcome
         self.channel = channel
         self.outbound = outbound
-        self.ownedGroup = ownedGroup
     }
 
     /// Connects and completes the handshake. `streamCredits`: how many streamed frames of one request the
-    /// server may send ahead of this client's reading. Without `group`, the connection runs its own event loop.
+    /// server may send ahead of this client's reading. `group`: NIO's process-wide one unless given.
     public static func connect(
         host: String, port: Int, token: String = "", streamCredits: UInt32 = 64,
         maxFrameSize: UInt32 = FrameLimits.defaultMaxPayload, clientName: String = "TributaryClient",
-        group: (any EventLoopGroup)? = nil
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TributaryConnection {
-        let ownedGroup = group == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
-        do {
-            let channel = try await ClientBootstrap(group: group ?? ownedGroup!)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(FrameDecoder(maxPayload: maxFrameSize)), MessageToByteHandler(EnvelopeEncoder()))
-                        return try NIOAsyncChannel<Frame, Envelope>(wrappingChannelSynchronously: channel)
-                    }
-                }
-            let hello = Wire.Hello(
-                magic: WireVersion.helloMagic, minVersion: UInt16(WireVersion.supported.lowerBound),
-                maxVersion: UInt16(WireVersion.supported.upperBound), features: 0, authToken: token,
-                maxFrameSize: maxFrameSize, streamCredits: streamCredits, clientName: clientName)
-            // The channel lives in a task of its own, which reads replies until the connection ends.
-            return try await withCheckedThrowingContinuation { ready in
-                Task {
-                    var handshaking = true
-                    do {
-                        try await channel.executeThenClose { inbound, outbound in
-                            try await outbound.write(Envelope(requestID: 0, message: .hello(hello)))
-                            var frames = inbound.makeAsyncIterator()
-                            let welcome = try await Self.welcome(from: frames.next())
-                            let connection = TributaryConnection(welcome: welcome, channel: channel, outbound: outbound, ownedGroup: ownedGroup)
-                            handshaking = false
-                            ready.resume(returning: connection)
-                            await connection.readReplies(frames)
-                        }
-                    } catch {
-                        if handshaking {
-                            try? await ownedGroup?.shutdownGracefully()
-                            ready.resume(throwing: error)
-                        }
-                    }
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(FrameDecoder(maxPayload: maxFrameSize)), MessageToByteHandler(EnvelopeEncoder()))
+                    return try NIOAsyncChannel<Frame, Envelope>(wrappingChannelSynchronously: channel)
                 }
             }
-        } catch {
-            try? await ownedGroup?.shutdownGracefully()
-            throw error
+        let hello = Wire.Hello(
+            magic: WireVersion.helloMagic, minVersion: UInt16(WireVersion.supported.lowerBound),
+            maxVersion: UInt16(WireVersion.supported.upperBound), features: 0, authToken: token,
+            maxFrameSize: maxFrameSize, streamCredits: streamCredits, clientName: clientName)
+        // The channel lives in a task of its own, which reads replies until the connection ends.
+        return try await withCheckedThrowingContinuation { ready in
+            Task {
+                var handshaking = true
+                do {
+                    try await channel.executeThenClose { inbound, outbound in
+                        try await outbound.write(Envelope(requestID: 0, message: .hello(hello)))
+                        var frames = inbound.makeAsyncIterator()
+                        let welcome = try await Self.welcome(from: frames.next())
+                        let connection = TributaryConnection(welcome: welcome, channel: channel, outbound: outbound)
+                        handshaking = false
+                        ready.resume(returning: connection)
+                        await connection.readReplies(frames)
+                    }
+                } catch {
+                    if handshaking { ready.resume(throwing: error) }
+                }
+            }
         }
     }
 
@@ -212,10 +200,10 @@ public final class TributaryConnection: Sendable {
         try await outbound.write(Envelope(requestID: 0, message: .ping(Wire.Ping(opaque: opaque))))
     }
 
+    /// Closes the connection; requests still waiting end with `ConnectionError.closed`.
     public func close() async {
         outbound.finish()
         try? await channel.channel.close()
-        try? await ownedGroup?.shutdownGracefully()
     }
 }
 
@@ -237,7 +225,9 @@ public struct ReplyStream: AsyncSequence, Sendable {
                 throw ServerError(code: error.code, retryAfterMs: error.retryAfterMs, message: error.message)
             }
             if envelope.message.type.consumesCredit && !envelope.flags.contains(.final) {
-                try await connection.grant(1, to: requestID)
+                // If the connection has closed, the frames already here are still read; the stream then ends
+                // with the connection's error.
+                try? await connection.grant(1, to: requestID)
             }
             return envelope.message
         }

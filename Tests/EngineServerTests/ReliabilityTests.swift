@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import TensorCore
 import Testing
 import TributaryClient
 import WireProtocol
@@ -106,6 +107,44 @@ import WireProtocol
         }
         #expect(connections == 1)
         await other.close()
+        try await group.shutdownGracefully()
+        try await server.stop()
+    }
+
+    /// Garbage on many connections, before and after a valid HELLO: each is refused or closed, and the server
+    /// goes on serving.
+    @Test func garbageNeverTakesTheServerDown() async throws {
+        let server = try await TestServer.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var random = SeededRandom(seed: 99)
+        var hello = ByteBufferAllocator().buffer(capacity: 64)
+        Envelope(requestID: 0, message: .hello(Wire.Hello(
+            magic: WireVersion.helloMagic, minVersion: 1, maxVersion: 1, features: 0, authToken: "", maxFrameSize: 1 << 20,
+            streamCredits: 4, clientName: "garbage"))).write(to: &hello)
+        for attempt in 0..<40 {
+            let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: server.port).get()
+            var bytes = ByteBufferAllocator().buffer(capacity: 4096)
+            if attempt % 2 == 1 { bytes.writeImmutableBuffer(hello) }
+            // Random frames: a plausible header (small length, version 1, any type, flags and id), random payload.
+            for _ in 0..<8 {
+                let length = UInt32(random.next() % 64)
+                bytes.writeMultipleIntegers(
+                    length, UInt8(1), UInt8(truncatingIfNeeded: random.next()), UInt16(random.next() % 2), random.next() % 4,
+                    endianness: .big)
+                for _ in 0..<length { bytes.writeInteger(UInt8(truncatingIfNeeded: random.next())) }
+            }
+            for _ in 0..<(random.next() % 256) { bytes.writeInteger(UInt8(truncatingIfNeeded: random.next())) }
+            // The server may close first (that is one right answer): then these fail, which is fine.
+            try? await channel.writeAndFlush(bytes).get()
+            try? await channel.close()
+        }
+        let connection = try await server.connect()
+        guard case .healthStatus(let health) = try await connection.call(.health(Wire.Health())) else {
+            Issue.record("expected HEALTH_STATUS")
+            return
+        }
+        #expect(health.state == .serving)
+        await connection.close()
         try await group.shutdownGracefully()
         try await server.stop()
     }

@@ -28,6 +28,9 @@ struct WireRoundTrip: AsyncParsableCommand {
     @Option(help: "The reference model config (Hugging Face config.json).")
     var referenceConfig = "../../shared/reference/reference-llama.json"
 
+    @Option(help: "Event-loop threads of Tributary's server (gRPC's server uses its singleton group, one per core).")
+    var serverEventLoops = 2
+
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
@@ -185,7 +188,7 @@ struct WireRoundTrip: AsyncParsableCommand {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wire-bench-\(UUID().uuidString)")
         let engine = Engine(store: try Store(directory: directory), generator: generator, computeThreads: 2)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
-        configuration.eventLoopThreads = 2  // as gRPC's server (the singleton group: one thread per core)
+        configuration.eventLoopThreads = serverEventLoops
         configuration.maxFramePayload = 1 << 20
         var logger = Logger(label: "bench")
         logger.logLevel = .error
