@@ -49,6 +49,23 @@ public struct FactTracing: Sendable, Equatable, Codable {
     public var facts: Int
 }
 
+/// Each method's linear datamodeling score per query, and its mean with a bootstrap interval.
+public struct LinearDatamodelingScores: Sendable, Equatable {
+    /// Spearman's correlation per query, by method, in query order.
+    public var perQuery: [ScorerKind: [Double]]
+    public var seed: UInt64
+
+    public func interval(_ method: ScorerKind) -> MeanInterval {
+        EvaluationStatistics.meanWithInterval(perQuery[method]!, seed: seed)
+    }
+
+    /// The mean per-query difference `method - baseline` with a paired bootstrap interval: both methods are
+    /// scored on the same queries, so the pairing removes the queries' own difficulty from the comparison.
+    public func difference(_ method: ScorerKind, over baseline: ScorerKind) -> MeanInterval {
+        EvaluationStatistics.meanWithInterval(zip(perQuery[method]!, perQuery[baseline]!).map { $0 - $1 }, seed: seed)
+    }
+}
+
 /// Measures attribution quality (docs/ATTRIBUTION.md, "Evaluation") by retraining, not by trusting the scores.
 public struct AttributionEvaluator: Sendable {
     public let model: LlamaModel
@@ -112,11 +129,11 @@ public struct AttributionEvaluator: Sendable {
     /// The linear datamodeling score (Park et al., TRAK, 2023): for each query, Spearman's correlation over
     /// `subsets` random subsets S (each a `fraction` of the records) between the predicted effect
     /// sum_{i in S} score(query, i) and the actual -loss(query) of an adapter retrained on S; then the mean over
-    /// queries with a bootstrap interval.
+    /// queries with a bootstrap interval (``LinearDatamodelingScores``).
     public func linearDatamodelingScore(
         records: [TrainingSequence], queries: [TrainingSequence], subsets: Int, fraction: Double = 0.5,
         seed: UInt64 = 0, progress: (Int, Int) -> Void = { _, _ in }
-    ) throws -> [ScorerKind: MeanInterval] {
+    ) throws -> LinearDatamodelingScores {
         precondition(subsets >= 2 && fraction > 0 && fraction < 1)
         let full = try train(records)
         let scores = try self.scores(records: records, queries: queries, checkpoints: full)
@@ -134,15 +151,14 @@ public struct AttributionEvaluator: Sendable {
             actual.append(try losses(queries, adapter: retrained.final).map { -$0 })
         }
         progress(subsets, subsets)
-        var result: [ScorerKind: MeanInterval] = [:]
+        var result = LinearDatamodelingScores(perQuery: [:], seed: seed)
         for (method, matrix) in scores {
             let n = records.count
             let values = matrix.scalars
-            let correlations = queries.indices.map { query in
+            result.perQuery[method] = queries.indices.map { query in
                 let predicted = members.map { chosen in chosen.reduce(0.0) { $0 + Double(values[query * n + $1]) } }
                 return EvaluationStatistics.spearman(predicted, actual.map { $0[query] })
             }
-            result[method] = EvaluationStatistics.meanWithInterval(correlations, seed: seed)
         }
         return result
     }

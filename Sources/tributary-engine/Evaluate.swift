@@ -70,7 +70,8 @@ struct Evaluate: ParsableCommand {
         let results = EvaluationResults(
             methods: recipe.methods.map { method in
                 EvaluationResults.Method(
-                    method: method.rawValue, lds: lds[method]!, corruption: corruption[method]!,
+                    method: method.rawValue, lds: lds.interval(method),
+                    ldsOverGradDot: lds.difference(method, over: .gradDot), corruption: corruption[method]!,
                     factTracing: tracing[method]!)
             },
             subsets: subsets, trainingRecords: data.training.count, queries: data.queries.count, seed: seed,
@@ -84,6 +85,8 @@ struct EvaluationResults: Encodable {
     struct Method: Encodable {
         var method: String
         var lds: MeanInterval
+        /// The paired per-query difference from Grad-Dot's LDS.
+        var ldsOverGradDot: MeanInterval
         var corruption: CorruptionDetection
         var factTracing: FactTracing
     }
@@ -94,14 +97,15 @@ struct EvaluationResults: Encodable {
 
     var markdownTable: String {
         var lines = [
-            "| method | LDS (mean Spearman, 95% CI) | corrupted AUC, self-influence | corrupted AUC, validation influence | planted facts: top-1 record | top-1 contributor |",
-            "|---|---|---|---|---|---|",
+            "| method | LDS (mean Spearman, 95% CI) | LDS minus Grad-Dot (paired, 95% CI) | corrupted AUC, self-influence | corrupted AUC, validation influence | planted facts: top-1 record | top-1 contributor |",
+            "|---|---|---|---|---|---|---|",
         ]
         for row in methods {
             let selfAUC = row.corruption.selfInfluenceAUC.map { String(format: "%.3f", $0) } ?? "n/a"
             lines.append(String(
-                format: "| %@ | %.3f [%.3f, %.3f] | %@ | %.3f | %.2f | %.2f |", row.method, row.lds.mean, row.lds.low,
-                row.lds.high, selfAUC, row.corruption.validationAUC, row.factTracing.recordAccuracy,
+                format: "| %@ | %.3f [%.3f, %.3f] | %+.3f [%+.3f, %+.3f] | %@ | %.3f | %.2f | %.2f |", row.method,
+                row.lds.mean, row.lds.low, row.lds.high, row.ldsOverGradDot.mean, row.ldsOverGradDot.low,
+                row.ldsOverGradDot.high, selfAUC, row.corruption.validationAUC, row.factTracing.recordAccuracy,
                 row.factTracing.contributorAccuracy))
         }
         lines.append("")

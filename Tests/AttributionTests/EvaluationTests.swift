@@ -67,8 +67,11 @@ import Training
 
         let queries = Array(records.prefix(2))
         let lds = try evaluator.linearDatamodelingScore(records: records, queries: queries, subsets: 4, seed: 1)
-        #expect(Set(lds.keys) == Set(ScorerKind.allCases))
-        #expect(lds.values.allSatisfy { $0.count == 2 && $0.mean >= -1 && $0.mean <= 1 })
+        #expect(Set(lds.perQuery.keys) == Set(ScorerKind.allCases))
+        #expect(lds.perQuery.values.allSatisfy { $0.count == 2 && $0.allSatisfy { (-1...1).contains($0) } })
+        let tracin = lds.perQuery[.tracIn]!, gradDot = lds.perQuery[.gradDot]!
+        #expect(lds.difference(.tracIn, over: .gradDot).mean == (zip(tracin, gradDot).map { $0 - $1 }.reduce(0, +) / 2))
+        #expect(lds.difference(.gradDot, over: .gradDot) == MeanInterval(mean: 0, low: 0, high: 0, level: 0.95, count: 2))
         #expect(try evaluator.linearDatamodelingScore(records: records, queries: queries, subsets: 4, seed: 1) == lds)
 
         let corrupted = records.indices.map { $0 % 4 == 0 }
