@@ -1,5 +1,6 @@
 import Foundation
 import LlamaModel
+import Tokenizers
 
 /// One training record of a datanet, as the JSON Lines export writes it.
 public struct TrainingRecord: Sendable, Equatable {
@@ -103,4 +104,46 @@ public func readTrainingRecords(
         records.append(record)
     }
     return records
+}
+
+/// How text becomes tokens for a model folder, the same for training, indexing and attribution: the folder's
+/// `tokenizer.json` (byte-level BPE) when it has one, with its post-processor template's tokens once around each
+/// record (`prefix` before, `suffix` after); else bytes, with nothing added.
+public struct RecordEncoding: Sendable {
+    public let vocabularySize: Int
+    public let prefix: [Int]
+    public let suffix: [Int]
+    let encodeText: @Sendable (String) -> [Int]
+
+    /// A model folder whose tokenizer cannot be read, or does not fit the model's vocabulary.
+    public struct LoadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(modelFolder: String, vocabularySize: Int) throws {
+        self.vocabularySize = vocabularySize
+        let tokenizerPath = modelFolder + "/tokenizer.json"
+        if FileManager.default.fileExists(atPath: tokenizerPath) {
+            let tokenizer = try BPETokenizer(contentsOf: tokenizerPath)
+            guard tokenizer.vocabularySize <= vocabularySize else {
+                throw LoadError(description: "\(tokenizerPath): the tokenizer has \(tokenizer.vocabularySize) token ids, more than the model's vocab_size \(vocabularySize)")
+            }
+            (prefix, suffix) = (tokenizer.prefixTokens, tokenizer.suffixTokens)
+            encodeText = { tokenizer.encode($0, addSpecialTokens: false) }
+        } else {
+            let tokenizer = try ByteTokenizer(vocabularySize: vocabularySize)
+            (prefix, suffix) = ([], [])
+            encodeText = { tokenizer.encode($0) }
+        }
+    }
+
+    /// The JSON Lines records of `path`, as ``readTrainingRecords(path:vocabularySize:encode:prefix:suffix:)`` reads them.
+    public func records(path: String) throws(TrainingDataError) -> [TrainingRecord] {
+        try readTrainingRecords(path: path, vocabularySize: vocabularySize, encode: encodeText, prefix: prefix, suffix: suffix)
+    }
+
+    /// A prompt and its completion as a training record encodes them: the loss is on the completion.
+    public func sequence(prompt: String, completion: String) -> TrainingSequence {
+        TrainingSequence(prompt: prefix + encodeText(prompt), completion: encodeText(completion) + suffix)
+    }
 }

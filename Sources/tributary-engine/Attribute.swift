@@ -12,8 +12,8 @@ struct IndexOptions: ParsableArguments {
     @Option(help: "The adapter folder, if not the one the index records (checked by SHA-256).") var adapter: String?
     @Option(help: "datainf, tracin, gradcos, graddot or fisher.") var method: ScorerKind = .dataInf
 
-    /// The index opened for scoring, and the model's byte-level tokenizer.
-    func open() throws -> (Attributor, ByteTokenizer) {
+    /// The index opened for scoring, and how the model encodes text (as `train` and `index` did).
+    func open() throws -> (Attributor, RecordEncoding) {
         do {
             let opened = try GradientIndex(folder: index)
             guard let modelFolder = model ?? opened.manifest.modelFolder else {
@@ -22,12 +22,9 @@ struct IndexOptions: ParsableArguments {
             guard let adapterFolder = adapter ?? opened.manifest.adapterFolder else {
                 throw CommandFailure("\(index): the index does not record its adapter folder; pass --adapter")
             }
-            guard !FileManager.default.fileExists(atPath: modelFolder + "/tokenizer.json") else {
-                throw CommandFailure("\(modelFolder)/tokenizer.json: attribution supports byte-level models for now")
-            }
             let base = try LlamaModel(folder: modelFolder)
             let attributor = try Attributor(index: opened, model: base, adapterFolder: adapterFolder)
-            return (attributor, try ByteTokenizer(vocabularySize: base.config.vocabularySize))
+            return (attributor, try RecordEncoding(modelFolder: modelFolder, vocabularySize: base.config.vocabularySize))
         } catch let error as CommandFailure {
             throw error
         } catch {
@@ -66,15 +63,15 @@ struct Attribute: ParsableCommand {
     }
 
     func run() throws {
-        let (attributor, tokenizer) = try source.open()
+        let (attributor, encoding) = try source.open()
         let output: TrainingSequence
         if let promptTokens, let completionTokens {
-            let vocabulary = tokenizer.vocabularySize
+            let vocabulary = encoding.vocabularySize
             output = TrainingSequence(
                 prompt: try tokenIDs(promptTokens, option: "--prompt-tokens", vocabularySize: vocabulary),
                 completion: try tokenIDs(completionTokens, option: "--completion-tokens", vocabularySize: vocabulary))
         } else {
-            output = TrainingSequence(prompt: tokenizer.encode(prompt!), completion: tokenizer.encode(completion!))
+            output = encoding.sequence(prompt: prompt!, completion: completion!)
         }
         let result: OutputAttribution
         do {
@@ -106,11 +103,10 @@ struct Curate: ParsableCommand {
     @Flag(help: "Print the whole report as JSON.") var json = false
 
     func run() throws {
-        let (attributor, tokenizer) = try source.open()
+        let (attributor, encoding) = try source.open()
         let report: CurationReport
         do {
-            let records = try readTrainingRecords(
-                path: validation, vocabularySize: tokenizer.vocabularySize, encode: tokenizer.encode)
+            let records = try encoding.records(path: validation)
             guard !records.isEmpty else { throw CommandFailure("\(validation): no records") }
             report = try attributor.curate(
                 validation: records.map(\.sequence), method: source.method, aggregation: aggregation,

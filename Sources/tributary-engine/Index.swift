@@ -36,13 +36,9 @@ struct Index: ParsableCommand {
     func run() throws {
         let base: LlamaModel
         do { base = try LlamaModel(folder: model) } catch { throw CommandFailure(error.description) }
-        guard !FileManager.default.fileExists(atPath: model + "/tokenizer.json") else {
-            throw CommandFailure("\(model)/tokenizer.json: BPE tokenizers are not supported by index yet; use pre-tokenized records or a byte-level model")
-        }
         let records: [TrainingRecord]
         do {
-            let tokenizer = try ByteTokenizer(vocabularySize: base.config.vocabularySize)
-            records = try readTrainingRecords(path: data, vocabularySize: base.config.vocabularySize, encode: tokenizer.encode)
+            records = try RecordEncoding(modelFolder: model, vocabularySize: base.config.vocabularySize).records(path: data)
         } catch { throw CommandFailure("\(error)") }
         guard !records.isEmpty else { throw CommandFailure("\(data): no records") }
         if let long = records.first(where: { $0.sequence.tokens.count > base.config.maxPositions }) {

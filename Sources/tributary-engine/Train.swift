@@ -37,20 +37,7 @@ struct Train: ParsableCommand {
         do { base = try LlamaModel(folder: model) } catch { throw CommandFailure(error.description) }
         let records: [TrainingRecord]
         do {
-            let vocabularySize = base.config.vocabularySize
-            let tokenizerPath = model + "/tokenizer.json"
-            if FileManager.default.fileExists(atPath: tokenizerPath) {
-                let tokenizer = try BPETokenizer(contentsOf: tokenizerPath)
-                guard tokenizer.vocabularySize <= vocabularySize else {
-                    throw CommandFailure("\(tokenizerPath): the tokenizer has \(tokenizer.vocabularySize) token ids, more than the model's vocab_size \(vocabularySize)")
-                }
-                records = try readTrainingRecords(
-                    path: data, vocabularySize: vocabularySize, encode: { tokenizer.encode($0, addSpecialTokens: false) },
-                    prefix: tokenizer.prefixTokens, suffix: tokenizer.suffixTokens)
-            } else {
-                let tokenizer = try ByteTokenizer(vocabularySize: vocabularySize)
-                records = try readTrainingRecords(path: data, vocabularySize: vocabularySize, encode: tokenizer.encode)
-            }
+            records = try RecordEncoding(modelFolder: model, vocabularySize: base.config.vocabularySize).records(path: data)
         } catch { throw CommandFailure("\(error)") }
         guard !records.isEmpty else { throw CommandFailure("\(data): no records") }
         if let long = records.first(where: { $0.sequence.tokens.count > seqLen }) {

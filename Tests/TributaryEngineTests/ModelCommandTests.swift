@@ -118,4 +118,27 @@ import Tokenizers
         let first = try train("first"), second = try train("second")
         #expect(first == second)
     }
+
+    /// `index` and `attribute` encode text as `train` does: querying a training record's own prompt and
+    /// completion as text finds that record first by Grad-Cos (cosine 1), on a model with a tokenizer.json.
+    @Test func indexAndAttributeEncodeTextAsTrainDoes() throws {
+        let model = try Self.modelWithTokenizer()
+        let folder = temporaryFolder("bpe-attribution")
+        let data = folder + "/records.jsonl"
+        let records = (0..<4).map { #"{"id":"r\#($0)","contributor":"c\#($0 % 2)","prompt":"Question \#($0): what comes next?","completion":" Answer \#($0 * 7)."}"# }
+        try records.joined(separator: "\n").write(toFile: data, atomically: true, encoding: .utf8)
+        let train = try runEngine(["train", "--model", model, "--data", data, "--out", folder + "/adapter", "--steps", "2", "--batch-size", "2", "--rank", "2"])
+        #expect(train.status == 0, "\(train.errors)")
+        let index = try runEngine(["index", "--model", model, "--adapter", folder + "/adapter", "--data", data, "--out", folder + "/index"])
+        #expect(index.status == 0, "\(index.errors)")
+        let attribute = try runEngine([
+            "attribute", "--index", folder + "/index", "--method", "gradcos", "--top", "1", "--json",
+            "--prompt", "Question 2: what comes next?", "--completion", " Answer 14.",
+        ])
+        #expect(attribute.status == 0, "\(attribute.errors)")
+        let report = try #require(try JSONSerialization.jsonObject(with: attribute.output) as? [String: Any])
+        let top = try #require((report["records"] as? [[String: Any]])?.first)
+        #expect(top["id"] as? String == "r2")
+        #expect(abs((top["score"] as? Double ?? 0) - 1) < 1e-4)
+    }
 }
