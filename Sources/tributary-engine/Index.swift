@@ -34,13 +34,7 @@ struct Index: ParsableCommand {
     }
 
     func run() throws {
-        let base: LlamaModel
-        do { base = try LlamaModel(folder: model) } catch { throw CommandFailure(error.description) }
-        let records: [TrainingRecord]
-        do {
-            records = try RecordEncoding(modelFolder: model, vocabularySize: base.config.vocabularySize).records(path: data)
-        } catch { throw CommandFailure("\(error)") }
-        guard !records.isEmpty else { throw CommandFailure("\(data): no records") }
+        let (base, records) = try loadModelAndRecords(model: model, data: data)
         if let long = records.first(where: { $0.sequence.tokens.count > base.config.maxPositions }) {
             throw CommandFailure("\(data): record \"\(long.id)\" has \(long.sequence.tokens.count) tokens, more than the model's \(base.config.maxPositions) positions")
         }

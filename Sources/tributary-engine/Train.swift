@@ -33,13 +33,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Print one JSON object per step, then a summary.") var json = false
 
     func run() throws {
-        let base: LlamaModel
-        do { base = try LlamaModel(folder: model) } catch { throw CommandFailure(error.description) }
-        let records: [TrainingRecord]
-        do {
-            records = try RecordEncoding(modelFolder: model, vocabularySize: base.config.vocabularySize).records(path: data)
-        } catch { throw CommandFailure("\(error)") }
-        guard !records.isEmpty else { throw CommandFailure("\(data): no records") }
+        let (base, records) = try loadModelAndRecords(model: model, data: data)
         if let long = records.first(where: { $0.sequence.tokens.count > seqLen }) {
             throw CommandFailure("\(data): record \"\(long.id)\" has \(long.sequence.tokens.count) tokens, more than --seq-len \(seqLen)")
         }

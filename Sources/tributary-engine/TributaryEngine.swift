@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LlamaModel
 import TensorCore
+import Training
 
 @main
 struct TributaryEngine: AsyncParsableCommand {
@@ -102,4 +103,16 @@ func tokenIDs(_ list: String, option: String, vocabularySize: Int? = nil) throws
         }
         return id
     }
+}
+
+/// The model of `model` and the records of `data`, encoded as the model encodes text; at least one record.
+func loadModelAndRecords(model: String, data: String) throws -> (LlamaModel, [TrainingRecord]) {
+    let base: LlamaModel
+    do { base = try LlamaModel(folder: model) } catch { throw CommandFailure(error.description) }
+    let records: [TrainingRecord]
+    do {
+        records = try RecordEncoding(modelFolder: model, vocabularySize: base.config.vocabularySize).records(path: data)
+    } catch { throw CommandFailure("\(error)") }
+    guard !records.isEmpty else { throw CommandFailure("\(data): no records") }
+    return (base, records)
 }
