@@ -42,7 +42,7 @@ extension Coordinator {
     public func jobEvents(_ job: UInt64, after: UInt64) throws -> [Wire.JobEvent] {
         let id = JobID(Int64(job))
         _ = try store.job(id)
-        return try store.jobEvents(of: id, after: Int64(after)).compactMap(Self.wireEvent)
+        return try store.jobEvents(of: id, after: Int64(after)).map(Self.wireEvent)
     }
 
     private func require(_ contributor: ContributorID?) throws -> ContributorID {
@@ -87,8 +87,8 @@ extension Coordinator {
         }
     }
 
-    /// The store's `retrying` and `cancelling` are not final: they go out as `progress` with a message.
-    static func wireEvent(_ event: JobEvent) -> Wire.JobEvent? {
+    /// A store event as the wire shows it; a retry's message names the attempt that failed and why.
+    static func wireEvent(_ event: JobEvent) -> Wire.JobEvent {
         let detail = detail(event.detail) ?? [:]
         let kind: Wire.JobEventKind
         var message = (detail["error"] as? String) ?? ""
@@ -101,11 +101,9 @@ extension Coordinator {
         case .failed: kind = .failed
         case .cancelled: kind = .cancelled
         case .retrying:
-            kind = .progress
-            message = "attempt \(event.attempt) failed, retrying: \(message)"
-        case .cancelling:
-            kind = .progress
-            message = "cancelling"
+            kind = .retrying
+            message = "attempt \(event.attempt) failed: \(message)"
+        case .cancelling: kind = .cancelling
         }
         return Wire.JobEvent(
             job: UInt64(event.job.rawValue), seq: UInt64(event.sequence), kind: kind,

@@ -77,7 +77,8 @@ final class Connection: Sendable {
         logger.info("connected", metadata: ["client": "\(hello.clientName)", "contributor": "\(contributor?.description ?? "anonymous")"])
         state.withLock { $0.streamCredits = hello.streamCredits }
         return RequestRouter(
-            engine: server.engine, contributor: contributor, startedAt: server.startedAt, isDraining: { [server] in server.isDraining })
+            engine: server.engine, contributor: contributor, allowsSignUp: configuration.allowsSignUp, startedAt: server.startedAt,
+            isDraining: { [server] in server.isDraining })
     }
 
     private func receive(

@@ -28,6 +28,7 @@ struct Replier: Sendable {
 struct RequestRouter: Sendable {
     let engine: Engine
     let contributor: ContributorID?
+    let allowsSignUp: Bool
     let startedAt: ContinuousClock.Instant
     let isDraining: @Sendable () -> Bool
 
@@ -58,6 +59,12 @@ struct RequestRouter: Sendable {
                     requestsCompleted: stats.requestsCompleted, tokensGenerated: stats.tokensGenerated,
                     adaptersLoaded: UInt32(engine.residentAdapterIDs.count), jobsQueued: 0, jobsRunning: 0,
                     latencyP50Us: stats.latencyP50Microseconds, latencyP99Us: stats.latencyP99Microseconds)))
+        case .signUp(let signUp):
+            guard allowsSignUp else {
+                throw RequestFailure(.permissionDenied, "sign-up is closed on this server: ask its operator for a token")
+            }
+            let new = try await engine.withStore { try $0.createContributor(displayName: signUp.displayName) }
+            try await replier.finish(.signedUp(Wire.SignedUp(contributor: new.contributor.id.rawValue, token: new.token)))
         case .datanetCreate(let create):
             let owner = try requireContributor()
             let spec = NewDatanet(

@@ -16,6 +16,8 @@ public struct ServerConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(10)
     /// Event-loop threads (networking only: compute runs on the engine's pool).
     public var eventLoopThreads = 1
+    /// Whether anyone may create a contributor with `SignUp`; closed, it is refused with `permission_denied`.
+    public var allowsSignUp = true
 
     public init(host: String = "127.0.0.1", port: Int = 7070) {
         self.host = host

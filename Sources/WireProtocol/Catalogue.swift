@@ -67,6 +67,8 @@ extension Wire {
         case done = 4
         case failed = 5
         case cancelled = 6
+        case retrying = 7
+        case cancelling = 8
         public static let wireName = "JobEventKind"
     }
 
@@ -254,6 +256,35 @@ extension Wire {
             manifestHash.write(to: &buffer)
             publishedBy.write(to: &buffer)
             createdAtMs.write(to: &buffer)
+        }
+    }
+
+    public struct DatanetSummary: WireField {
+        public var datanet: Datanet
+        public var versions: [DatanetVersion]
+        public var pending: UInt32
+        public var approved: UInt32
+        public var rejected: UInt32
+        public init(datanet: Datanet, versions: [DatanetVersion], pending: UInt32, approved: UInt32, rejected: UInt32) {
+            self.datanet = datanet
+            self.versions = versions
+            self.pending = pending
+            self.approved = approved
+            self.rejected = rejected
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            datanet = try .init(from: &buffer, field: "datanet")
+            versions = try .init(from: &buffer, field: "versions")
+            pending = try .init(from: &buffer, field: "pending")
+            approved = try .init(from: &buffer, field: "approved")
+            rejected = try .init(from: &buffer, field: "rejected")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            datanet.write(to: &buffer)
+            versions.write(to: &buffer)
+            pending.write(to: &buffer)
+            approved.write(to: &buffer)
+            rejected.write(to: &buffer)
         }
     }
 
@@ -1120,6 +1151,116 @@ extension Wire {
         public static let type = MessageType.exportEnd
     }
 
+    /// 0x1A, request.
+    public struct SignUp: WireMessage {
+        public var displayName: String
+        public init(displayName: String) {
+            self.displayName = displayName
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            displayName = try .init(from: &buffer, field: "display_name")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            displayName.write(to: &buffer)
+        }
+        public static let type = MessageType.signUp
+    }
+
+    /// 0x1B, reply.
+    public struct SignedUp: WireMessage {
+        public var contributor: Int64
+        public var token: String
+        public init(contributor: Int64, token: String) {
+            self.contributor = contributor
+            self.token = token
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            contributor = try .init(from: &buffer, field: "contributor")
+            token = try .init(from: &buffer, field: "token")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            contributor.write(to: &buffer)
+            token.write(to: &buffer)
+        }
+        public static let type = MessageType.signedUp
+    }
+
+    /// 0x1C, request.
+    public struct DatanetList: WireMessage {
+        public var datanet: Int64?
+        public var owner: Int64?
+        public init(datanet: Int64?, owner: Int64?) {
+            self.datanet = datanet
+            self.owner = owner
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            datanet = try .init(from: &buffer, field: "datanet")
+            owner = try .init(from: &buffer, field: "owner")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            datanet.write(to: &buffer)
+            owner.write(to: &buffer)
+        }
+        public static let type = MessageType.datanetList
+    }
+
+    /// 0x1D, reply.
+    public struct DatanetListing: WireMessage {
+        public var datanets: [DatanetSummary]
+        public init(datanets: [DatanetSummary]) {
+            self.datanets = datanets
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            datanets = try .init(from: &buffer, field: "datanets")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            datanets.write(to: &buffer)
+        }
+        public static let type = MessageType.datanetListing
+    }
+
+    /// 0x1E, request.
+    public struct RecordList: WireMessage {
+        public var datanet: Int64
+        public var status: RecordStatus?
+        public var after: Int64
+        public var limit: UInt32
+        public init(datanet: Int64, status: RecordStatus?, after: Int64, limit: UInt32) {
+            self.datanet = datanet
+            self.status = status
+            self.after = after
+            self.limit = limit
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            datanet = try .init(from: &buffer, field: "datanet")
+            status = try .init(from: &buffer, field: "status")
+            after = try .init(from: &buffer, field: "after")
+            limit = try .init(from: &buffer, field: "limit")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            datanet.write(to: &buffer)
+            status.write(to: &buffer)
+            after.write(to: &buffer)
+            limit.write(to: &buffer)
+        }
+        public static let type = MessageType.recordList
+    }
+
+    /// 0x1F, reply.
+    public struct RecordListing: WireMessage {
+        public var records: [Record]
+        public init(records: [Record]) {
+            self.records = records
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            records = try .init(from: &buffer, field: "records")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            records.write(to: &buffer)
+        }
+        public static let type = MessageType.recordListing
+    }
+
     /// 0x20, request.
     public struct JobSubmit: WireMessage {
         public var spec: JobSpec
@@ -1923,6 +2064,12 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
     case export = 0x17
     case exportChunk = 0x18
     case exportEnd = 0x19
+    case signUp = 0x1A
+    case signedUp = 0x1B
+    case datanetList = 0x1C
+    case datanetListing = 0x1D
+    case recordList = 0x1E
+    case recordListing = 0x1F
     case jobSubmit = 0x20
     case jobInfo = 0x21
     case jobStatus = 0x22
@@ -1962,8 +2109,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
         switch self {
         case .hello, .welcome, .ping, .pong, .goAway: .connection
         case .credit, .cancel, .errorReply: .control
-        case .datanetCreate, .contribute, .review, .publish, .export, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .engineRegister, .engineHeartbeat: .request
-        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .engineRegistered, .heartbeatAck: .reply
+        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .engineRegister, .engineHeartbeat: .request
+        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .engineRegistered, .heartbeatAck: .reply
         }
     }
 
@@ -1996,6 +2143,12 @@ public enum Message: Sendable, Equatable {
     case export(Wire.Export)
     case exportChunk(Wire.ExportChunk)
     case exportEnd(Wire.ExportEnd)
+    case signUp(Wire.SignUp)
+    case signedUp(Wire.SignedUp)
+    case datanetList(Wire.DatanetList)
+    case datanetListing(Wire.DatanetListing)
+    case recordList(Wire.RecordList)
+    case recordListing(Wire.RecordListing)
     case jobSubmit(Wire.JobSubmit)
     case jobInfo(Wire.JobInfo)
     case jobStatus(Wire.JobStatus)
@@ -2050,6 +2203,12 @@ public enum Message: Sendable, Equatable {
         case .export: .export
         case .exportChunk: .exportChunk
         case .exportEnd: .exportEnd
+        case .signUp: .signUp
+        case .signedUp: .signedUp
+        case .datanetList: .datanetList
+        case .datanetListing: .datanetListing
+        case .recordList: .recordList
+        case .recordListing: .recordListing
         case .jobSubmit: .jobSubmit
         case .jobInfo: .jobInfo
         case .jobStatus: .jobStatus
@@ -2107,6 +2266,12 @@ public enum Message: Sendable, Equatable {
         case .export: .export(try .init(from: &buffer, field: "Export"))
         case .exportChunk: .exportChunk(try .init(from: &buffer, field: "ExportChunk"))
         case .exportEnd: .exportEnd(try .init(from: &buffer, field: "ExportEnd"))
+        case .signUp: .signUp(try .init(from: &buffer, field: "SignUp"))
+        case .signedUp: .signedUp(try .init(from: &buffer, field: "SignedUp"))
+        case .datanetList: .datanetList(try .init(from: &buffer, field: "DatanetList"))
+        case .datanetListing: .datanetListing(try .init(from: &buffer, field: "DatanetListing"))
+        case .recordList: .recordList(try .init(from: &buffer, field: "RecordList"))
+        case .recordListing: .recordListing(try .init(from: &buffer, field: "RecordListing"))
         case .jobSubmit: .jobSubmit(try .init(from: &buffer, field: "JobSubmit"))
         case .jobInfo: .jobInfo(try .init(from: &buffer, field: "JobInfo"))
         case .jobStatus: .jobStatus(try .init(from: &buffer, field: "JobStatus"))
@@ -2163,6 +2328,12 @@ public enum Message: Sendable, Equatable {
         case .export(let message): message.write(to: &buffer)
         case .exportChunk(let message): message.write(to: &buffer)
         case .exportEnd(let message): message.write(to: &buffer)
+        case .signUp(let message): message.write(to: &buffer)
+        case .signedUp(let message): message.write(to: &buffer)
+        case .datanetList(let message): message.write(to: &buffer)
+        case .datanetListing(let message): message.write(to: &buffer)
+        case .recordList(let message): message.write(to: &buffer)
+        case .recordListing(let message): message.write(to: &buffer)
         case .jobSubmit(let message): message.write(to: &buffer)
         case .jobInfo(let message): message.write(to: &buffer)
         case .jobStatus(let message): message.write(to: &buffer)

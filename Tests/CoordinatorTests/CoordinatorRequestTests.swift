@@ -43,7 +43,7 @@ struct CoordinatorRequestTests {
         #expect(status.job.state == .running && status.job.step == 1 && status.job.totalSteps == 4 && status.job.engine == "a")
 
         _ = try f.coordinator.respond(to: .jobCancel(Wire.JobCancel(job: info.job.id)), contributor: f.submitter, now: f.start)
-        #expect(try f.coordinator.jobEvents(info.job.id, after: 0).last?.message == "cancelling")
+        #expect(try f.coordinator.jobEvents(info.job.id, after: 0).last?.kind == .cancelling)
     }
 
     @Test("Anonymous and malformed requests are refused with their code, and nothing changes")

@@ -53,6 +53,9 @@ extension Wire.Record: RandomWireValue {
 extension Wire.DatanetVersion: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(datanet: .random(using: &rng), number: .random(using: &rng), recordCount: .random(using: &rng), manifestHash: .random(using: &rng), publishedBy: .random(using: &rng), createdAtMs: .random(using: &rng)) }
 }
+extension Wire.DatanetSummary: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(datanet: .random(using: &rng), versions: .random(using: &rng), pending: .random(using: &rng), approved: .random(using: &rng), rejected: .random(using: &rng)) }
+}
 extension Wire.TrainSpec: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(adapterName: .random(using: &rng), baseModel: .random(using: &rng), versions: .random(using: &rng), rank: .random(using: &rng), alpha: .random(using: &rng), targets: .random(using: &rng), learningRate: .random(using: &rng), steps: .random(using: &rng), epochs: .random(using: &rng), batchSize: .random(using: &rng), sequenceLength: .random(using: &rng), seed: .random(using: &rng), checkpointEvery: .random(using: &rng)) }
 }
@@ -154,6 +157,24 @@ extension Wire.ExportChunk: RandomWireValue {
 }
 extension Wire.ExportEnd: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(records: .random(using: &rng), bytes: .random(using: &rng), sha256: .random(using: &rng)) }
+}
+extension Wire.SignUp: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(displayName: .random(using: &rng)) }
+}
+extension Wire.SignedUp: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(contributor: .random(using: &rng), token: .random(using: &rng)) }
+}
+extension Wire.DatanetList: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(datanet: .random(using: &rng), owner: .random(using: &rng)) }
+}
+extension Wire.DatanetListing: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(datanets: .random(using: &rng)) }
+}
+extension Wire.RecordList: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(datanet: .random(using: &rng), status: .random(using: &rng), after: .random(using: &rng), limit: .random(using: &rng)) }
+}
+extension Wire.RecordListing: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(records: .random(using: &rng)) }
 }
 extension Wire.JobSubmit: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(spec: .random(using: &rng)) }
@@ -301,6 +322,12 @@ extension Message {
         case .export: .export(.random(using: &rng))
         case .exportChunk: .exportChunk(.random(using: &rng))
         case .exportEnd: .exportEnd(.random(using: &rng))
+        case .signUp: .signUp(.random(using: &rng))
+        case .signedUp: .signedUp(.random(using: &rng))
+        case .datanetList: .datanetList(.random(using: &rng))
+        case .datanetListing: .datanetListing(.random(using: &rng))
+        case .recordList: .recordList(.random(using: &rng))
+        case .recordListing: .recordListing(.random(using: &rng))
         case .jobSubmit: .jobSubmit(.random(using: &rng))
         case .jobInfo: .jobInfo(.random(using: &rng))
         case .jobStatus: .jobStatus(.random(using: &rng))
