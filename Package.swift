@@ -144,6 +144,6 @@ let package = Package(
         // Runs the built executables as a user would.
         .testTarget(
             name: "TributaryEngineTests",
-            dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training", "TributaryClient", "WireProtocol"]),
+            dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training", "TributaryClient", "WireProtocol", "Store"]),
     ]
 )

@@ -9,7 +9,7 @@ struct TributaryEngine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary-engine",
         abstract: "Tributary's engine: training, attribution and inference for LoRA-adapted models.",
-        subcommands: [Doctor.self, Logits.self, Train.self, Generate.self, Pretrain.self, Corpus.self, Index.self, Attribute.self, Curate.self, Evaluate.self, Serve.self])
+        subcommands: [Doctor.self, Logits.self, Train.self, Generate.self, Pretrain.self, Corpus.self, Index.self, Attribute.self, Curate.self, Evaluate.self, Serve.self, Contributors.self])
 }
 
 struct Doctor: ParsableCommand {
