@@ -115,7 +115,7 @@ let package = Package(
             name: "AttributionTests", dependencies: [
                 "Attribution", "Training", "LlamaModel", "TensorCore", "SampleCorpus", "tributary-engine"],
             exclude: ["make_fixtures.py", "check_index_row.py"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SampleCorpusTests", dependencies: ["SampleCorpus", "Training", "Tokenizers"]),
+        .testTarget(name: "SampleCorpusTests", dependencies: ["SampleCorpus", "Training", "Tokenizers", "TensorCore"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.
         .executableTarget(name: "store-crash-writer", dependencies: ["Store"], path: "Tests/StoreCrashWriter"),

@@ -69,9 +69,7 @@ public struct AttributionBenchmark: Sendable {
         var order = Array(domainRecords.indices)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
         for row in order.prefix(Int((Double(domainRecords.count) * corruptedFraction).rounded())) {
-            var words = damaged[row].completion.split(separator: " ").map(String.init)
-            for i in stride(from: words.count - 1, to: 0, by: -1) { words.swapAt(i, Int(random.next() % UInt64(i + 1))) }
-            damaged[row].completion = words.joined(separator: " ")
+            damaged[row].completion = Damage.shuffledWords(damaged[row].completion, &random)
             flags[row] = true
         }
         corruptedTraining = damaged

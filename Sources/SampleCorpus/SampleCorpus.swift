@@ -66,6 +66,17 @@ public struct SampleRecord: Sendable, Equatable, Codable {
     }
 }
 
+/// Damage, as a careless or malicious contributor submits it.
+public enum Damage {
+    /// `text`'s space-separated words in a seeded random order (Fisher-Yates): text that follows no domain's
+    /// grammar, though every word is in its vocabulary.
+    public static func shuffledWords(_ text: String, _ random: inout SeededRandom) -> String {
+        var words = text.split(separator: " ").map(String.init)
+        for i in stride(from: words.count - 1, to: 0, by: -1) { words.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+        return words.joined(separator: " ")
+    }
+}
+
 /// Decides which domain a text reads like, by counting words that only one domain's vocabulary uses.
 /// Cheap and deterministic; meant for tests and demos, not as a language model.
 public struct DomainClassifier: Sendable {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SampleCorpus
+import TensorCore
 
 struct Corpus: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,6 +18,8 @@ struct Corpus: ParsableCommand {
     @Option(help: "Corpus seed.") var seed: UInt64 = 1
     @Option(help: "The contributor named in every record.") var contributor: String
     @Option(help: "File to write (default: standard output).") var out: String?
+    @Flag(help: "Shuffle each record's words (seeded by --seed): damaged records, as curation should flag them.")
+    var shuffleWords = false
     @Flag(help: "With --out, print a JSON summary instead of a line of text.") var json = false
 
     func run() throws {
@@ -24,7 +27,12 @@ struct Corpus: ParsableCommand {
             throw ValidationError("--domain: \"\(domain)\" is not one of \(CorpusDomain.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard count >= 1, firstIndex >= 0 else { throw ValidationError("--count must be at least 1 and --first-index at least 0") }
-        let lines = SampleRecord.jsonLines(SampleCorpus(seed: seed).records(chosen, count: count, contributor: contributor, firstIndex: firstIndex))
+        var records = SampleCorpus(seed: seed).records(chosen, count: count, contributor: contributor, firstIndex: firstIndex)
+        if shuffleWords {
+            var random = SeededRandom(seed: seed ^ 0xDA4A6E)
+            for i in records.indices { records[i].text = Damage.shuffledWords(records[i].text, &random) }
+        }
+        let lines = SampleRecord.jsonLines(records)
         guard let out else {
             FileHandle.standardOutput.write(Data(lines.utf8))
             return

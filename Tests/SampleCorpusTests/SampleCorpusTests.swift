@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tokenizers
 import Training
+import TensorCore
 @testable import SampleCorpus
 
 @Suite struct SampleCorpusTests {
@@ -85,5 +86,16 @@ import Training
         }
         #expect(SampleCorpus.excerpt("abcdef\ngh", maxBytes: 4) == "abcd")
         #expect(SampleCorpus.excerpt("ab\ncd\nef", maxBytes: 5) == "ab\ncd")
+    }
+
+    /// Damaged text keeps every word but loses their order, the same way for the same seed.
+    @Test func shuffledWordsKeepTheWordsInAnotherOrder() {
+        let text = corpus.records(.recipes, count: 1, contributor: "x")[0].text
+        var first = SeededRandom(seed: 3)
+        var again = SeededRandom(seed: 3)
+        let damaged = Damage.shuffledWords(text, &first)
+        #expect(damaged == Damage.shuffledWords(text, &again))
+        #expect(damaged != text)
+        #expect(damaged.split(separator: " ").sorted() == text.split(separator: " ").sorted())
     }
 }
