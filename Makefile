@@ -1,9 +1,9 @@
-# Tributary: the README's two commands are `make doctor` (main job) and `make test`.
+# Tributary: the README's two commands are `make demo` (main job) and `make test`.
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := libopenblas-dev liblapacke-dev
 
-.PHONY: deps build doctor test bench fuzz clean
+.PHONY: deps build demo doctor test bench fuzz clean
 
 # Installs the system libraries when missing (Debian/Ubuntu).
 deps:
@@ -15,7 +15,12 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product tributary-engine
 
-# The main job, until the flywheel demo replaces it: what the compute core runs on, and how fast.
+# The main job: the flywheel across real processes (a coordinator, two engines, the client CLI); see demo/run.sh.
+demo: deps
+	$(SWIFT) build -c release
+	demo/run.sh
+
+# What the compute core runs on, and how fast.
 doctor: build
 	.build/release/tributary-engine doctor
 

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The flywheel end to end, across real processes on loopback: contribute → curate → train → serve → attribute →
+# reward. `make demo` builds and runs it; it prints a report and leaves no process running.
+#
+# Settings (environment): DEMO_BIN (the built executables, default .build/release), DEMO_WORK (its data and logs,
+# default demo/.work, wiped first), DEMO_STEPS (training steps, default 150), DEMO_METHOD (attribution method,
+# default gradcos).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${DEMO_BIN:-$ROOT/.build/release}
+WORK=${DEMO_WORK:-$ROOT/demo/.work}
+STEPS=${DEMO_STEPS:-150}
+METHOD=${DEMO_METHOD:-gradcos}
+SAMPLES=$ROOT/demo/data
+MODEL=$ROOT/models/tributary-base
+DATA=$WORK/data
+LOGS=$WORK/logs
+started=$(date +%s)
+
+for tool in tributary-engine tributary-coordinator tributary; do
+    [[ -x $BIN/$tool ]] || { echo "demo: $BIN/$tool is missing: run \`make demo\` (it builds them)" >&2; exit 2; }
+done
+rm -rf "$WORK"
+mkdir -p "$DATA" "$LOGS"
+
+# ---------------------------------------------------------------- processes
+
+pids=()
+stop_all() {
+    local pid
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+# start NAME COMMAND...: runs it in the background and prints its port, from the {"host","port"} line it
+# writes first (every server here is started with --port 0 --json).
+start() {
+    local name=$1
+    shift
+    "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
+    pids+=($!)
+    local pid=$! waited=0
+    until [[ -s $LOGS/$name.out ]]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "demo: $name exited at start; its log:" >&2
+            cat "$LOGS/$name.log" >&2
+            exit 1
+        fi
+        (( waited++ < 600 )) || { echo "demo: $name did not start within 60 s" >&2; exit 1; }
+        sleep 0.1
+    done
+    field port <"$LOGS/$name.out"
+}
+
+# field KEY [KEY...] < JSON: one value from a JSON document on standard input (nested keys in order).
+field() {
+    python3 -c 'import json, sys
+value = json.loads(sys.stdin.readline())
+for key in sys.argv[1:]:
+    value = value[int(key)] if isinstance(value, list) else value[key]
+print(value)' "$@"
+}
+
+heading() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '%s\n' "$*"; }
+
+# as CONTRIBUTOR tributary ARGS...: the client CLI with that contributor's token.
+declare -A TOKEN
+as() {
+    local who=$1
+    shift
+    TRIBUTARY_TOKEN=${TOKEN[$who]} "$BIN/tributary" "$@"
+}
+
+# ---------------------------------------------------------------- 1. the network
+
+heading "1. A coordinator and two engines on loopback"
+operator=$("$BIN/tributary-engine" contributor add --data "$DATA" --name operator --json)
+TOKEN[operator]=$(field token <<<"$operator")
+coordinator_port=$(start coordinator "$BIN/tributary-coordinator" --port 0 --json --data "$DATA" --heartbeat-seconds 1)
+export TRIBUTARY_COORDINATOR=127.0.0.1:$coordinator_port
+for engine in engine-a engine-b; do
+    port=$(TRIBUTARY_TOKEN=${TOKEN[operator]} start "$engine" "$BIN/tributary-engine" serve --port 0 --json \
+        --data "$DATA" --model "$MODEL" --coordinator "$TRIBUTARY_COORDINATOR" --name "$engine")
+    [[ $engine == engine-a ]] && export TRIBUTARY_SERVER=127.0.0.1:$port
+    say "$engine serving on 127.0.0.1:$port, registered with the coordinator on $TRIBUTARY_COORDINATOR"
+done
+
+# ---------------------------------------------------------------- 2. contributors and datanets
+
+heading "2. Contributors sign up and fill datanets, each in their own domain"
+for who in alice bob carol mallory dave erin; do
+    TOKEN[$who]=$("$BIN/tributary" signup --name "$who" --json | field token)
+done
+say "signed up: alice, bob, carol (contributors), mallory (careless), dave (builds an adapter), erin (a user)"
+
+declare -A DATANET
+create_datanet() { # owner name domain summary
+    DATANET[$2]=$(as "$1" datanet create "$2" --summary "$4" --tag "$3" --license CC-BY-4.0 --json | field datanet id)
+    say "$1 created datanet ${DATANET[$2]} \"$2\""
+}
+create_datanet alice recipes recipes "Home recipes: ingredients and method"
+create_datanet bob sea-forecasts forecasts "Shipping forecasts for the sea areas"
+create_datanet carol astronomy-logs astronomy "Observing-session notes"
+
+as alice datanet contribute "${DATANET[recipes]}" --file "$SAMPLES/recipes.jsonl"
+as bob datanet contribute "${DATANET[sea-forecasts]}" --file "$SAMPLES/forecasts.jsonl"
+as carol datanet contribute "${DATANET[astronomy-logs]}" --file "$SAMPLES/astronomy.jsonl"
+
+heading "3. mallory submits damaged recipes, and copies of carol's notes"
+as mallory datanet contribute "${DATANET[recipes]}" --file "$SAMPLES/shuffled-recipes.jsonl"
+head -n 3 "$SAMPLES/astronomy.jsonl" >"$WORK/copied.jsonl"
+if as mallory datanet contribute "${DATANET[astronomy-logs]}" --file "$WORK/copied.jsonl"; then
+    say "demo: the copies were accepted, but the store refuses duplicates" >&2
+    exit 1
+fi
+say "(the copies were refused: a datanet holds each content once)"
+
+heading "4. Owners review and publish"
+as alice datanet approve --all-pending "${DATANET[recipes]}"
+as bob datanet approve --all-pending "${DATANET[sea-forecasts]}"
+as carol datanet approve --all-pending "${DATANET[astronomy-logs]}"
+for name in recipes sea-forecasts astronomy-logs; do
+    owner=$(case $name in recipes) echo alice;; sea-forecasts) echo bob;; *) echo carol;; esac)
+    as "$owner" datanet publish "${DATANET[$name]}"
+done
+# The operator keeps held-out records of every domain, for measuring what training records do to quality.
+create_datanet operator held-out all "Held-out records of every domain, for curation"
+as operator datanet contribute "${DATANET[held-out]}" --file "$SAMPLES/held-out.jsonl"
+as operator datanet approve --all-pending "${DATANET[held-out]}"
+as operator datanet publish "${DATANET[held-out]}"
+
+# ---------------------------------------------------------------- 3. training through the coordinator
+
+heading "5. dave trains an adapter on the three datanets, through the coordinator"
+job=$(as dave train submit --adapter-name flywheel \
+    --version "${DATANET[recipes]}:1" --version "${DATANET[sea-forecasts]}:1" --version "${DATANET[astronomy-logs]}:1" \
+    --rank 8 --alpha 16 --learning-rate 3e-3 --steps "$STEPS" --batch-size 8 --sequence-length 256 \
+    --checkpoint-every 50 --seed 1 --json | field job id)
+as dave train watch "$job"
+adapter=$(as dave train status "$job" --json | field job adapter)
+say "adapter $adapter trained (job $job)"
+
+heading "6. Its gradient index, built on an engine"
+index_job=$(as dave index submit --adapter "$adapter" --json | field job id)
+as dave train watch "$index_job"
+
+# ---------------------------------------------------------------- 4. serving, attribution, rewards
+
+heading "7. erin streams inference, one prompt per domain, and pays for each"
+as operator adapter load "$adapter"
+declare -A PROMPT=(
+    [recipes]="Braised beef shin with garlic"
+    [forecasts]="The shipping forecast issued by the Met Office at 0015 on Monday."
+    [astronomy]="Session notes for the night of 2 May."
+)
+declare -A EXPECTED=([recipes]=alice [forecasts]=bob [astronomy]=carol)
+declare -A LEADER
+for domain in recipes forecasts astronomy; do
+    say ""
+    say "--- $domain: \"${PROMPT[$domain]}\""
+    as erin infer --adapter "$adapter" --prompt "${PROMPT[$domain]}" --max-tokens 80 --method "$METHOD" --top 3 \
+        --fee 1000000 | tee "$WORK/infer-$domain.txt"
+    LEADER[$domain]=$(as erin infer --adapter "$adapter" --prompt "${PROMPT[$domain]}" --max-tokens 80 \
+        --method "$METHOD" --top 1 --json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    event = json.loads(line)
+    if event.get("type") == "attribution":
+        print(max(event["contributors"], key=lambda c: c["share"])["name"])')
+done
+
+heading "8. Curation: which contributions hurt the held-out records?"
+as dave curate --adapter "$adapter" --evaluation "${DATANET[held-out]}:1" --method datainf --max-flags 12 --points 10 --apply
+
+heading "9. The ledger"
+"$BIN/tributary" ledger balances
+"$BIN/tributary" ledger verify
+
+# ---------------------------------------------------------------- report
+
+heading "Report"
+failures=0
+for domain in recipes forecasts astronomy; do
+    if [[ ${LEADER[$domain]} == "${EXPECTED[$domain]}" ]]; then mark=ok; else mark=WRONG; failures=$((failures + 1)); fi
+    printf '%-10s output led by %-8s (expected %s)  %s\n' "$domain" "${LEADER[$domain]}" "${EXPECTED[$domain]}" "$mark"
+done
+stop_all
+say "all processes stopped; logs in $LOGS; $(( $(date +%s) - started )) s"
+exit $(( failures > 0 ))
