@@ -23,17 +23,58 @@ public struct InferencePipeline: Sendable {
     public func attribute(
         adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind, topRecords: Int
     ) throws -> OutputAttribution {
+        let (table, scores) = try scores(adapter: adapter, prompt: prompt, completion: completion, method: method)
+        var attribution = try Shares.attribute(scores: scores, table: table, topK: table.count)
+        // Every record's share goes to the fee split; the listing keeps the top ones.
+        attribution.records = Array(attribution.records.prefix(topRecords))
+        attribution.opposingRecords = Array(attribution.opposingRecords.prefix(topRecords))
+        return attribution
+    }
+
+    /// The score of every record of the adapter's index (in index rows: training order) for `completion` after
+    /// `prompt`, with the index's record table.
+    public func scores(
+        adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind
+    ) throws -> (table: RecordTable, scores: [Float]) {
+        let attributor = try attributor(for: adapter)
+        let query = TrainingSequence(prompt: generator.promptPrefix + generator.tokenizer.promptTokens(prompt), completion: completion)
+        let scores = try attributor.scorer(method).scores(queries: try attributor.queryGradients([query]))
+        return (attributor.table, scores.scalars)
+    }
+
+    /// The tokens `completion` adds after `prompt`, as generation would have produced them: the joint text's
+    /// tokens after the prompt's own.
+    ///
+    /// - Throws: ``JobRunError/invalidData(_:)`` when the prompt's last token merges into the completion.
+    public func completionTokens(prompt: String, completion: String) throws -> [Int] {
+        let promptTokens = generator.tokenizer.promptTokens(prompt)
+        let joint = generator.tokenizer.promptTokens(prompt + completion)
+        guard joint.starts(with: promptTokens) else {
+            throw JobRunError.invalidData("the prompt's last token merges with the completion: end the prompt at a token boundary")
+        }
+        return Array(joint.dropFirst(promptTokens.count))
+    }
+
+    /// Curation of the adapter's training records against the records of `evaluation`: each record's net
+    /// influence on them, the harmful (negative) ones flagged in the report, nothing written.
+    public func curate(adapter: AdapterID, evaluation: DatanetVersionRef, method: ScorerKind) throws -> CurationReport {
+        let attributor = try attributor(for: adapter)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curation-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let records = try store.trainingRecords(
+            of: [evaluation], exportedTo: path, vocabularySize: generator.model.config.vocabularySize)
+        guard !records.isEmpty else { throw JobRunError.invalidData("evaluation version \(evaluation) holds no records") }
+        return try attributor.curate(validation: records.map(\.sequence), method: method)
+    }
+
+    /// The adapter's gradient index, opened for scoring.
+    func attributor(for adapter: AdapterID) throws -> Attributor {
         guard let indexFolder = try store.adapter(adapter).gradientIndexLocation else {
             throw JobRunError.invalidData("\(adapter) has no gradient index: run an index job for it first")
         }
-        let attributor = try Attributor(
+        return try Attributor(
             index: try GradientIndex(folder: indexFolder), model: generator.model,
             adapterFolder: (indexFolder as NSString).deletingLastPathComponent)
-        let query = TrainingSequence(prompt: generator.promptPrefix + generator.tokenizer.promptTokens(prompt), completion: completion)
-        var attribution = try attributor.attribute([query], method: method, topK: attributor.table.count)[0]
-        // Every record's share goes to the fee split; the listing keeps the top ones.
-        attribution.records = Array(attribution.records.prefix(topRecords))
-        return attribution
     }
 
     /// Records the inference with its record shares (positive scores over the whole index) and, for a fee
