@@ -31,7 +31,7 @@ struct AttributedServer {
         var versions: [CorpusDomain: DatanetVersionRef] = [:]
         for (domain, owner) in [(CorpusDomain.recipes, server.contributor), (.forecasts, forecaster.contributor.id)] {
             let datanet = try store.createDatanet(NewDatanet(name: "\(domain.rawValue)-notes", license: "MIT"), owner: owner)
-            for record in SampleCorpus(seed: 11).records(domain, count: 4, contributor: "x", maxBytes: 120) {
+            for record in SampleCorpus(seed: 11).records(domain, count: 4, contributor: "x", maxBytes: 160) {
                 let stored = try store.contribute(.text(bytes: Array(record.text.utf8)), to: datanet.id, by: owner)
                 try store.review(stored.id, by: owner, .approve)
             }
@@ -55,7 +55,7 @@ struct AttributedServer {
     }
 
     /// A forecast record's first bytes: a prompt whose continuation the forecasts shaped.
-    var forecastPrompt: String { String(corpus.records(.forecasts, count: 1, contributor: "x", maxBytes: 120)[0].text.prefix(40)) }
+    var forecastPrompt: String { String(corpus.records(.forecasts, count: 1, contributor: "x", maxBytes: 160)[0].text.prefix(40)) }
 }
 
 struct RequestFailureInTest: Error, CustomStringConvertible {
@@ -204,7 +204,7 @@ func replies(_ stream: ReplyStream) async throws -> [Message] {
         let store = server.store
         // The evaluation set: another domain, published by the adapter's owner.
         let evaluation = try store.createDatanet(NewDatanet(name: "astronomy-eval", license: "MIT"), owner: server.contributor)
-        for record in fixture.corpus.records(.astronomy, count: 2, contributor: "x", maxBytes: 120) {
+        for record in fixture.corpus.records(.astronomy, count: 2, contributor: "x", maxBytes: 160) {
             try store.review(try store.contribute(.text(bytes: Array(record.text.utf8)), to: evaluation.id, by: server.contributor).id, by: server.contributor, .approve)
         }
         let version = try store.publishVersion(of: evaluation.id, by: server.contributor).ref
