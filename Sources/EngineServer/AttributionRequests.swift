@@ -19,16 +19,15 @@ extension RequestRouter {
         }
         let pipeline = engine.pipeline
         let adapter = AdapterID(target.adapter)
+        let top = Int(request.topRecords)
         let (attribution, scores) = try await engine.withCompute {
-            let completion = try pipeline.completionTokens(prompt: target.prompt, completion: target.completion)
-            let (table, scores) = try pipeline.scores(adapter: adapter, prompt: target.prompt, completion: completion, method: method)
-            return (try Shares.attribute(scores: scores, table: table, topK: max(Int(request.topRecords), 1)), scores)
+            try pipeline.scoredAttribution(
+                adapter: adapter, prompt: target.prompt,
+                completion: try pipeline.completionTokens(prompt: target.prompt, completion: target.completion), method: method,
+                topRecords: top)
         }
-        var listed = attribution
-        listed.records = Array(attribution.records.prefix(Int(request.topRecords)))
-        listed.opposingRecords = Array(attribution.opposingRecords.prefix(Int(request.topRecords)))
         return try await engine.wireAttribution(
-            listed, method: request.method, inference: nil, allScores: request.allScores ? scores : nil)
+            attribution, method: request.method, inference: nil, allScores: request.allScores ? scores : nil)
     }
 
     /// A past inference, as the store recorded it: its records' shares (the scores it was paid by; negative

@@ -106,11 +106,8 @@ struct InferenceStream {
                 requestID: requestID, adapter: adapter, prompt: request.prompt, output: result.text, completion: result.tokens,
                 method: method, fee: request.fee)
         }
-        var listed = attribution
-        listed.records = Array(attribution.records.prefix(Int(request.topRecords)))
-        listed.opposingRecords = Array(attribution.opposingRecords.prefix(Int(request.topRecords)))
         let reply = Message.attribution(try await engine.wireAttribution(
-            listed, method: request.method, inference: receipt.inference.id))
+            attribution.listing(top: Int(request.topRecords)), method: request.method, inference: receipt.inference.id))
         guard request.fee > 0 else {
             try await replier.finish(reply)
             return

@@ -135,13 +135,7 @@ struct RequestRouter: Sendable {
                 throw RequestFailure(.invalidArgument, "limit must be 1 to 1000, got \(list.limit)")
             }
             let datanet = try await visibleDatanet(DatanetID(list.datanet))
-            let status = list.status.map { status -> RecordStatus in
-                switch status {
-                case .pending: .pending
-                case .approved: .approved
-                case .rejected: .rejected
-                }
-            }
+            let status = list.status.map(RecordStatus.init)
             let records = try await engine.withStore {
                 try $0.records(in: datanet.id, status: status, after: RecordID(list.after), limit: Int(list.limit))
             }

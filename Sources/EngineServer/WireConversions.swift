@@ -31,6 +31,17 @@ extension Wire.Record {
     }
 }
 
+extension RecordStatus {
+    init(_ status: Wire.RecordStatus) {
+        self =
+            switch status {
+            case .pending: .pending
+            case .approved: .approved
+            case .rejected: .rejected
+            }
+    }
+}
+
 extension Wire.DatanetVersion {
     init(_ version: DatanetVersion) {
         self.init(
@@ -161,6 +172,7 @@ extension Wire.RewardSplit {
     init(_ receipt: InferenceReceipt) {
         func total(_ kind: LedgerEntryKind) -> Int64 { receipt.entries.filter { $0.kind == kind }.reduce(0) { $0 + $1.amount } }
         let inference = receipt.inference
+        // A fee above 0 always appends at least one entry; an empty head would say the ledger is empty.
         let head = receipt.entries.last.map { Wire.LedgerHead(seq: $0.seq, hash: Array($0.hash)) } ?? Wire.LedgerHead(seq: 0, hash: [])
         self.init(
             inference: inference.id.rawValue, fee: inference.fee,

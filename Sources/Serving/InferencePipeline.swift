@@ -23,23 +23,21 @@ public struct InferencePipeline: Sendable {
     public func attribute(
         adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind, topRecords: Int
     ) throws -> OutputAttribution {
-        let (table, scores) = try scores(adapter: adapter, prompt: prompt, completion: completion, method: method)
-        var attribution = try Shares.attribute(scores: scores, table: table, topK: table.count)
-        // Every record's share goes to the fee split; the listing keeps the top ones.
-        attribution.records = Array(attribution.records.prefix(topRecords))
-        attribution.opposingRecords = Array(attribution.opposingRecords.prefix(topRecords))
-        return attribution
+        try scoredAttribution(adapter: adapter, prompt: prompt, completion: completion, method: method, topRecords: topRecords)
+            .attribution
     }
 
-    /// The score of every record of the adapter's index (in index rows: training order) for `completion` after
-    /// `prompt`, with the index's record table.
-    public func scores(
-        adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind
-    ) throws -> (table: RecordTable, scores: [Float]) {
+    /// ``attribute(adapter:prompt:completion:method:topRecords:)`` with the score of every record of the index,
+    /// in index rows (the training order).
+    public func scoredAttribution(
+        adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind, topRecords: Int
+    ) throws -> (attribution: OutputAttribution, scores: [Float]) {
         let attributor = try attributor(for: adapter)
         let query = TrainingSequence(prompt: generator.promptPrefix + generator.tokenizer.promptTokens(prompt), completion: completion)
-        let scores = try attributor.scorer(method).scores(queries: try attributor.queryGradients([query]))
-        return (attributor.table, scores.scalars)
+        let scores = try attributor.scorer(method).scores(queries: try attributor.queryGradients([query])).scalars
+        // Every record's share goes to the fee split; the listing keeps the top ones.
+        let attribution = try Shares.attribute(scores: scores, table: attributor.table, topK: attributor.table.count)
+        return (attribution.listing(top: topRecords), scores)
     }
 
     /// The tokens `completion` adds after `prompt`, as generation would have produced them: the joint text's
@@ -96,5 +94,15 @@ public struct InferencePipeline: Sendable {
                 requestID: requestID, adapter: adapter, promptOutputHash: InferenceHash.of(prompt: prompt, output: output),
                 method: method.rawValue, fee: fee, recordShares: shares))
         return (full, receipt)
+    }
+}
+
+extension OutputAttribution {
+    /// This attribution with only its `count` top and most negative records listed; the group shares stay whole.
+    public func listing(top count: Int) -> OutputAttribution {
+        var listed = self
+        listed.records = Array(records.prefix(count))
+        listed.opposingRecords = Array(opposingRecords.prefix(count))
+        return listed
     }
 }
