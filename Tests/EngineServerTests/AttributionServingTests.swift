@@ -21,7 +21,8 @@ struct AttributedServer {
     let adapter: AdapterID
     let forecaster: (id: ContributorID, token: String)
     let versions: [CorpusDomain: DatanetVersionRef]
-    let corpus = SampleCorpus(seed: 11)
+    static let corpus = SampleCorpus(seed: 11)
+    var corpus: SampleCorpus { Self.corpus }
 
     static func start(indexed: Bool = true) async throws -> AttributedServer {
         let generator = try TextGenerator(folder: baseModelFolder)
@@ -31,7 +32,7 @@ struct AttributedServer {
         var versions: [CorpusDomain: DatanetVersionRef] = [:]
         for (domain, owner) in [(CorpusDomain.recipes, server.contributor), (.forecasts, forecaster.contributor.id)] {
             let datanet = try store.createDatanet(NewDatanet(name: "\(domain.rawValue)-notes", license: "MIT"), owner: owner)
-            for record in SampleCorpus(seed: 11).records(domain, count: 4, contributor: "x", maxBytes: 160) {
+            for record in AttributedServer.corpus.records(domain, count: 4, contributor: "x", maxBytes: 160) {
                 let stored = try store.contribute(.text(bytes: Array(record.text.utf8)), to: datanet.id, by: owner)
                 try store.review(stored.id, by: owner, .approve)
             }
@@ -42,7 +43,7 @@ struct AttributedServer {
         func run(_ spec: JobSpecification) throws {
             let job = try store.submitJob(NewJob(kind: spec.kind, specification: try spec.encoded()), by: server.contributor)
             let ended = try runner.run(try store.startJob(job.id, engine: "test", leaseDuration: 600))
-            guard ended.state == .succeeded else { throw RequestFailureInTest("\(spec.kind) job failed: \(ended.error ?? "")") }
+            guard ended.state == .succeeded else { throw FixtureError("\(spec.kind) job failed: \(ended.error ?? "")") }
         }
         try run(.train(TrainJob(
             adapterName: "served", versions: [versions[.recipes]!, versions[.forecasts]!], rank: 4, alpha: 8,
@@ -58,7 +59,8 @@ struct AttributedServer {
     var forecastPrompt: String { String(corpus.records(.forecasts, count: 1, contributor: "x", maxBytes: 160)[0].text.prefix(40)) }
 }
 
-struct RequestFailureInTest: Error, CustomStringConvertible {
+/// A fixture that could not be set up, or a reply of the wrong kind.
+struct FixtureError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
@@ -69,7 +71,7 @@ func attributedInfer(_ prompt: String, adapter: AdapterID, method: Wire.Attribut
         method: method, topRecords: topRecords, fee: fee))
 }
 
-/// Every reply of one request, in order, with the FINAL flag seen last.
+/// Every reply of one request, in order, up to its FINAL one.
 func replies(_ stream: ReplyStream) async throws -> [Message] {
     var all: [Message] = []
     for try await reply in stream { all.append(reply) }

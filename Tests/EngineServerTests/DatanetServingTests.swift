@@ -78,7 +78,7 @@ import WireProtocol
 
         func listing(_ connection: TributaryConnection, datanet: Int64? = nil, owner: Int64? = nil) async throws -> [Wire.DatanetSummary] {
             guard case .datanetListing(let listing) = try await connection.call(.datanetList(Wire.DatanetList(datanet: datanet, owner: owner)))
-            else { throw RequestFailureInTest("expected DATANET_LISTING") }
+            else { throw FixtureError("expected DATANET_LISTING") }
             return listing.datanets
         }
         let seenByOwner = try await listing(owner)
@@ -95,7 +95,7 @@ import WireProtocol
         {
             guard case .recordListing(let listing) = try await connection.call(
                 .recordList(Wire.RecordList(datanet: datanet.rawValue, status: status, after: after, limit: limit)))
-            else { throw RequestFailureInTest("expected RECORD_LISTING") }
+            else { throw FixtureError("expected RECORD_LISTING") }
             return listing.records
         }
         let all = try server.store.records(in: version.datanet).map(\.id.rawValue)
