@@ -169,6 +169,24 @@ extension ProcessWideSuites {
             #expect(trainingOrder[best].rawValue == text.top[0].record)
             #expect(try server.store.inferenceCount() == 1)
 
+            // A cancelled attributed inference ends at INFER_END, neither recorded nor paid.
+            let slow = try await server.connect(streamCredits: 1)
+            var request = attributedInfer(prompt, adapter: fixture.adapter, method: .gradcos, fee: 1_000_000)
+            if case .infer(var infer) = request { infer.maxTokens = 200; request = .infer(infer) }
+            let cancelled = try await slow.stream(request)
+            var cancelledReplies: [Message] = []
+            for try await reply in cancelled {
+                if cancelledReplies.isEmpty { try await slow.cancel(cancelled.requestID) }
+                cancelledReplies.append(reply)
+            }
+            guard case .inferEnd(let cancelledEnd) = cancelledReplies.last else {
+                Issue.record("expected INFER_END last, got \(cancelledReplies.map(\.type))")
+                return
+            }
+            #expect(cancelledEnd.stopReason == .cancelled && cancelledEnd.completionTokens < 200)
+            #expect(try server.store.inferenceCount() == 1 && server.store.ledgerHead() == head)
+            await slow.close()
+
             await connection.close()
             try await server.stop()
         }
