@@ -54,6 +54,7 @@ let package = Package(
                 .product(name: "WireProtocol", package: "Tributary"),
                 .product(name: "Store", package: "Tributary"),
                 .product(name: "Serving", package: "Tributary"),
+                .product(name: "Attribution", package: "Tributary"),
                 .product(name: "SampleCorpus", package: "Tributary"),
                 .product(name: "LlamaModel", package: "Tributary"),
                 .product(name: "Logging", package: "swift-log"),
