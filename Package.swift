@@ -68,11 +68,13 @@ let package = Package(
         // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
         .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
 
-        // The engine's server: handshake, multiplexed streams, credits, auth; compute on a bounded pool.
+        // The engine's server: handshake, multiplexed streams, credits, auth; every engine request of the catalogue,
+        // attribution and fees through Serving; compute on a bounded pool.
         .target(
             name: "EngineServer",
             dependencies: [
-                "WireProtocol", "Store", "LlamaModel", "TensorCore",
+                "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel", "TensorCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -133,6 +135,7 @@ let package = Package(
             name: "EngineServerTests",
             dependencies: [
                 "EngineServer", "TributaryClient", "WireProtocol", "Store", "LlamaModel", "Tokenizers", "TensorCore",
+                "Serving", "Attribution", "SampleCorpus", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -44,6 +44,23 @@ let package = Package(
             dependencies: [.product(name: "LlamaModel", package: "Tributary"), .product(name: "TensorCore", package: "Tributary")],
             path: "Benchmarks/MixedAdapterDecode"
         ),
+        // What attribution and a fee split add to an inference on the engine server (a plain executable: it runs one).
+        // Run: cd Benchmarks && swift run -c release AttributedInference
+        .executableTarget(
+            name: "AttributedInference",
+            dependencies: [
+                .product(name: "EngineServer", package: "Tributary"),
+                .product(name: "TributaryClient", package: "Tributary"),
+                .product(name: "WireProtocol", package: "Tributary"),
+                .product(name: "Store", package: "Tributary"),
+                .product(name: "Serving", package: "Tributary"),
+                .product(name: "Attribution", package: "Tributary"),
+                .product(name: "SampleCorpus", package: "Tributary"),
+                .product(name: "LlamaModel", package: "Tributary"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/AttributedInference"
+        ),
         // Tributary's protocol beside a grpc-swift-2 echo service, in one run (a plain executable: it runs servers).
         // Run: cd Benchmarks && swift run -c release WireRoundTrip
         .executableTarget(

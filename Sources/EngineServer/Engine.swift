@@ -1,6 +1,7 @@
 import Foundation
 import LlamaModel
 import NIOPosix
+import Serving
 import Store
 import Synchronization
 import TensorCore
@@ -53,6 +54,14 @@ public final class Engine: Sendable {
         guard !token.isEmpty else { return nil }
         return try await withStore { try $0.authenticate(token: token).id }
     }
+
+    /// Runs attribution (or other long compute) on the compute pool.
+    func withCompute<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await compute.runIfActive(body)
+    }
+
+    /// Attribution, inference records and fee splits on this engine's store and model.
+    var pipeline: InferencePipeline { InferencePipeline(store: store, generator: generator) }
 
     // MARK: - Resident adapters
 

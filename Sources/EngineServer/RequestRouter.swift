@@ -13,6 +13,11 @@ struct Replier: Sendable {
         try await outbound.write(Envelope(requestID: stream.requestID, flags: .final, message: message))
     }
 
+    /// A reply before the last that is not streamed (INFER_END before ATTRIBUTION): no credit, not FINAL.
+    func send(_ message: Message) async throws {
+        try await outbound.write(Envelope(requestID: stream.requestID, message: message))
+    }
+
     func send(streamed message: Message) async throws {
         try await stream.takeCredit()
         try await outbound.write(Envelope(requestID: stream.requestID, message: message))
@@ -31,6 +36,11 @@ struct RequestRouter: Sendable {
     let allowsSignUp: Bool
     let startedAt: ContinuousClock.Instant
     let isDraining: @Sendable () -> Bool
+    /// Names this connection in the store's inference request ids, with the request's own id.
+    let connectionID = UUID()
+    /// The client's largest accepted payload: export chunks are cut below it. The protocol's floor until the
+    /// connection passes HELLO's `max_frame_size`.
+    var peerMaxPayload: UInt32 = 4096
 
     /// Answers `request`; every failure becomes an ERROR frame on its request id.
     func handle(_ request: Message, replier: Replier) async {
@@ -110,7 +120,34 @@ struct RequestRouter: Sendable {
             }
             try await replier.finish(.adapterState(Wire.AdapterState(adapter: unload.adapter, loaded: false, residentBytes: 0)))
         case .infer(let infer):
-            try await InferenceStream(engine: engine, request: infer, replier: replier).run()
+            try await InferenceStream(
+                engine: engine, request: infer, replier: replier, contributor: contributor,
+                storeRequestID: "engine-\(connectionID.uuidString.lowercased())/\(replier.stream.requestID)"
+            ).run()
+        case .export(let export):
+            let version = DatanetVersionRef(datanet: DatanetID(export.version.datanet), number: Int(export.version.number))
+            _ = try await visibleDatanet(version.datanet)
+            try await ExportStream(engine: engine, version: version, replier: replier, maxPayload: Int(peerMaxPayload)).run()
+        case .datanetList(let list):
+            try await replier.finish(.datanetListing(Wire.DatanetListing(datanets: try await datanetSummaries(list))))
+        case .recordList(let list):
+            guard (1...1000).contains(list.limit) else {
+                throw RequestFailure(.invalidArgument, "limit must be 1 to 1000, got \(list.limit)")
+            }
+            let datanet = try await visibleDatanet(DatanetID(list.datanet))
+            let status = list.status.map(RecordStatus.init)
+            let records = try await engine.withStore {
+                try $0.records(in: datanet.id, status: status, after: RecordID(list.after), limit: Int(list.limit))
+            }
+            try await replier.finish(.recordListing(Wire.RecordListing(records: records.map(Wire.Record.init))))
+        case .attribute(let attribute):
+            try await replier.finish(.attribution(try await self.attribute(attribute)))
+        case .curate(let curate):
+            try await replier.finish(.curationReport(try await self.curate(curate)))
+        case .ledgerVerify(let verify):
+            let anchors = verify.anchors.map { LedgerHead(seq: $0.seq, hash: Data($0.hash)) }
+            let verification = try await engine.withStore { try $0.verifyLedger(anchors: anchors) }
+            try await replier.finish(.ledgerVerification(Wire.LedgerVerification(verification)))
         case .ledgerBalances(let query):
             let balances = try await engine.withStore { store -> [Wire.Balance] in
                 if let contributor = query.contributor {
@@ -129,80 +166,44 @@ struct RequestRouter: Sendable {
                 return try store.ledgerEntries(after: query.afterSeq, limit: Int(min(query.limit, 10_000)))
             }
             try await replier.finish(.ledgerPage(Wire.LedgerPage(entries: entries.map(Wire.LedgerEntry.init))))
-        case .export, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .attribute, .curate, .ledgerVerify,
-            .engineRegister, .engineHeartbeat:
-            throw RequestFailure(.failedPrecondition, "\(request.type) is not supported by this engine yet")
+        case .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .engineRegister, .engineHeartbeat:
+            throw RequestFailure(.failedPrecondition, "\(request.type) is the coordinator's: send it to the coordinator")
         default:
             throw RequestFailure(.invalidMessage, "\(request.type) is not a request")
         }
     }
 
-    private func requireContributor() throws -> ContributorID {
+    /// The datanet, when the caller may read it: a public one, or a private one of theirs.
+    func visibleDatanet(_ id: DatanetID) async throws -> Datanet {
+        let datanet = try await engine.withStore { try $0.datanet(id) }
+        guard datanet.isPublic || datanet.owner == contributor else {
+            throw RequestFailure(.permissionDenied, "datanet \(id.rawValue) is private: only its owner may read it")
+        }
+        return datanet
+    }
+
+    /// The datanets the caller may see (public ones and their own), optionally one or one owner's, with their
+    /// versions and record counts.
+    private func datanetSummaries(_ list: Wire.DatanetList) async throws -> [Wire.DatanetSummary] {
+        let caller = contributor
+        return try await engine.withStore { store in
+            let datanets = try list.datanet.map { [try store.datanet(DatanetID($0))] } ?? store.datanets()
+            return try datanets
+                .filter { ($0.isPublic || $0.owner == caller) && (list.owner == nil || $0.owner.rawValue == list.owner) }
+                .map { datanet in
+                    let counts = try store.recordCounts(in: datanet.id)
+                    return Wire.DatanetSummary(
+                        datanet: Wire.Datanet(datanet), versions: try store.versions(of: datanet.id).map(Wire.DatanetVersion.init),
+                        pending: UInt32(counts[.pending] ?? 0), approved: UInt32(counts[.approved] ?? 0),
+                        rejected: UInt32(counts[.rejected] ?? 0))
+                }
+        }
+    }
+
+    func requireContributor() throws -> ContributorID {
         guard let contributor else {
             throw RequestFailure(.unauthenticated, "this request changes state: connect with a contributor token")
         }
         return contributor
-    }
-}
-
-/// One INFER: tokens stream back as TOKEN frames (one credit each) while generation runs on the compute pool,
-/// then INFER_END carries the usage. A CANCEL stops generation after its current token and still ends with
-/// INFER_END (stop reason `cancelled`).
-struct InferenceStream {
-    let engine: Engine
-    let request: Wire.Infer
-    let replier: Replier
-
-    func run() async throws {
-        guard request.method == .off, request.fee == 0 else {
-            throw RequestFailure(.failedPrecondition, "attribution is not available on this engine (no Attribution module): send method off and fee 0")
-        }
-        guard request.stop.isEmpty else {
-            throw RequestFailure(.failedPrecondition, "stop sequences are not supported yet: send an empty stop list")
-        }
-        let adapter = try request.adapter.map { id in
-            guard let adapter = engine.residentAdapter(AdapterID(id)) else {
-                throw RequestFailure(.notFound, "adapter \(id) is not loaded (send ADAPTER_LOAD first)")
-            }
-            return adapter
-        }
-        let options = GenerationOptions(
-            maxNewTokens: Int(request.maxTokens),
-            sampling: SamplingParameters(
-                temperature: request.temperature, topK: request.topK == 0 ? nil : Int(request.topK), topP: request.topP,
-                seed: request.seed))
-        try options.validate()
-
-        // Pieces wait here for credits: at most one per position of the context, so a slow reader holds a
-        // bounded amount while generation finishes and frees its compute thread.
-        let (pieces, continuation) = AsyncStream.makeStream(of: StreamedPiece.self)
-        let stream = replier.stream
-        let prompt = request.prompt
-        async let generation: GenerationResult = {
-            defer { continuation.finish() }
-            return try await engine.generate(
-                prompt: prompt, options: options, adapter: adapter, shouldStop: { stream.isCancelled },
-                onPiece: { continuation.yield($0) })
-        }()
-        var sent: UInt32 = 0
-        do {
-            for await piece in pieces {
-                // A piece without a token flushes an unfinished character at the end: it has no id.
-                let token = Wire.Token(index: sent, token: piece.token.map { UInt32($0) } ?? UInt32.max, text: piece.text)
-                try await replier.send(streamed: .token(token))
-                sent += 1
-            }
-        } catch {
-            // Cancelled (by CANCEL or by the connection closing): generation stops after its current token.
-            stream.cancel()
-        }
-        let result = try await generation
-        engine.statistics.tokensGenerated(result.tokens.count)
-        try await replier.finish(
-            .inferEnd(Wire.InferEnd(
-                stopReason: Wire.StopReason(result.stopReason), promptTokens: UInt32(result.promptTokenCount),
-                completionTokens: UInt32(result.tokens.count),
-                promptUs: UInt64((result.timings.promptSeconds * 1e6).rounded()),
-                generationUs: UInt64((result.timings.generationSeconds * 1e6).rounded()))))
     }
 }

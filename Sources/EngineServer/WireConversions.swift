@@ -1,5 +1,7 @@
+import Attribution
 import Foundation
 import LlamaModel
+import Serving
 import Store
 import WireProtocol
 
@@ -26,6 +28,17 @@ extension Wire.Record {
             id: record.id.rawValue, datanet: record.datanet.rawValue, contributor: record.contributor.rawValue,
             status: status, byteSize: UInt32(record.byteSize), contentHash: Array(record.contentHash),
             createdAtMs: record.createdAt.wireMillis)
+    }
+}
+
+extension RecordStatus {
+    init(_ status: Wire.RecordStatus) {
+        self =
+            switch status {
+            case .pending: .pending
+            case .approved: .approved
+            case .rejected: .rejected
+            }
     }
 }
 
@@ -71,6 +84,106 @@ extension LedgerAccount {
         case .protocol: nil
         case .contributor(let id): id.rawValue
         }
+    }
+}
+
+extension Wire.LedgerHead {
+    init(_ head: LedgerHead) { self.init(seq: head.seq, hash: Array(head.hash)) }
+}
+
+extension Wire.LedgerVerification {
+    init(_ verification: LedgerVerification) {
+        let broken = verification.firstBreak.map { failure -> Wire.LedgerBreak in
+            let (kind, found): (Wire.LedgerBreakKind, Int64) =
+                switch failure {
+                case .missingEntry(_, let found): (.missingEntry, found)
+                case .prevHashMismatch(let seq): (.prevHashMismatch, seq)
+                case .hashMismatch(let seq): (.hashMismatch, seq)
+                case .malformed(let seq, _): (.malformed, seq)
+                case .anchorMismatch(let seq): (.anchorMismatch, seq)
+                case .anchorMissing(let seq): (.anchorMissing, seq)
+                }
+            return Wire.LedgerBreak(kind: kind, seq: failure.seq, found: found, reason: failure.description)
+        }
+        self.init(checked: UInt64(verification.entriesChecked), head: verification.head.map(Wire.LedgerHead.init), broken: broken)
+    }
+}
+
+extension ScorerKind {
+    /// The scorer a wire method names; nil for `off`.
+    init?(_ method: Wire.AttributionMethod) {
+        switch method {
+        case .off: return nil
+        case .datainf: self = .dataInf
+        case .tracin: self = .tracIn
+        case .gradcos: self = .gradCos
+        case .fisher: self = .fisher
+        }
+    }
+
+    /// The wire's name of this scorer; nil for one the wire has no name for (grad-dot).
+    var wireMethod: Wire.AttributionMethod? {
+        switch self {
+        case .dataInf: .datainf
+        case .tracIn: .tracin
+        case .gradCos: .gradcos
+        case .fisher: .fisher
+        case .gradDot: nil
+        }
+    }
+}
+
+extension Wire.Attribution {
+    /// An output's attribution as the wire carries it: the index's contributor and record ids are the store's
+    /// (as its jobs index them) and its datanets are named; `datanetIDs` maps those names to the store's ids.
+    init(
+        _ attribution: OutputAttribution, method: Wire.AttributionMethod, inference: InferenceID?,
+        datanetIDs: [String: Int64], allScores: [Float]? = nil
+    ) throws {
+        func id(_ text: String, _ what: String) throws -> Int64 {
+            guard let id = Int64(text) else {
+                throw RequestFailure(.internal, "the gradient index names \(what) \"\(text)\", not a store id: rebuild it with an index job")
+            }
+            return id
+        }
+        func datanet(_ name: String) throws -> Int64 {
+            guard let id = datanetIDs[name] else { throw RequestFailure(.internal, "the gradient index names an unknown datanet \"\(name)\"") }
+            return id
+        }
+        func scored(_ record: AttributedRecord) throws -> Wire.ScoredRecord {
+            Wire.ScoredRecord(
+                record: try id(record.record.id, "record"), contributor: try id(record.record.contributor, "contributor"),
+                datanet: try datanet(record.record.datanet), score: record.score)
+        }
+        // Datanet shares come per version; the wire gives them per datanet.
+        var datanetShares: [Int64: Double] = [:]
+        for group in attribution.datanets { datanetShares[try datanet(group.name), default: 0] += group.share }
+        self.init(
+            method: method, inference: inference?.rawValue, top: try attribution.records.map(scored),
+            negative: try attribution.opposingRecords.map(scored),
+            contributors: try attribution.contributors.map { Wire.ContributorWeight(contributor: try id($0.name, "contributor"), share: $0.share) },
+            datanets: datanetShares.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { Wire.DatanetWeight(datanet: $0.key, share: $0.value) },
+            allScores: allScores.map { FloatTensor(shape: [$0.count], values: $0) })
+    }
+}
+
+extension Wire.RewardSplit {
+    /// A paid inference's split, from what the store recorded and appended.
+    init(_ receipt: InferenceReceipt) {
+        func total(_ kind: LedgerEntryKind) -> Int64 { receipt.entries.filter { $0.kind == kind }.reduce(0) { $0 + $1.amount } }
+        let inference = receipt.inference
+        // A fee above 0 always appends at least one entry; an empty head would say the ledger is empty.
+        let head = receipt.entries.last.map { Wire.LedgerHead(seq: $0.seq, hash: Array($0.hash)) } ?? Wire.LedgerHead(seq: 0, hash: [])
+        self.init(
+            inference: inference.id.rawValue, fee: inference.fee,
+            contributorPool: inference.contributorShares.reduce(0) { $0 + $1.grossAmount }, owner: total(.ownerShare),
+            protocolShare: total(.protocolShare), forfeited: total(.penaltyForfeit),
+            payouts: inference.contributorShares.map {
+                Wire.ContributorPayout(
+                    contributor: $0.contributor.rawValue, share: $0.share, gross: $0.grossAmount, paid: $0.paidAmount,
+                    penaltyPoints: UInt32(clamping: $0.penaltyPoints))
+            },
+            ledgerHead: head)
     }
 }
 
@@ -133,6 +246,9 @@ struct RequestFailure: Error {
         case let error as StoreError: self.init(Self.code(of: error), error.description)
         case let error as GenerationError: self.init(.invalidArgument, error.description)
         case let error as LoRAError: self.init(.failedPrecondition, error.description)
+        case let error as JobRunError: self.init(.failedPrecondition, error.description)
+        case let error as AttributionInputError: self.init(.invalidArgument, error.description)
+        case let error as AttributionError: self.init(.failedPrecondition, error.description)
         default: self.init(.internal, "\(error)")
         }
     }

@@ -23,17 +23,56 @@ public struct InferencePipeline: Sendable {
     public func attribute(
         adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind, topRecords: Int
     ) throws -> OutputAttribution {
+        try scoredAttribution(adapter: adapter, prompt: prompt, completion: completion, method: method, topRecords: topRecords)
+            .attribution
+    }
+
+    /// ``attribute(adapter:prompt:completion:method:topRecords:)`` with the score of every record of the index,
+    /// in index rows (the training order).
+    public func scoredAttribution(
+        adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind, topRecords: Int
+    ) throws -> (attribution: OutputAttribution, scores: [Float]) {
+        let attributor = try attributor(for: adapter)
+        let query = TrainingSequence(prompt: generator.promptPrefix + generator.tokenizer.promptTokens(prompt), completion: completion)
+        let scores = try attributor.scorer(method).scores(queries: try attributor.queryGradients([query])).scalars
+        // Every record's share goes to the fee split; the listing keeps the top ones.
+        let attribution = try Shares.attribute(scores: scores, table: attributor.table, topK: attributor.table.count)
+        return (attribution.listing(top: topRecords), scores)
+    }
+
+    /// The tokens `completion` adds after `prompt`, as generation would have produced them: the joint text's
+    /// tokens after the prompt's own.
+    ///
+    /// - Throws: ``JobRunError/invalidData(_:)`` when the prompt's last token merges into the completion.
+    public func completionTokens(prompt: String, completion: String) throws -> [Int] {
+        let promptTokens = generator.tokenizer.promptTokens(prompt)
+        let joint = generator.tokenizer.promptTokens(prompt + completion)
+        guard joint.starts(with: promptTokens) else {
+            throw JobRunError.invalidData("the prompt's last token merges with the completion: end the prompt at a token boundary")
+        }
+        return Array(joint.dropFirst(promptTokens.count))
+    }
+
+    /// Curation of the adapter's training records against the records of `evaluation`: each record's net
+    /// influence on them, the harmful (negative) ones flagged in the report, nothing written.
+    public func curate(adapter: AdapterID, evaluation: DatanetVersionRef, method: ScorerKind) throws -> CurationReport {
+        let attributor = try attributor(for: adapter)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curation-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let records = try store.trainingRecords(
+            of: [evaluation], exportedTo: path, vocabularySize: generator.model.config.vocabularySize)
+        guard !records.isEmpty else { throw JobRunError.invalidData("evaluation version \(evaluation) holds no records") }
+        return try attributor.curate(validation: records.map(\.sequence), method: method)
+    }
+
+    /// The adapter's gradient index, opened for scoring.
+    func attributor(for adapter: AdapterID) throws -> Attributor {
         guard let indexFolder = try store.adapter(adapter).gradientIndexLocation else {
             throw JobRunError.invalidData("\(adapter) has no gradient index: run an index job for it first")
         }
-        let attributor = try Attributor(
+        return try Attributor(
             index: try GradientIndex(folder: indexFolder), model: generator.model,
             adapterFolder: (indexFolder as NSString).deletingLastPathComponent)
-        let query = TrainingSequence(prompt: generator.promptPrefix + generator.tokenizer.promptTokens(prompt), completion: completion)
-        var attribution = try attributor.attribute([query], method: method, topK: attributor.table.count)[0]
-        // Every record's share goes to the fee split; the listing keeps the top ones.
-        attribution.records = Array(attribution.records.prefix(topRecords))
-        return attribution
     }
 
     /// Records the inference with its record shares (positive scores over the whole index) and, for a fee
@@ -55,5 +94,15 @@ public struct InferencePipeline: Sendable {
                 requestID: requestID, adapter: adapter, promptOutputHash: InferenceHash.of(prompt: prompt, output: output),
                 method: method.rawValue, fee: fee, recordShares: shares))
         return (full, receipt)
+    }
+}
+
+extension OutputAttribution {
+    /// This attribution with only its `count` top and most negative records listed; the group shares stay whole.
+    public func listing(top count: Int) -> OutputAttribution {
+        var listed = self
+        listed.records = Array(records.prefix(count))
+        listed.opposingRecords = Array(opposingRecords.prefix(count))
+        return listed
     }
 }

@@ -3,7 +3,6 @@ import Crypto
 import Foundation
 import LlamaModel
 import Store
-import Tokenizers
 import Training
 
 /// Runs one attempt of a queued job on this engine, from its specification in the store, and reports under the
@@ -153,11 +152,7 @@ public struct JobRunner: Sendable {
         guard !versions.isEmpty else { throw JobRunError.invalidSpecification("a training job needs at least one datanet version") }
         try FileManager.default.createDirectory(atPath: workFolder + "/exports", withIntermediateDirectories: true)
         let path = workFolder + "/exports/" + versions.map { "\($0.datanet.rawValue)v\($0.number)" }.joined(separator: "-") + ".jsonl"
-        var lines = Data()
-        for version in versions { lines.append(try store.exportJSONL(version)) }
-        try lines.write(to: URL(fileURLWithPath: path), options: .atomic)
-        let tokenizer = try ByteTokenizer(vocabularySize: model.config.vocabularySize)
-        let records = try readTrainingRecords(path: path, vocabularySize: model.config.vocabularySize, encode: tokenizer.encode)
+        let records = try store.trainingRecords(of: versions, exportedTo: path, vocabularySize: model.config.vocabularySize)
         guard !records.isEmpty else { throw JobRunError.invalidData("datanet versions \(versions.map(\.description)) hold no records") }
         return records
     }

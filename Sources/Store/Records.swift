@@ -180,6 +180,26 @@ extension Store {
         }
     }
 
+    /// How many of the datanet's records have each status (every status present, 0 when it has none).
+    ///
+    /// - Throws: ``StoreError/datanetNotFound(_:)``.
+    public func recordCounts(in datanet: DatanetID) throws -> [RecordStatus: Int] {
+        try read { db in
+            _ = try Self.fetchDatanet(db, datanet)
+            var counts = Dictionary(uniqueKeysWithValues: RecordStatus.allCases.map { ($0, 0) })
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT status, count(*) AS n FROM record WHERE datanet_id = ? GROUP BY status", arguments: [datanet])
+            for row in rows {
+                let raw: String = try row.decode(forColumn: "status")
+                guard let status = RecordStatus(rawValue: raw) else {
+                    throw StoreError.corruptRow("a record of datanet \(datanet.rawValue) has status \"\(raw)\"")
+                }
+                counts[status] = try row.decode(forColumn: "n")
+            }
+            return counts
+        }
+    }
+
     /// Records curation's verdict that a record is harmful: its contributor accrues `points` penalty points
     /// (1 to 1000). A record is flagged at most once. Flags are append-only.
     ///

@@ -10,7 +10,7 @@ import Testing
         .appendingPathComponent("protocol/client").path
 
     static let script = """
-        import json, sys
+        import hashlib, json, sys
         sys.path.insert(0, sys.argv[1])
         from tributary_client import Client, ServerError
         port, token = int(sys.argv[2]), sys.argv[3]
@@ -28,20 +28,42 @@ import Testing
         name, dn = c.call("DatanetCreate", {"name": "py-net", "summary": "", "description": "", "tags": [],
                 "license": "MIT", "visibility": "public"})
         out["datanet"] = dn["datanet"]["name"]
+        net = dn["datanet"]["id"]
         try:
-            c.call("Export", {"version": {"datanet": 1, "number": 1}})
+            c.call("Export", {"version": {"datanet": net, "number": 1}})
         except ServerError as e:
             out["export_error"] = e.code
+        for text in [b"first line from python", b'second line, "quoted"']:
+            _, rec = c.call("Contribute", {"datanet": net, "content": {"arm": "text", "text": text}})
+            c.call("Review", {"record": rec["record"]["id"], "decision": "approve", "note": None})
+        c.call("Publish", {"datanet": net})
+        chunks, end = [], None
+        for name, fields in c.stream("Export", {"version": {"datanet": net, "number": 1}}):
+            if name == "ExportChunk":
+                chunks.append(fields["jsonl"])
+            else:
+                end = fields
+        export = b"".join(chunks)
+        out["export_lines"] = [json.loads(line)["text"] for line in export.decode().splitlines()]
+        out["export_checked"] = end["records"] == 2 and end["bytes"] == len(export) and \
+            bytes(end["sha256"]) == hashlib.sha256(export).digest()
         c.close()
         anonymous = Client.connect("127.0.0.1", port)
         try:
             anonymous.call("Publish", {"datanet": 1})
         except ServerError as e:
             out["anonymous_error"] = e.code
+        _, signed = anonymous.call("SignUp", {"display_name": "py-user"})
+        anonymous.close()
+        user = Client.connect("127.0.0.1", port, token=signed["token"])
+        out["signed_up"] = user.welcome["contributor"] == signed["contributor"]
+        _, listing = user.call("DatanetList", {"datanet": None, "owner": None})
+        out["listing"] = [[d["datanet"]["name"], len(d["versions"]), d["approved"], d["pending"]] for d in listing["datanets"]]
+        user.close()
         print(json.dumps(out))
         """
 
-    @Test func thePythonClientHandshakesStreamsAndIsRefusedCorrectly() async throws {
+    @Test func thePythonClientHandshakesStreamsExportsSignsUpAndIsRefusedCorrectly() async throws {
         let generator = try randomGenerator()
         let server = try await TestServer.start(generator: generator)
         let process = Process()
@@ -67,7 +89,14 @@ import Testing
         #expect(report["tokens"] as? [Int] == local.tokens)
         #expect(report["stop_reason"] as? String == "max_tokens" && report["completion_tokens"] as? Int == 30)
         #expect(report["datanet"] as? String == "py-net")
-        #expect(report["export_error"] as? Int == 205)
+        #expect(report["export_error"] as? Int == 203)
+        #expect(report["export_lines"] as? [String] == ["first line from python", #"second line, "quoted""#])
+        #expect(report["export_checked"] as? Bool == true)
+        #expect(report["signed_up"] as? Bool == true)
+        // The new contributor sees the public datanet: one version, two approved records, none pending.
+        let listing = try #require(report["listing"] as? [[Any]])
+        #expect(listing.count == 1 && listing[0].first as? String == "py-net")
+        #expect(listing.first?.dropFirst().compactMap { $0 as? Int } == [1, 2, 0])
         #expect(report["anonymous_error"] as? Int == 200)
         try await server.stop()
     }

@@ -8,8 +8,9 @@ import WireProtocol
 
 @testable import EngineServer
 
+// Nested in ProcessWideSuites (not re-indented, to keep this file's history readable): it measures this process.
 /// Bounded-time load and misbehaving clients; memory is the resident set of this process, which runs the server.
-@Suite(.serialized) struct ReliabilityTests {
+extension ProcessWideSuites { @Suite(.serialized) struct ReliabilityTests {
     static let mebibyte = 1 << 20
 
     @Test func sixtyFourClientsStreamInferenceWithoutErrorsAndBoundedMemory() async throws {
@@ -148,4 +149,5 @@ import WireProtocol
         try await group.shutdownGracefully()
         try await server.stop()
     }
+}
 }

@@ -4,6 +4,7 @@ import LlamaModel
 import Logging
 import Store
 import TensorCore
+import Testing
 import Tokenizers
 import TributaryClient
 import WireProtocol
@@ -109,3 +110,7 @@ func collect(_ replies: ReplyStream) async throws -> Streamed {
     }
     return result
 }
+
+/// Suites that measure this process's resident memory, or train a model in it, run one after another: a
+/// measurement must not count another test's allocations.
+@Suite(.serialized) enum ProcessWideSuites {}

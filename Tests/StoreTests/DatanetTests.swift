@@ -105,6 +105,13 @@ struct RecordTests {
         #expect(try f.store.records(in: f.datanet.id, status: .pending).isEmpty)
         #expect(try f.store.records(in: f.datanet.id, status: .rejected).map(\.id) == [other.id])
         #expect(try f.store.records(in: f.datanet.id).count == f.records.count + 2)
+        let counts = try f.store.recordCounts(in: f.datanet.id)
+        let approvedCount = try f.store.records(in: f.datanet.id, status: .approved).count
+        #expect(counts == [.pending: 0, .approved: approvedCount, .rejected: 1])
+        #expect(approvedCount == f.records.count + 1)
+        let fresh = try f.store.contribute(.text("still pending"), to: f.datanet.id, by: f.carol.contributor.id)
+        #expect(try f.store.recordCounts(in: f.datanet.id)[.pending] == 1 && fresh.status == .pending)
+        try expectRefusal(f.store, .datanetNotFound("999")) { _ = try f.store.recordCounts(in: DatanetID(999)) }
         #expect(try f.store.records(in: f.datanet.id, after: f.records[4].id, limit: 2).map(\.id)
                 == [f.records[5].id, pending.id])
     }

@@ -1,0 +1,106 @@
+import Attribution
+import Foundation
+import Store
+import WireProtocol
+
+/// ATTRIBUTE and CURATE: attribution queries on an adapter's gradient index, computed on the compute pool.
+extension RequestRouter {
+    func attribute(_ request: Wire.Attribute) async throws -> Wire.Attribution {
+        switch request.target {
+        case .inference(let target): try await recordedAttribution(target.requestId, request)
+        case .text(let target): try await textAttribution(target, request)
+        }
+    }
+
+    /// A given prompt and completion on an adapter: every training record scored, nothing recorded.
+    private func textAttribution(_ target: Wire.TextTarget, _ request: Wire.Attribute) async throws -> Wire.Attribution {
+        guard let method = ScorerKind(request.method) else {
+            throw RequestFailure(.invalidArgument, "method must name a scorer (datainf, tracin, gradcos, fisher), not off")
+        }
+        let pipeline = engine.pipeline
+        let adapter = AdapterID(target.adapter)
+        let top = Int(request.topRecords)
+        let (attribution, scores) = try await engine.withCompute {
+            try pipeline.scoredAttribution(
+                adapter: adapter, prompt: target.prompt,
+                completion: try pipeline.completionTokens(prompt: target.prompt, completion: target.completion), method: method,
+                topRecords: top)
+        }
+        return try await engine.wireAttribution(
+            attribution, method: request.method, inference: nil, allScores: request.allScores ? scores : nil)
+    }
+
+    /// A past inference, as the store recorded it: its records' shares (the scores it was paid by; negative
+    /// influence is not recorded) and its contributor and datanet shares.
+    private func recordedAttribution(_ requestID: String, _ request: Wire.Attribute) async throws -> Wire.Attribution {
+        guard !request.allScores else {
+            throw RequestFailure(
+                .failedPrecondition, "the store keeps an inference's shares, not its text: attribute the prompt and completion for all scores")
+        }
+        let top = Int(request.topRecords)
+        return try await engine.withStore { store in
+            let inference: InferenceRecord
+            do {
+                inference = try store.inference(requestID: requestID)
+            } catch StoreError.inferenceNotFound where Int64(requestID) != nil {
+                inference = try store.inference(InferenceID(Int64(requestID)!))
+            }
+            let records = try inference.recordShares.sorted { ($1.share, $0.record) < ($0.share, $1.record) }.prefix(top).map { share in
+                let record = try store.record(share.record)
+                return Wire.ScoredRecord(
+                    record: record.id.rawValue, contributor: record.contributor.rawValue, datanet: record.datanet.rawValue,
+                    score: share.share)
+            }
+            guard let method = ScorerKind(rawValue: inference.method)?.wireMethod else {
+                throw RequestFailure(.failedPrecondition, "inference \(inference.id.rawValue) was attributed with \(inference.method), which the protocol cannot name")
+            }
+            return Wire.Attribution(
+                method: method, inference: inference.id.rawValue, top: records, negative: [],
+                contributors: inference.contributorShares.map { Wire.ContributorWeight(contributor: $0.contributor.rawValue, share: $0.share) },
+                datanets: inference.datanetShares.map { Wire.DatanetWeight(datanet: $0.datanet.rawValue, share: $0.share) },
+                allScores: nil)
+        }
+    }
+
+    /// The adapter's owner scores its training records against an evaluation version and, with `apply`, flags
+    /// the most harmful ones in the store.
+    func curate(_ request: Wire.Curate) async throws -> Wire.CurationReport {
+        let owner = try requireContributor()
+        guard let method = ScorerKind(request.method) else {
+            throw RequestFailure(.invalidArgument, "method must name a scorer (datainf, tracin, gradcos, fisher), not off")
+        }
+        guard !request.apply || (1...1000).contains(request.points) else {
+            throw RequestFailure(.invalidArgument, "points must be 1 to 1000, got \(request.points)")
+        }
+        let adapter = AdapterID(request.adapter)
+        let evaluation = DatanetVersionRef(datanet: DatanetID(request.evaluation.datanet), number: Int(request.evaluation.number))
+        let adapterOwner = try await engine.withStore { try $0.adapter(adapter).owner }
+        guard adapterOwner == owner else {
+            throw RequestFailure(.permissionDenied, "only the owner of adapter \(adapter.rawValue) may curate it")
+        }
+        _ = try await visibleDatanet(evaluation.datanet)
+        let pipeline = engine.pipeline
+        let report = try await engine.withCompute { try pipeline.curate(adapter: adapter, evaluation: evaluation, method: method) }
+        let harmful = report.harmfulRecords.prefix(Int(request.maxFlags))
+        let curator = "curate \(method.rawValue) adapter \(adapter.rawValue)"
+        let (apply, points) = (request.apply, Int(request.points))
+        let flagged = try await engine.withStore { store in
+            try harmful.map { entry -> Wire.FlaggedRecord in
+                guard let record = Int64(entry.record.id), let contributor = Int64(entry.record.contributor) else {
+                    throw RequestFailure(.internal, "the gradient index names record \"\(entry.record.id)\", not a store id")
+                }
+                var reason = "net influence \(entry.score) on datanet \(evaluation.datanet.rawValue) version \(evaluation.number)"
+                if apply {
+                    do {
+                        try store.flagHarmful(RecordID(record), curator: curator, reason: reason, points: points)
+                    } catch StoreError.recordAlreadyFlagged {
+                        // Curating again flags nothing twice.
+                        reason = "already flagged; " + reason
+                    }
+                }
+                return Wire.FlaggedRecord(record: record, contributor: contributor, score: entry.score, reason: reason)
+            }
+        }
+        return Wire.CurationReport(evaluated: UInt32(report.validationInfluence.count), applied: apply, flagged: flagged)
+    }
+}

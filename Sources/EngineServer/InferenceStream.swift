@@ -1,0 +1,131 @@
+import Attribution
+import Foundation
+import LlamaModel
+import Store
+import WireProtocol
+
+/// One INFER: tokens stream back as TOKEN frames (one credit each) while generation runs on the compute pool,
+/// then INFER_END carries the usage. A CANCEL stops generation after its current token and still ends with
+/// INFER_END (stop reason `cancelled`). With a method other than `off` the output is then attributed, recorded
+/// and (for a fee) paid through the adapter's gradient index: ATTRIBUTION, then for a fee REWARD_SPLIT.
+struct InferenceStream {
+    let engine: Engine
+    let request: Wire.Infer
+    let replier: Replier
+    let contributor: ContributorID?
+    /// The inference's request id in the store: unique to this connection and request, so that a paid output
+    /// is recorded, and paid, once.
+    let storeRequestID: String
+
+    func run() async throws {
+        guard request.stop.isEmpty else {
+            throw RequestFailure(.failedPrecondition, "stop sequences are not supported yet: send an empty stop list")
+        }
+        let method = ScorerKind(request.method)
+        try await checkAttribution(method)
+        let adapter = try request.adapter.map { id in
+            guard let adapter = engine.residentAdapter(AdapterID(id)) else {
+                throw RequestFailure(.notFound, "adapter \(id) is not loaded (send ADAPTER_LOAD first)")
+            }
+            return adapter
+        }
+        let options = GenerationOptions(
+            maxNewTokens: Int(request.maxTokens),
+            sampling: SamplingParameters(
+                temperature: request.temperature, topK: request.topK == 0 ? nil : Int(request.topK), topP: request.topP,
+                seed: request.seed))
+        try options.validate()
+
+        // Pieces wait here for credits: at most one per position of the context, so a slow reader holds a
+        // bounded amount while generation finishes and frees its compute thread.
+        let (pieces, continuation) = AsyncStream.makeStream(of: StreamedPiece.self)
+        let stream = replier.stream
+        let prompt = request.prompt
+        async let generation: GenerationResult = {
+            defer { continuation.finish() }
+            return try await engine.generate(
+                prompt: prompt, options: options, adapter: adapter, shouldStop: { stream.isCancelled },
+                onPiece: { continuation.yield($0) })
+        }()
+        var sent: UInt32 = 0
+        do {
+            for await piece in pieces {
+                // A piece without a token flushes an unfinished character at the end: it has no id.
+                let token = Wire.Token(index: sent, token: piece.token.map { UInt32($0) } ?? UInt32.max, text: piece.text)
+                try await replier.send(streamed: .token(token))
+                sent += 1
+            }
+        } catch {
+            // Cancelled (by CANCEL or by the connection closing): generation stops after its current token.
+            stream.cancel()
+        }
+        let result = try await generation
+        engine.statistics.tokensGenerated(result.tokens.count)
+        let end = Message.inferEnd(Wire.InferEnd(
+            stopReason: Wire.StopReason(result.stopReason), promptTokens: UInt32(result.promptTokenCount),
+            completionTokens: UInt32(result.tokens.count),
+            promptUs: UInt64((result.timings.promptSeconds * 1e6).rounded()),
+            generationUs: UInt64((result.timings.generationSeconds * 1e6).rounded())))
+        // A cancelled output is neither attributed nor paid.
+        guard let method, let adapterID = request.adapter, result.stopReason != .cancelled else {
+            try await replier.finish(end)
+            return
+        }
+        try await replier.send(end)
+        try await settle(result, adapter: AdapterID(adapterID), method: method)
+    }
+
+    /// Refuses, before any generation, an attribution or fee this engine cannot honour.
+    private func checkAttribution(_ method: ScorerKind?) async throws {
+        guard request.fee >= 0 else { throw RequestFailure(.invalidArgument, "fee must be at least 0, got \(request.fee)") }
+        guard let method else {
+            guard request.fee == 0 else {
+                throw RequestFailure(.invalidArgument, "a fee is split by attribution: send a method other than off")
+            }
+            return
+        }
+        guard let adapter = request.adapter else {
+            throw RequestFailure(.invalidArgument, "attribution (method \(method.rawValue)) needs an adapter: the base model has no training records")
+        }
+        if request.fee > 0, contributor == nil {
+            throw RequestFailure(.unauthenticated, "a fee is charged to the caller: connect with a contributor token")
+        }
+        let indexed = try await engine.withStore { try $0.adapter(AdapterID(adapter)).gradientIndexLocation != nil }
+        guard indexed else {
+            throw RequestFailure(.failedPrecondition, "adapter \(adapter) has no gradient index: run an index job for it first")
+        }
+    }
+
+    /// Attributes the output on the compute pool, records it (and splits its fee), then ATTRIBUTION and, for a
+    /// fee, REWARD_SPLIT; the last one is FINAL.
+    private func settle(_ result: GenerationResult, adapter: AdapterID, method: ScorerKind) async throws {
+        let pipeline = engine.pipeline
+        let (request, requestID) = (request, storeRequestID)
+        let (attribution, receipt) = try await engine.withCompute {
+            try pipeline.settle(
+                requestID: requestID, adapter: adapter, prompt: request.prompt, output: result.text, completion: result.tokens,
+                method: method, fee: request.fee)
+        }
+        let reply = Message.attribution(try await engine.wireAttribution(
+            attribution.listing(top: Int(request.topRecords)), method: request.method, inference: receipt.inference.id))
+        guard request.fee > 0 else {
+            try await replier.finish(reply)
+            return
+        }
+        try await replier.send(reply)
+        try await replier.finish(.rewardSplit(Wire.RewardSplit(receipt)))
+    }
+}
+
+extension Engine {
+    /// The wire's attribution, with the index's datanet names resolved to the store's ids.
+    func wireAttribution(
+        _ attribution: OutputAttribution, method: Wire.AttributionMethod, inference: InferenceID?, allScores: [Float]? = nil
+    ) async throws -> Wire.Attribution {
+        let names = Set(attribution.datanets.map(\.name))
+        let ids = try await withStore { store in
+            try Dictionary(uniqueKeysWithValues: names.map { ($0, try store.datanet(named: $0).id.rawValue) })
+        }
+        return try Wire.Attribution(attribution, method: method, inference: inference, datanetIDs: ids, allScores: allScores)
+    }
+}
