@@ -12,11 +12,14 @@ let package = Package(
         .library(name: "SampleCorpus", targets: ["SampleCorpus"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "WireProtocol", targets: ["WireProtocol"]),
+        .library(name: "ProtocolServer", targets: ["ProtocolServer"]),
         .library(name: "EngineServer", targets: ["EngineServer"]),
         .library(name: "TributaryClient", targets: ["TributaryClient"]),
         .library(name: "Serving", targets: ["Serving"]),
         .library(name: "Coordinator", targets: ["Coordinator"]),
+        .library(name: "EngineAgent", targets: ["EngineAgent"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
+        .executable(name: "tributary-coordinator", targets: ["tributary-coordinator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,17 +65,35 @@ let package = Package(
             ]
         ),
 
-        // The coordinator: engine registry, heartbeats, least-loaded dispatch of the store's durable job queue.
-        .target(name: "Coordinator", dependencies: ["Store", "Serving", "WireProtocol"]),
+        // The coordinator: engine registry, heartbeats, least-loaded dispatch of the store's durable job queue,
+        // served on the protocol server.
+        .target(
+            name: "Coordinator",
+            dependencies: [
+                "Store", "Serving", "WireProtocol", "ProtocolServer",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
         .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
 
-        // The engine's server: handshake, multiplexed streams, credits, auth; compute on a bounded pool.
+        // A server of the protocol for any service: handshake, multiplexed streams, limits, credits, drain.
+        .target(
+            name: "ProtocolServer",
+            dependencies: [
+                "WireProtocol", "Store",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The engine's server: the engine's requests on the protocol server; compute on a bounded pool.
         .target(
             name: "EngineServer",
             dependencies: [
-                "WireProtocol", "Store", "LlamaModel", "TensorCore",
+                "ProtocolServer", "WireProtocol", "Store", "LlamaModel", "TensorCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -88,6 +109,24 @@ let package = Package(
             ]
         ),
 
+        // An engine's agent: registers with the coordinator, heartbeats, runs the attempts leased to it.
+        .target(
+            name: "EngineAgent",
+            dependencies: [
+                "TributaryClient", "Serving", "Store", "WireProtocol",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "tributary-coordinator",
+            dependencies: [
+                "Coordinator", "ProtocolServer", "Store",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "tributary-engine",
             dependencies: [
@@ -98,6 +137,9 @@ let package = Package(
                 "Attribution",
                 "SampleCorpus",
                 "EngineServer",
+                "EngineAgent",
+                "Serving",
+                "Store",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -130,6 +172,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ProtocolServerTests",
+            dependencies: [
+                "ProtocolServer", "WireProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "EngineServerTests",
             dependencies: [
                 "EngineServer", "TributaryClient", "WireProtocol", "Store", "LlamaModel", "Tokenizers", "TensorCore",
@@ -141,6 +191,10 @@ let package = Package(
         ),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Store", "Attribution", "Training", "LlamaModel", "SampleCorpus", "TensorCore"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Store", "Serving", "WireProtocol"]),
+        // A coordinator and engines as processes on one data directory, driven over the wire.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["tributary-coordinator", "tributary-engine", "TributaryClient", "WireProtocol", "Store", "SampleCorpus"]),
         // Runs the built executables as a user would.
         .testTarget(
             name: "TributaryEngineTests",

@@ -1,6 +1,7 @@
 import Foundation
 import LlamaModel
 import NIOPosix
+import ProtocolServer
 import Store
 import Synchronization
 import TensorCore

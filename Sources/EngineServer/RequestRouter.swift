@@ -1,27 +1,9 @@
 import Foundation
 import LlamaModel
 import NIOCore
+import ProtocolServer
 import Store
 import WireProtocol
-
-/// Sends one request's replies: streamed frames take a credit first; the last frame carries FINAL.
-struct Replier: Sendable {
-    let stream: RequestStream
-    let outbound: NIOAsyncChannelOutboundWriter<Envelope>
-
-    func finish(_ message: Message) async throws {
-        try await outbound.write(Envelope(requestID: stream.requestID, flags: .final, message: message))
-    }
-
-    func send(streamed message: Message) async throws {
-        try await stream.takeCredit()
-        try await outbound.write(Envelope(requestID: stream.requestID, message: message))
-    }
-
-    func fail(_ failure: RequestFailure) async throws {
-        try await outbound.write(Envelope.error(failure, requestID: stream.requestID))
-    }
-}
 
 /// Maps each catalogue request to library calls. The connection's authenticated contributor (nil for an
 /// anonymous connection) is checked here for every request that changes something.
