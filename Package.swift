@@ -190,7 +190,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Store", "Attribution", "Training", "LlamaModel", "SampleCorpus", "TensorCore"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Store", "Serving", "WireProtocol"]),
+        .testTarget(
+            name: "CoordinatorTests",
+            dependencies: ["Coordinator", "ProtocolServer", "Store", "Serving", "WireProtocol", "TributaryClient", .product(name: "Logging", package: "swift-log")]),
         // A coordinator and engines as processes on one data directory, driven over the wire.
         .testTarget(
             name: "IntegrationTests",
