@@ -81,12 +81,18 @@ public final class EngineAgent: Sendable {
     private var isStopped: Bool { state.withLock { $0.stopped } }
 
     /// Connects, registers and heartbeats until ``stop()``, connecting again whenever the connection fails.
-    public func run() async {
+    ///
+    /// - Throws: the coordinator's `ServerError` when it refuses the token (`unauthenticated`): trying again
+    ///   cannot help.
+    public func run() async throws {
         slots.start()
         storage.start()
         while !isStopped {
             do {
                 try await serve()
+            } catch let error as ServerError where error.errorCode == .unauthenticated {
+                logger.error("the coordinator refused this engine's token", metadata: ["error": "\(error)"])
+                throw error
             } catch {
                 guard !isStopped else { break }
                 logger.warning("coordinator unreachable", metadata: ["error": "\(error)", "retry_in": "\(configuration.reconnectDelay)"])

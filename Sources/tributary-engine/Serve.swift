@@ -102,10 +102,15 @@ struct Serve: AsyncParsableCommand {
             agent?.stop()
             server.shutdown()
         }
-        async let agentStopped: Void = agent?.run() ?? ()
+        async let agentStopped: Void = {
+            do { try await agent?.run() } catch {
+                server.shutdown()
+                throw CommandFailure("the coordinator at \(coordinator ?? "") refused this engine (check --token or TRIBUTARY_TOKEN): \(error)")
+            }
+        }()
         try await server.run()
         agent?.stop()
-        await agentStopped
+        try await agentStopped
         signals.cancel()
     }
 }

@@ -44,14 +44,14 @@ final class Cluster: @unchecked Sendable {
 
     var coordinatorPort: Int { coordinator?.port ?? 0 }
 
-    func startEngine(_ name: String) async throws {
+    func startEngine(_ name: String, token: String? = nil) async throws {
         engines[name] = try await ServerProcess(
             "tributary-engine",
             [
                 "serve", "--port", "0", "--json", "--data", data.path, "--model", baseModelFolder, "--compute-threads", "1",
                 "--coordinator", "127.0.0.1:\(coordinatorPort)", "--name", name,
             ],
-            environment: ["TRIBUTARY_TOKEN": token, "OPENBLAS_NUM_THREADS": "1"])
+            environment: ["TRIBUTARY_TOKEN": token ?? self.token, "OPENBLAS_NUM_THREADS": "1"])
     }
 
     func connect(token: String? = nil) async throws -> TributaryConnection {

@@ -101,7 +101,7 @@ struct CoordinatorIntegrationTests {
         await client.close()
     }
 
-    @Test("A client with a wrong token is refused at the handshake, and the store is unchanged")
+    @Test("A client or engine with a wrong token is refused at the handshake, and the store is unchanged")
     func wrongTokenRefused() async throws {
         let cluster = try Cluster()
         defer { Task { await cluster.shutDown() } }
@@ -120,6 +120,11 @@ struct CoordinatorIntegrationTests {
             _ = try await cluster.submit(cluster.trainSpec(steps: 1, checkpointEvery: 0), on: anonymous)
         }
         await anonymous.close()
+        // An engine with a wrong token stops with the coordinator's refusal instead of retrying forever.
+        try await cluster.startEngine("engine-a", token: "trb_not-a-token")
+        let engine = try #require(cluster.engines["engine-a"])
+        #expect(await engine.waitForExit() != 0)
+        #expect(engine.log.contains("refused this engine (check --token or TRIBUTARY_TOKEN): error 200"), "\(engine.log)")
         #expect(try cluster.store.jobs() == jobsBefore && cluster.store.jobEvents() == eventsBefore)
     }
 }
