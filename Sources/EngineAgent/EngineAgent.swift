@@ -46,7 +46,7 @@ public struct AgentConfiguration: Sendable {
 /// reporting through the store. The coordinator and its engines share the store and its work folder.
 ///
 ///     let agent = EngineAgent(configuration, runner: runner, logger: logger)
-///     await agent.run()               // until stop()
+///     try await agent.run()           // until stop()
 public final class EngineAgent: Sendable {
     public let configuration: AgentConfiguration
     public let runner: JobRunner
@@ -113,7 +113,7 @@ public final class EngineAgent: Sendable {
             do {
                 _ = try await connection.call(.engineHeartbeat(heartbeat(engine: registration.engine)))
             } catch let error as ServerError where error.errorCode == .notFound {
-                // The coordinator restarted or dropped this engine after missed heartbeats.
+                // The coordinator dropped this engine after missed heartbeats (e.g. a long pause).
                 logger.notice("registering again", metadata: ["reason": "\(error.message)"])
                 registration = try await register(on: connection)
             }

@@ -8,7 +8,7 @@ import WireProtocol
 /// wire. Serialized: each test trains on the machine's cores.
 @Suite("Integration: a coordinator and engines as processes", .serialized)
 struct CoordinatorIntegrationTests {
-    @Test("A train job submitted to the coordinator runs on an engine; its events stream to done")
+    @Test("A train job submitted to the coordinator runs on an engine, its events streaming to done; then its index job")
     func submitAndWatch() async throws {
         let cluster = try Cluster()
         defer { Task { await cluster.shutDown() } }
@@ -29,6 +29,13 @@ struct CoordinatorIntegrationTests {
         let adapter = try #require(info.job.adapter)
         #expect(try cluster.store.checkpoints(of: AdapterID(adapter)).map(\.step) == [1, 2])
         #expect(FileManager.default.fileExists(atPath: cluster.data.path + "/adapters/\(adapter)/adapter_model.safetensors"))
+
+        // The same engine indexes the adapter it trained.
+        let index = try await cluster.submit(.index(Wire.IndexSpec(adapter: adapter, method: .tracin, projectionDim: 0)), on: client)
+        let indexed = try await followEvents(of: index.id, on: client)
+        #expect(indexed.last?.kind == .done, "\(indexed.map(\.kind)) \(cluster.logs)")
+        let location = try #require(try cluster.store.adapter(AdapterID(adapter)).gradientIndexLocation)
+        #expect(location == cluster.data.path + "/adapters/\(adapter)/index")
         await client.close()
     }
 
