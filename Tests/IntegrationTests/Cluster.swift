@@ -87,6 +87,19 @@ final class Cluster: @unchecked Sendable {
     }
 }
 
+/// Runs `body` on a fresh cluster, then kills what is still running and removes its directory, whether or not
+/// `body` threw.
+func withCluster(_ body: (Cluster) async throws -> Void) async throws {
+    let cluster = try Cluster()
+    do {
+        try await body(cluster)
+    } catch {
+        await cluster.shutDown()
+        throw error
+    }
+    await cluster.shutDown()
+}
+
 /// Follows a job's events from `after` until its final event, handing each to `onEvent`.
 func followEvents(
     of job: UInt64, after: UInt64 = 0, on connection: TributaryConnection, onEvent: (Wire.JobEvent) async throws -> Void = { _ in }
