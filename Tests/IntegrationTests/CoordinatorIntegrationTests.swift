@@ -36,6 +36,7 @@ struct CoordinatorIntegrationTests {
             let location = try #require(try cluster.store.adapter(AdapterID(adapter)).gradientIndexLocation)
             #expect(location == cluster.data.path + "/adapters/\(adapter)/index")
             await client.close()
+            #expect(await cluster.engines["engine-a"]!.stop() == 0, "an idle engine with an agent exits cleanly on SIGTERM")
         }
     }
 
