@@ -47,8 +47,9 @@ struct CoordinatorIntegrationTests {
             try await cluster.startEngine("engine-a")
             try await cluster.startEngine("engine-b")
             let client = try await cluster.connect()
-            // Enough steps after the first checkpoint that the kill lands mid-training (a step takes ~70 ms in debug).
-            let job = try await cluster.submit(cluster.trainSpec(steps: 16, checkpointEvery: 2), on: client)
+            // Enough steps after the first checkpoint that the kill lands mid-training even on a busy machine (a step
+            // takes ~70 ms in debug; the events reach this client up to a poll interval later).
+            let job = try await cluster.submit(cluster.trainSpec(steps: 40, checkpointEvery: 2), on: client)
 
             var killed: String?
             let events = try await followEvents(of: job.id, on: client) { event in
@@ -69,7 +70,7 @@ struct CoordinatorIntegrationTests {
             let lastCheckpoint = try #require(events[..<retry].last { $0.kind == .checkpoint }).step
             let resumedAt = try #require(events[retry...].first { $0.kind == .progress }).step
             #expect(lastCheckpoint >= 2 && resumedAt == lastCheckpoint + 1)
-            #expect(events[retry...].filter { $0.kind == .progress }.map(\.step) == Array((lastCheckpoint + 1)...16))
+            #expect(events[retry...].filter { $0.kind == .progress }.map(\.step) == Array((lastCheckpoint + 1)...40))
             await client.close()
         }
     }
