@@ -75,6 +75,30 @@ struct CoordinatorIntegrationTests {
         }
     }
 
+    @Test("A running job cancelled through the coordinator stops on its engine before its next step")
+    func cancelRunningJob() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            try await cluster.startEngine("engine-a")
+            let client = try await cluster.connect()
+            let job = try await cluster.submit(cluster.trainSpec(steps: 40, checkpointEvery: 0), on: client)
+            var cancelled = false
+            let events = try await followEvents(of: job.id, on: client) { event in
+                guard event.kind == .progress, !cancelled else { return }
+                cancelled = true
+                guard case .jobInfo = try await client.call(.jobCancel(Wire.JobCancel(job: job.id))) else {
+                    throw ProcessFailure("JobCancel was not answered with JobInfo")
+                }
+            }
+            let kinds = events.map(\.kind)
+            #expect(kinds.last == .cancelled && kinds.contains(.cancelling), "\(kinds) \(cluster.logs)")
+            let stopped = try cluster.store.job(JobID(Int64(job.id)))
+            #expect(stopped.state == .cancelled)
+            #expect(events.filter { $0.kind == .progress }.count < 40, "the attempt stopped before its last step")
+            await client.close()
+        }
+    }
+
     @Test("A coordinator restarted on the same directory finds its queue intact and finishes the job")
     func coordinatorRestart() async throws {
         try await withCluster { cluster in
