@@ -106,7 +106,7 @@ struct CoordinatorIntegrationTests {
             let port = cluster.coordinatorPort
             try await cluster.startEngine("engine-a")
             var client = try await cluster.connect()
-            let job = try await cluster.submit(cluster.trainSpec(steps: 4, checkpointEvery: 2), on: client)
+            let job = try await cluster.submit(cluster.trainSpec(steps: 40, checkpointEvery: 2), on: client)
             // Watch until the first step, then restart the coordinator mid-job.
             var seen: UInt64 = 0
             do {
