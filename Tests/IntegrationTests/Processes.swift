@@ -21,7 +21,7 @@ final class ServerProcess: @unchecked Sendable {
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        let line = await Task.detached {
+        let line = await Self.blocking {
             var bytes = Data()
             while !bytes.contains(UInt8(ascii: "\n")) {
                 let chunk = output.fileHandleForReading.availableData
@@ -29,7 +29,7 @@ final class ServerProcess: @unchecked Sendable {
                 bytes.append(chunk)
             }
             return bytes
-        }.value
+        }
         struct Listening: Decodable { let host: String; let port: Int }
         guard let listening = try? JSONDecoder().decode(Listening.self, from: line) else {
             process.terminate()
@@ -53,8 +53,16 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     func waitForExit() async -> Int32 {
-        await Task.detached { [process] in process.waitUntilExit() }.value
+        await Self.blocking { [process] in process.waitUntilExit() }
         return process.terminationStatus
+    }
+
+    /// Runs a blocking call on a dispatch thread: the cooperative pool (one thread per core) keeps serving the
+    /// other tests' servers meanwhile.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: body()) }
+        }
     }
 
     deinit {
