@@ -12,11 +12,14 @@ let package = Package(
         .library(name: "SampleCorpus", targets: ["SampleCorpus"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "WireProtocol", targets: ["WireProtocol"]),
+        .library(name: "ProtocolServer", targets: ["ProtocolServer"]),
         .library(name: "EngineServer", targets: ["EngineServer"]),
         .library(name: "TributaryClient", targets: ["TributaryClient"]),
         .library(name: "Serving", targets: ["Serving"]),
         .library(name: "Coordinator", targets: ["Coordinator"]),
+        .library(name: "EngineAgent", targets: ["EngineAgent"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
+        .executable(name: "tributary-coordinator", targets: ["tributary-coordinator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,18 +65,36 @@ let package = Package(
             ]
         ),
 
-        // The coordinator: engine registry, heartbeats, least-loaded dispatch of the store's durable job queue.
-        .target(name: "Coordinator", dependencies: ["Store", "Serving", "WireProtocol"]),
+        // The coordinator: engine registry, heartbeats, least-loaded dispatch of the store's durable job queue,
+        // served on the protocol server.
+        .target(
+            name: "Coordinator",
+            dependencies: [
+                "Store", "Serving", "WireProtocol", "ProtocolServer",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
         .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
 
-        // The engine's server: handshake, multiplexed streams, credits, auth; every engine request of the catalogue,
-        // attribution and fees through Serving; compute on a bounded pool.
+        // A server of the protocol for any service: handshake, multiplexed streams, limits, credits, drain.
+        .target(
+            name: "ProtocolServer",
+            dependencies: [
+                "WireProtocol", "Store",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The engine's server: every engine request of the catalogue on the protocol server, attribution and fees
+        // through Serving; compute on a bounded pool.
         .target(
             name: "EngineServer",
             dependencies: [
-                "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel", "TensorCore",
+                "ProtocolServer", "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel", "TensorCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -90,6 +111,24 @@ let package = Package(
             ]
         ),
 
+        // An engine's agent: registers with the coordinator, heartbeats, runs the attempts leased to it.
+        .target(
+            name: "EngineAgent",
+            dependencies: [
+                "TributaryClient", "Serving", "Store", "WireProtocol",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "tributary-coordinator",
+            dependencies: [
+                "Coordinator", "ProtocolServer", "Store",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "tributary-engine",
             dependencies: [
@@ -100,6 +139,9 @@ let package = Package(
                 "Attribution",
                 "SampleCorpus",
                 "EngineServer",
+                "EngineAgent",
+                "Serving",
+                "Store",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -132,6 +174,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ProtocolServerTests",
+            dependencies: [
+                "ProtocolServer", "WireProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "EngineServerTests",
             dependencies: [
                 "EngineServer", "TributaryClient", "WireProtocol", "Store", "LlamaModel", "Tokenizers", "TensorCore",
@@ -143,7 +193,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Store", "Attribution", "Training", "LlamaModel", "SampleCorpus", "TensorCore"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Store", "Serving", "WireProtocol"]),
+        .testTarget(
+            name: "CoordinatorTests",
+            dependencies: ["Coordinator", "ProtocolServer", "Store", "Serving", "WireProtocol", "TributaryClient", .product(name: "Logging", package: "swift-log")]),
+        // A coordinator and engines as processes on one data directory, driven over the wire.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["tributary-coordinator", "tributary-engine", "TributaryClient", "WireProtocol", "Store", "SampleCorpus"]),
         // Runs the built executables as a user would.
         .testTarget(
             name: "TributaryEngineTests",

@@ -1,6 +1,7 @@
 import Foundation
 import LlamaModel
 import NIOPosix
+import ProtocolServer
 import Serving
 import Store
 import Synchronization
@@ -17,7 +18,6 @@ public final class Engine: Sendable {
     /// Store reads and writes (SQLite waits on fsync): apart from compute so a long generation never delays them.
     let storage: NIOThreadPool
     let statistics = ServerStatistics()
-    private let computeThreads: Int
     private let resident = Mutex<[AdapterID: LoRAAdapter]>([:])
 
     /// `computeThreads`: how many generations run at once.
@@ -25,15 +25,11 @@ public final class Engine: Sendable {
         precondition(computeThreads >= 1, "at least one compute thread")
         self.store = store
         self.generator = generator
-        self.computeThreads = computeThreads
         compute = NIOThreadPool(numberOfThreads: computeThreads)
         storage = NIOThreadPool(numberOfThreads: 2)
     }
 
     func start() {
-        // Each compute thread gets its share of the cores for BLAS, so BLAS workers spinning after a call do
-        // not take the cores the event loops need (a user's OPENBLAS_NUM_THREADS still wins).
-        BLASRuntime.configure(computePools: computeThreads)
         compute.start()
         storage.start()
     }

@@ -1,32 +1,9 @@
 import Foundation
 import LlamaModel
 import NIOCore
+import ProtocolServer
 import Store
 import WireProtocol
-
-/// Sends one request's replies: streamed frames take a credit first; the last frame carries FINAL.
-struct Replier: Sendable {
-    let stream: RequestStream
-    let outbound: NIOAsyncChannelOutboundWriter<Envelope>
-
-    func finish(_ message: Message) async throws {
-        try await outbound.write(Envelope(requestID: stream.requestID, flags: .final, message: message))
-    }
-
-    /// A reply before the last that is not streamed (INFER_END before ATTRIBUTION): no credit, not FINAL.
-    func send(_ message: Message) async throws {
-        try await outbound.write(Envelope(requestID: stream.requestID, message: message))
-    }
-
-    func send(streamed message: Message) async throws {
-        try await stream.takeCredit()
-        try await outbound.write(Envelope(requestID: stream.requestID, message: message))
-    }
-
-    func fail(_ failure: RequestFailure) async throws {
-        try await outbound.write(Envelope.error(failure, requestID: stream.requestID))
-    }
-}
 
 /// Maps each catalogue request to library calls. The connection's authenticated contributor (nil for an
 /// anonymous connection) is checked here for every request that changes something.
@@ -37,10 +14,9 @@ struct RequestRouter: Sendable {
     let startedAt: ContinuousClock.Instant
     let isDraining: @Sendable () -> Bool
     /// Names this connection in the store's inference request ids, with the request's own id.
-    let connectionID = UUID()
-    /// The client's largest accepted payload: export chunks are cut below it. The protocol's floor until the
-    /// connection passes HELLO's `max_frame_size`.
-    var peerMaxPayload: UInt32 = 4096
+    let connectionID: UUID
+    /// The client's largest accepted payload: export chunks are cut below it.
+    let peerMaxPayload: UInt32
 
     /// Answers `request`; every failure becomes an ERROR frame on its request id.
     func handle(_ request: Message, replier: Replier) async {

@@ -1,6 +1,7 @@
 import Attribution
 import Foundation
 import LlamaModel
+import ProtocolServer
 import Serving
 import Store
 import WireProtocol
@@ -206,68 +207,22 @@ extension Date {
     var wireMillis: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 }
 
-extension Duration {
-    var wholeMicroseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        return UInt64(max(0, seconds)) * 1_000_000 + UInt64(max(0, attoseconds)) / 1_000_000_000_000
-    }
+extension GenerationError: WireFailureConvertible {
+    public var requestFailure: RequestFailure { RequestFailure(.invalidArgument, description) }
 }
 
-extension Envelope {
-    /// The ERROR frame that ends request `requestID` (or, on request id 0, the connection).
-    static func error(_ code: ErrorCode, _ message: String, requestID: UInt64, retryAfterMs: UInt32 = 0) -> Envelope {
-        Envelope(
-            requestID: requestID, flags: .final,
-            message: .errorReply(Wire.ErrorReply(code: code.rawValue, retryAfterMs: retryAfterMs, message: message)))
-    }
-
-    static func error(_ failure: RequestFailure, requestID: UInt64) -> Envelope {
-        error(failure.code, failure.message, requestID: requestID, retryAfterMs: failure.retryAfterMs)
-    }
+extension LoRAError: WireFailureConvertible {
+    public var requestFailure: RequestFailure { RequestFailure(.failedPrecondition, description) }
 }
 
-/// A refusal to send as an ERROR frame: a wire code and a message naming what is wrong.
-struct RequestFailure: Error {
-    var code: ErrorCode
-    var message: String
-    /// For the overloaded class (4xx): when to try again.
-    var retryAfterMs: UInt32
+extension JobRunError: WireFailureConvertible {
+    public var requestFailure: RequestFailure { RequestFailure(.failedPrecondition, description) }
+}
 
-    init(_ code: ErrorCode, _ message: String, retryAfterMs: UInt32 = 0) {
-        self.code = code
-        self.message = message
-        self.retryAfterMs = retryAfterMs
-    }
+extension AttributionInputError: WireFailureConvertible {
+    public var requestFailure: RequestFailure { RequestFailure(.invalidArgument, description) }
+}
 
-    /// The wire's view of any error a library threw.
-    init(_ error: any Error) {
-        switch error {
-        case let failure as RequestFailure: self = failure
-        case let error as StoreError: self.init(Self.code(of: error), error.description)
-        case let error as GenerationError: self.init(.invalidArgument, error.description)
-        case let error as LoRAError: self.init(.failedPrecondition, error.description)
-        case let error as JobRunError: self.init(.failedPrecondition, error.description)
-        case let error as AttributionInputError: self.init(.invalidArgument, error.description)
-        case let error as AttributionError: self.init(.failedPrecondition, error.description)
-        default: self.init(.internal, "\(error)")
-        }
-    }
-
-    static func code(of error: StoreError) -> ErrorCode {
-        switch error {
-        case .invalidToken: .unauthenticated
-        case .contributorNotFound, .datanetNotFound, .recordNotFound, .versionNotFound, .adapterNotFound,
-            .inferenceNotFound, .jobNotFound:
-            .notFound
-        case .notDatanetOwner, .contributionNotPermitted, .notAdapterOwner, .notJobOwner: .permissionDenied
-        case .datanetNameTaken, .duplicateRecord, .duplicateRequest, .checkpointExists, .metricExists,
-            .recordAlreadyFlagged:
-            .alreadyExists
-        case .nothingToPublish, .recordAlreadyReviewed, .jobNotRunnable, .jobAlreadyFinished, .staleJobLease,
-            .schemaTooNew:
-            .failedPrecondition
-        case .recordTooLarge: .tooLarge
-        default: .invalidArgument
-        }
-    }
+extension AttributionError: WireFailureConvertible {
+    public var requestFailure: RequestFailure { RequestFailure(.failedPrecondition, description) }
 }

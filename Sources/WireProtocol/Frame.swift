@@ -24,6 +24,8 @@ public enum FrameLimits {
     public static let absoluteMaxPayload: UInt32 = 1 << 24
     /// The limit on HELLO and on every frame before WELCOME: 64 KiB.
     public static let handshakeMaxPayload: UInt32 = 1 << 16
+    /// The least a side may announce it accepts: 4 KiB.
+    public static let minimumMaxPayload: UInt32 = 1 << 12
     /// What a side accepts unless configured otherwise: 1 MiB.
     public static let defaultMaxPayload: UInt32 = 1 << 20
 }

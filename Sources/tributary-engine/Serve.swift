@@ -1,10 +1,13 @@
 import ArgumentParser
-import Dispatch
+import EngineAgent
 import EngineServer
 import Foundation
 import LlamaModel
 import Logging
+import ProtocolServer
+import Serving
 import Store
+import TensorCore
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,6 +15,11 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Mutating requests need the contributor token given in HELLO. On SIGTERM the server stops accepting, \
             sends GOAWAY, lets in-flight requests finish (up to --drain-seconds), cancels the rest and exits.
+
+            With --coordinator, the engine also registers with that coordinator (token from --token or \
+            TRIBUTARY_TOKEN), heartbeats, and runs the train and index jobs it leases to this engine, with DIR as \
+            the work folder (adapters under DIR/adapters/ID): the coordinator and its engines share DIR. On SIGTERM \
+            it takes no more jobs; an attempt cut short is retried by the coordinator from its last checkpoint.
             """)
 
     @Option(help: "The address to listen on.")
@@ -35,8 +43,30 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds shutdown waits for in-flight requests before cancelling them.")
     var drainSeconds = 10
 
+    @Option(help: "The coordinator to take jobs from (HOST:PORT); none: serve requests only.")
+    var coordinator: String?
+
+    @Option(help: "This engine's name at the coordinator, unique among its engines (default: HOST:PORT it serves on).")
+    var name: String?
+
+    @Option(help: "Jobs this engine runs at once, each on a thread of its own.")
+    var jobSlots = 1
+
+    @Option(help: "The contributor token the engine connects to the coordinator with (default: TRIBUTARY_TOKEN).")
+    var token: String?
+
     @Flag(help: "Print the listening address as one JSON object ({\"host\", \"port\"}) instead of text; logs go to standard error.")
     var json = false
+
+    func validate() throws {
+        if let coordinator, AgentConfiguration.hostAndPort(coordinator) == nil {
+            throw ValidationError("--coordinator \(coordinator): expected HOST:PORT")
+        }
+        guard jobSlots >= 1 else { throw ValidationError("--job-slots must be at least 1") }
+        if coordinator != nil, (token ?? ProcessInfo.processInfo.environment["TRIBUTARY_TOKEN"] ?? "").isEmpty {
+            throw ValidationError("--coordinator needs a contributor token: --token or TRIBUTARY_TOKEN")
+        }
+    }
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -52,6 +82,10 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw CommandFailure("\(error)")
         }
+        // Each generation and each job gets its share of the cores for BLAS, so BLAS workers spinning after a call
+        // do not take the cores the event loops need (a user's OPENBLAS_NUM_THREADS still wins). Process-wide,
+        // so it is set here and not by the library.
+        BLASRuntime.configure(computePools: computeThreads + (coordinator == nil ? 0 : jobSlots))
         var configuration = ServerConfiguration(host: host, port: port)
         configuration.maxConcurrentRequests = maxConcurrentRequests
         configuration.drainTimeout = .seconds(drainSeconds)
@@ -60,15 +94,28 @@ struct Serve: AsyncParsableCommand {
         // Written at once (not line-buffered): a parent process waits for this line to learn the port.
         FileHandle.standardOutput.write(Data(((json ? report : "listening on \(host):\(server.localPort)") + "\n").utf8))
 
-        // Signals arrive on a dispatch source; the default handlers are switched off so the process survives to drain.
-        let signals = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { server.shutdown() }
-            source.resume()
-            return source
+        let agent = coordinator.flatMap(AgentConfiguration.hostAndPort).map { coordinator in
+            let address = "\(host):\(server.localPort)"
+            let configuration = AgentConfiguration(
+                coordinatorHost: coordinator.host, coordinatorPort: coordinator.port,
+                token: token ?? ProcessInfo.processInfo.environment["TRIBUTARY_TOKEN"] ?? "", name: name ?? address,
+                address: address, jobSlots: jobSlots)
+            let runner = JobRunner(store: engine.store, model: engine.generator.model, modelFolder: model, workFolder: data)
+            return EngineAgent(configuration, runner: runner, logger: Logger(label: "tributary.agent"))
         }
+        let signals = TerminationSignals {
+            agent?.stop()
+            server.shutdown()
+        }
+        async let agentStopped: Void = {
+            do { try await agent?.run() } catch {
+                server.shutdown()
+                throw CommandFailure("the coordinator at \(coordinator ?? "") refused this engine (check --token or TRIBUTARY_TOKEN): \(error)")
+            }
+        }()
         try await server.run()
-        signals.forEach { $0.cancel() }
+        agent?.stop()
+        try await agentStopped
+        signals.cancel()
     }
 }

@@ -35,8 +35,9 @@ import WireProtocol
         let expected = try server.store.exportJSONL(version)
         #expect(expected.count > 3 * 4096, "the export spans several chunks")
 
-        // Two credits: the server must wait for the client's grants between chunks.
-        let connection = try await server.connect(streamCredits: 2)
+        // Two credits: the server must wait for the client's grants between chunks, cut below the client's
+        // smallest allowed payload.
+        let connection = try await server.connect(streamCredits: 2, maxFrameSize: FrameLimits.minimumMaxPayload)
         var chunks: [[UInt8]] = []
         var end: Wire.ExportEnd?
         for try await reply in try await connection.stream(exportRequest(version)) {

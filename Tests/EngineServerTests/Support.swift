@@ -60,8 +60,11 @@ struct TestServer {
             serving: serving)
     }
 
-    func connect(token: String? = nil, streamCredits: UInt32 = 64) async throws -> TributaryConnection {
-        try await TributaryConnection.connect(host: "127.0.0.1", port: port, token: token ?? self.token, streamCredits: streamCredits)
+    func connect(
+        token: String? = nil, streamCredits: UInt32 = 64, maxFrameSize: UInt32 = FrameLimits.defaultMaxPayload
+    ) async throws -> TributaryConnection {
+        try await TributaryConnection.connect(
+            host: "127.0.0.1", port: port, token: token ?? self.token, streamCredits: streamCredits, maxFrameSize: maxFrameSize)
     }
 
     /// Graceful shutdown, waiting for it to finish.

@@ -1,14 +1,14 @@
 import Synchronization
 
 /// The counters STATS reports: connections, requests, tokens, and request latency over the last requests.
-final class ServerStatistics: Sendable {
-    struct Snapshot: Sendable {
-        var connections = 0
-        var requestsInFlight = 0
-        var requestsCompleted: UInt64 = 0
-        var tokensGenerated: UInt64 = 0
-        var latencyP50Microseconds: UInt64 = 0
-        var latencyP99Microseconds: UInt64 = 0
+public final class ServerStatistics: Sendable {
+    public struct Snapshot: Sendable {
+        public var connections = 0
+        public var requestsInFlight = 0
+        public var requestsCompleted: UInt64 = 0
+        public var tokensGenerated: UInt64 = 0
+        public var latencyP50Microseconds: UInt64 = 0
+        public var latencyP99Microseconds: UInt64 = 0
     }
 
     private struct State {
@@ -23,13 +23,15 @@ final class ServerStatistics: Sendable {
     /// Frames read off every connection (on event loops, so a lock-free counter).
     private let frames = Atomic<UInt64>(0)
 
+    public init() {}
+
     func frameReceived() { frames.add(1, ordering: .relaxed) }
-    var framesReceived: UInt64 { frames.load(ordering: .relaxed) }
+    public var framesReceived: UInt64 { frames.load(ordering: .relaxed) }
 
     func connectionOpened() { state.withLock { $0.snapshot.connections += 1 } }
     func connectionClosed() { state.withLock { $0.snapshot.connections -= 1 } }
     func requestStarted() { state.withLock { $0.snapshot.requestsInFlight += 1 } }
-    func tokensGenerated(_ count: Int) { state.withLock { $0.snapshot.tokensGenerated += UInt64(count) } }
+    public func tokensGenerated(_ count: Int) { state.withLock { $0.snapshot.tokensGenerated += UInt64(count) } }
 
     func requestFinished(after duration: Duration) {
         let microseconds = duration.wholeMicroseconds
@@ -45,7 +47,7 @@ final class ServerStatistics: Sendable {
         }
     }
 
-    func snapshot() -> Snapshot {
+    public func snapshot() -> Snapshot {
         var (snapshot, latencies) = state.withLock { ($0.snapshot, $0.latencies) }
         guard !latencies.isEmpty else { return snapshot }
         latencies.sort()

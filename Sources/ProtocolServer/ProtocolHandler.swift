@@ -27,7 +27,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     private let statistics: ServerStatistics
 
-    init(statistics: ServerStatistics = ServerStatistics()) {
+    public init(statistics: ServerStatistics = ServerStatistics()) {
         self.statistics = statistics
     }
 

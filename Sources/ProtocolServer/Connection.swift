@@ -1,15 +1,14 @@
 import Logging
 import NIOCore
-import Store
 import Synchronization
 import WireProtocol
 
 /// One client connection after the protocol handler: authenticates the HELLO's token (off the event loop),
 /// answers WELCOME, then runs each request as a child task, multiplexed by request id, within the
 /// connection's limits. CREDIT and CANCEL go to the open request they name.
-final class Connection: Sendable {
+final class Connection<Service: ProtocolService>: Sendable {
     private let channel: NIOAsyncChannel<Envelope, Envelope>
-    private let server: EngineServer
+    private let server: ProtocolServer<Service>
     private let logger: Logger
 
     private struct State {
@@ -23,7 +22,7 @@ final class Connection: Sendable {
 
     private let state = Mutex(State())
 
-    init(channel: NIOAsyncChannel<Envelope, Envelope>, server: EngineServer) {
+    init(channel: NIOAsyncChannel<Envelope, Envelope>, server: ProtocolServer<Service>) {
         self.channel = channel
         self.server = server
         var logger = server.logger
@@ -38,10 +37,10 @@ final class Connection: Sendable {
                 var frames = inbound.makeAsyncIterator()
                 // The protocol handler lets nothing but a valid HELLO through first.
                 guard let first = try await frames.next(), case .hello(let hello) = first.message else { return }
-                guard let router = try await handshake(hello, outbound: outbound) else { return }
+                guard let context = try await handshake(hello, outbound: outbound) else { return }
                 try await withThrowingDiscardingTaskGroup { requests in
                     while let envelope = try await frames.next() {
-                        try await receive(envelope, router: router, outbound: outbound, requests: &requests)
+                        try await receive(envelope, context: context, outbound: outbound, requests: &requests)
                     }
                     // The client has gone: nobody will grant credits or read replies again.
                     cancelOpenRequests()
@@ -58,10 +57,10 @@ final class Connection: Sendable {
     }
 
     /// WELCOME with the token's contributor, or an ERROR for a bad token (then the connection closes).
-    private func handshake(_ hello: Wire.Hello, outbound: NIOAsyncChannelOutboundWriter<Envelope>) async throws -> RequestRouter? {
-        let contributor: ContributorID?
+    private func handshake(_ hello: Wire.Hello, outbound: NIOAsyncChannelOutboundWriter<Envelope>) async throws -> RequestContext? {
+        let contributor: Int64?
         do {
-            contributor = try await server.engine.authenticate(token: hello.authToken)
+            contributor = try await server.service.authenticate(token: hello.authToken)
         } catch {
             logger.notice("handshake refused", metadata: ["client": "\(hello.clientName)", "error": "\(error)"])
             let failure = RequestFailure(error)
@@ -72,17 +71,17 @@ final class Connection: Sendable {
         try await outbound.write(
             Envelope(requestID: 0, message: .welcome(Wire.Welcome(
                 version: UInt16(WireVersion.current), features: 0, maxFrameSize: configuration.maxFramePayload,
-                maxConcurrentRequests: UInt32(configuration.maxConcurrentRequests), contributor: contributor?.rawValue,
+                maxConcurrentRequests: UInt32(configuration.maxConcurrentRequests), contributor: contributor,
                 serverName: configuration.serverName))))
-        logger.info("connected", metadata: ["client": "\(hello.clientName)", "contributor": "\(contributor?.description ?? "anonymous")"])
+        logger.info("connected", metadata: ["client": "\(hello.clientName)", "contributor": "\(contributor.map(String.init) ?? "anonymous")"])
         state.withLock { $0.streamCredits = hello.streamCredits }
-        return RequestRouter(
-            engine: server.engine, contributor: contributor, allowsSignUp: configuration.allowsSignUp, startedAt: server.startedAt,
-            isDraining: { [server] in server.isDraining })
+        return RequestContext(
+            contributor: contributor, serverStartedAt: server.startedAt, isDraining: { [server] in server.isDraining },
+            peerMaxPayload: hello.maxFrameSize)
     }
 
     private func receive(
-        _ envelope: Envelope, router: RequestRouter, outbound: NIOAsyncChannelOutboundWriter<Envelope>,
+        _ envelope: Envelope, context: RequestContext, outbound: NIOAsyncChannelOutboundWriter<Envelope>,
         requests: inout ThrowingDiscardingTaskGroup<any Error>
     ) async throws {
         let id = envelope.requestID
@@ -100,12 +99,13 @@ final class Connection: Sendable {
                 try await outbound.write(Envelope.error(failure, requestID: id))
                 return
             }
-            let statistics = server.engine.statistics
+            let service = server.service
+            let statistics = service.statistics
             let logger = logger
             requests.addTask {
                 let start = ContinuousClock.now
                 statistics.requestStarted()
-                await router.handle(envelope.message, replier: Replier(stream: stream, outbound: outbound))
+                await service.handle(envelope.message, context: context, replier: Replier(stream: stream, outbound: outbound))
                 statistics.requestFinished(after: ContinuousClock.now - start)
                 self.state.withLock { _ = $0.requests.removeValue(forKey: id) }
                 logger.trace("request done", metadata: ["request": "\(id)", "type": "\(envelope.message.type)"])

@@ -3,7 +3,7 @@ import WireProtocol
 /// How a server listens and what it allows each connection.
 public struct ServerConfiguration: Sendable {
     public var host: String
-    /// 0 picks a free port (see ``EngineServer/localPort``).
+    /// 0 picks a free port (see ``ProtocolServer/localPort``).
     public var port: Int
     public var serverName = "tributary-engine"
     /// The largest frame payload the server accepts after the handshake (and announces in WELCOME).
@@ -14,9 +14,9 @@ public struct ServerConfiguration: Sendable {
     public var maxBufferedBytes = 1 << 20
     /// How long shutdown waits for in-flight requests before cancelling them.
     public var drainTimeout: Duration = .seconds(10)
-    /// Event-loop threads (networking only: compute runs on the engine's pool).
+    /// Event-loop threads (networking only: compute and storage run on the service's pools).
     public var eventLoopThreads = 1
-    /// Whether anyone may create a contributor with `SignUp`; closed, it is refused with `permission_denied`.
+    /// Whether anyone may create a contributor with an engine's `SignUp`; closed, it is refused with `permission_denied`.
     public var allowsSignUp = true
 
     public init(host: String = "127.0.0.1", port: Int = 7070) {

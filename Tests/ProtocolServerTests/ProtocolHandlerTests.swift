@@ -3,7 +3,7 @@ import NIOEmbedded
 import Testing
 import WireProtocol
 
-@testable import EngineServer
+@testable import ProtocolServer
 
 /// The connection's protocol handler on an EmbeddedChannel, bytes in and bytes out, as a server pipeline has it.
 @Suite struct ProtocolHandlerTests {

@@ -3,8 +3,8 @@ import Synchronization
 /// One open request's flow-control credits and cancellation. A streamed reply frame takes one credit; the
 /// client grants more with CREDIT as it consumes them, so a client that stops reading stops the stream, and
 /// the server holds at most the frames it has not yet been allowed to send.
-final class RequestStream: Sendable {
-    let requestID: UInt64
+public final class RequestStream: Sendable {
+    public let requestID: UInt64
 
     private struct State {
         var credits: UInt64
@@ -20,7 +20,7 @@ final class RequestStream: Sendable {
     }
 
     /// True once the client cancelled the request or the connection is being torn down; checked by compute.
-    var isCancelled: Bool { state.withLock { $0.cancelled } }
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
 
     func grant(_ credits: UInt32) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
@@ -31,7 +31,7 @@ final class RequestStream: Sendable {
         waiter?.resume()
     }
 
-    func cancel() {
+    public func cancel() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             state.cancelled = true
             defer { state.waiter = nil }
@@ -42,7 +42,7 @@ final class RequestStream: Sendable {
 
     /// Takes one credit, waiting for a CREDIT frame when there is none; throws `CancellationError` when the
     /// request or its task is cancelled. One waiter at a time: a request's frames are sent in order.
-    func takeCredit() async throws {
+    public func takeCredit() async throws {
         try await withTaskCancellationHandler {
             while true {
                 let ready = try state.withLock { state -> Bool in

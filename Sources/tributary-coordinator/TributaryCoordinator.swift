@@ -1,0 +1,73 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import Logging
+import ProtocolServer
+import Store
+
+@main
+struct TributaryCoordinator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tributary-coordinator",
+        abstract: "Serve the coordinator: the job queue of the shared data directory, dispatched to registered engines.",
+        discussion: """
+            Engines started with `tributary-engine serve --data DIR --coordinator HOST:PORT` on the same DIR register \
+            here and run the jobs leased to them. Clients submit and watch jobs here (JobSubmit, JobEvents, JobStatus, \
+            JobCancel) with a contributor token of the store. On SIGTERM or SIGINT the coordinator stops dispatching, \
+            sends GOAWAY, lets requests finish (up to --drain-seconds) and exits; the queue stays in DIR.
+            """)
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0: any free port, printed at start).")
+    var port = 7080
+
+    @Option(help: "The data directory shared with the engines (the store's SQLite database; created if missing).")
+    var data: String
+
+    @Option(help: "Seconds between engine heartbeats, and between dispatch rounds.")
+    var heartbeatSeconds = 1.0
+
+    @Option(help: "Heartbeats an engine may miss before its running attempts are retried elsewhere.")
+    var missedHeartbeats = 3
+
+    @Option(help: "Seconds shutdown waits for in-flight requests before cancelling them.")
+    var drainSeconds = 10
+
+    @Flag(help: "Print the listening address as one JSON object ({\"host\", \"port\"}) instead of text; logs go to standard error.")
+    var json = false
+
+    func validate() throws {
+        guard heartbeatSeconds > 0, heartbeatSeconds.isFinite else { throw ValidationError("--heartbeat-seconds must be positive") }
+        guard missedHeartbeats >= 1 else { throw ValidationError("--missed-heartbeats must be at least 1") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "tributary.coordinator")
+        let store: Store
+        do {
+            store = try Store(directory: URL(fileURLWithPath: data))
+        } catch {
+            throw ValidationError("--data \(data): \(error)")
+        }
+        let coordinator = Coordinator(
+            store: store, policy: CoordinatorPolicy(heartbeatInterval: heartbeatSeconds, missedHeartbeats: missedHeartbeats))
+        var configuration = ServerConfiguration(host: host, port: port)
+        configuration.serverName = "tributary-coordinator"
+        configuration.drainTimeout = .seconds(drainSeconds)
+        let server = try await CoordinatorServer.bind(configuration, coordinator: coordinator, logger: logger)
+        let report = "{\"host\":\"\(host)\",\"port\":\(server.localPort)}"
+        // Written at once (not line-buffered): a parent process waits for this line to learn the port.
+        FileHandle.standardOutput.write(Data(((json ? report : "listening on \(host):\(server.localPort)") + "\n").utf8))
+
+        let signals = TerminationSignals { server.shutdown() }
+        try await server.run()
+        signals.cancel()
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Store
+import Testing
+import TributaryClient
+import WireProtocol
+
+/// The coordinator and its engines as separate processes on one data directory, driven by a client over the
+/// wire. Serialized: each test trains on the machine's cores.
+@Suite("Integration: a coordinator and engines as processes", .serialized)
+struct CoordinatorIntegrationTests {
+    @Test("A train job submitted to the coordinator runs on an engine, its events streaming to done; then its index job")
+    func submitAndWatch() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            try await cluster.startEngine("engine-a")
+            let client = try await cluster.connect()
+            let job = try await cluster.submit(cluster.trainSpec(steps: 2, checkpointEvery: 1), on: client)
+            #expect(job.state == .queued)
+
+            let events = try await followEvents(of: job.id, on: client)
+            #expect(events.map(\.kind) == [.queued, .started, .progress, .checkpoint, .progress, .checkpoint, .done], "\(cluster.logs)")
+            #expect(events.map(\.seq) == events.map(\.seq).sorted() && Set(events.map(\.seq)).count == events.count)
+            guard case .jobInfo(let info) = try await client.call(.jobStatus(Wire.JobStatus(job: job.id))) else {
+                Issue.record("expected JobInfo")
+                return
+            }
+            #expect(info.job.state == .done && info.job.engine == "engine-a" && info.job.step == 2)
+            let adapter = try #require(info.job.adapter)
+            #expect(try cluster.store.checkpoints(of: AdapterID(adapter)).map(\.step) == [1, 2])
+            #expect(FileManager.default.fileExists(atPath: cluster.data.path + "/adapters/\(adapter)/adapter_model.safetensors"))
+
+            // The same engine indexes the adapter it trained.
+            let index = try await cluster.submit(.index(Wire.IndexSpec(adapter: adapter, method: .tracin, projectionDim: 0)), on: client)
+            let indexed = try await followEvents(of: index.id, on: client)
+            #expect(indexed.last?.kind == .done, "\(indexed.map(\.kind)) \(cluster.logs)")
+            let location = try #require(try cluster.store.adapter(AdapterID(adapter)).gradientIndexLocation)
+            #expect(location == cluster.data.path + "/adapters/\(adapter)/index")
+            await client.close()
+            #expect(await cluster.engines["engine-a"]!.stop() == 0, "an idle engine with an agent exits cleanly on SIGTERM")
+        }
+    }
+
+    @Test("An engine killed after its first checkpoint: the job is retried on the other engine from that checkpoint")
+    func engineKilledMidTraining() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            try await cluster.startEngine("engine-a")
+            try await cluster.startEngine("engine-b")
+            let client = try await cluster.connect()
+            // Enough steps after the first checkpoint that the kill lands mid-training even on a busy machine (a step
+            // takes ~70 ms in debug; the events reach this client up to a poll interval later).
+            let job = try await cluster.submit(cluster.trainSpec(steps: 40, checkpointEvery: 2), on: client)
+
+            var killed: String?
+            let events = try await followEvents(of: job.id, on: client) { event in
+                guard event.kind == .checkpoint, killed == nil else { return }
+                let running = try cluster.store.job(JobID(Int64(job.id)))
+                let name = try #require(running.engine)
+                killed = name
+                await cluster.engines[name]?.kill()
+            }
+            let victim = try #require(killed, "\(cluster.logs)")
+            let kinds = events.map(\.kind)
+            #expect(kinds.last == .done, "\(kinds) \(cluster.logs)")
+            #expect(kinds.contains(.retrying))
+            let finished = try cluster.store.job(JobID(Int64(job.id)))
+            #expect(finished.state == .succeeded && finished.attempt == 2 && finished.engine != victim, "\(cluster.logs)")
+            // The second attempt resumed after the last checkpoint the first one recorded.
+            let retry = try #require(events.lastIndex { $0.kind == .started })
+            let lastCheckpoint = try #require(events[..<retry].last { $0.kind == .checkpoint }).step
+            let resumedAt = try #require(events[retry...].first { $0.kind == .progress }).step
+            #expect(lastCheckpoint >= 2 && resumedAt == lastCheckpoint + 1)
+            #expect(events[retry...].filter { $0.kind == .progress }.map(\.step) == Array((lastCheckpoint + 1)...40))
+            await client.close()
+        }
+    }
+
+    @Test("A running job cancelled through the coordinator stops on its engine before its next step")
+    func cancelRunningJob() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            try await cluster.startEngine("engine-a")
+            let client = try await cluster.connect()
+            let job = try await cluster.submit(cluster.trainSpec(steps: 40, checkpointEvery: 0), on: client)
+            var cancelled = false
+            let events = try await followEvents(of: job.id, on: client) { event in
+                guard event.kind == .progress, !cancelled else { return }
+                cancelled = true
+                guard case .jobInfo = try await client.call(.jobCancel(Wire.JobCancel(job: job.id))) else {
+                    throw ProcessFailure("JobCancel was not answered with JobInfo")
+                }
+            }
+            let kinds = events.map(\.kind)
+            #expect(kinds.last == .cancelled && kinds.contains(.cancelling), "\(kinds) \(cluster.logs)")
+            let stopped = try cluster.store.job(JobID(Int64(job.id)))
+            #expect(stopped.state == .cancelled)
+            #expect(events.filter { $0.kind == .progress }.count < 40, "the attempt stopped before its last step")
+            await client.close()
+        }
+    }
+
+    @Test("A coordinator restarted on the same directory finds its queue intact and finishes the job")
+    func coordinatorRestart() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            let port = cluster.coordinatorPort
+            try await cluster.startEngine("engine-a")
+            var client = try await cluster.connect()
+            let job = try await cluster.submit(cluster.trainSpec(steps: 40, checkpointEvery: 2), on: client)
+            // Watch until the first step, then restart the coordinator mid-job.
+            var seen: UInt64 = 0
+            do {
+                _ = try await followEvents(of: job.id, on: client) { event in
+                    seen = event.seq
+                    if event.kind == .progress { throw ProcessFailure("restart now") }
+                }
+            } catch is ProcessFailure {}
+            #expect(await cluster.coordinator!.stop() == 0, "the coordinator drains and exits cleanly on SIGTERM")
+            let before = try cluster.store.job(JobID(Int64(job.id)))
+            #expect(!before.state.isFinal)
+
+            try await cluster.startCoordinator(port: port)
+            client = try await cluster.connect()
+            guard case .jobInfo(let info) = try await client.call(.jobStatus(Wire.JobStatus(job: job.id))) else {
+                Issue.record("expected JobInfo")
+                return
+            }
+            #expect(info.job.id == job.id && info.job.kind == .train)
+            let rest = try await followEvents(of: job.id, after: seen, on: client)
+            #expect(rest.first.map { $0.seq > seen } ?? false)
+            #expect(rest.last?.kind == .done, "\(rest.map(\.kind)) \(cluster.logs)")
+            #expect(try cluster.store.job(JobID(Int64(job.id))).state == .succeeded)
+            await client.close()
+        }
+    }
+
+    @Test("A client or engine with a wrong token is refused at the handshake, and the store is unchanged")
+    func wrongTokenRefused() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            let jobsBefore = try cluster.store.jobs()
+            let eventsBefore = try cluster.store.jobEvents()
+            do {
+                let connection = try await cluster.connect(token: "trb_not-a-token")
+                Issue.record("connected with a wrong token as contributor \(String(describing: connection.welcome.contributor))")
+            } catch let error as ServerError {
+                #expect(error.errorCode == .unauthenticated, "\(error)")
+            }
+            // Anonymous connections may read but not submit.
+            let anonymous = try await cluster.connect(token: "")
+            await #expect(throws: ServerError.self) {
+                _ = try await cluster.submit(cluster.trainSpec(steps: 1, checkpointEvery: 0), on: anonymous)
+            }
+            await anonymous.close()
+            // An engine with a wrong token stops with the coordinator's refusal instead of retrying forever.
+            try await cluster.startEngine("engine-a", token: "trb_not-a-token")
+            let engine = try #require(cluster.engines["engine-a"])
+            #expect(await engine.waitForExit() != 0)
+            #expect(engine.log.contains("refused this engine (check --token or TRIBUTARY_TOKEN): error 200"), "\(engine.log)")
+            #expect(try cluster.store.jobs() == jobsBefore && cluster.store.jobEvents() == eventsBefore)
+        }
+    }
+}
