@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Serving", targets: ["Serving"]),
         .library(name: "Coordinator", targets: ["Coordinator"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
+        .executable(name: "tributary", targets: ["tributary"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -88,6 +89,18 @@ let package = Package(
             ]
         ),
 
+        // The client CLI's logic: addresses and tokens, typed requests, human and JSON renderings.
+        .target(
+            name: "ClientCommands",
+            dependencies: ["TributaryClient", "WireProtocol", .product(name: "Crypto", package: "swift-crypto")]),
+        .executableTarget(
+            name: "tributary",
+            dependencies: [
+                "ClientCommands", "TributaryClient", "WireProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         .executableTarget(
             name: "tributary-engine",
             dependencies: [
@@ -145,5 +158,9 @@ let package = Package(
         .testTarget(
             name: "TributaryEngineTests",
             dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training", "TributaryClient", "WireProtocol"]),
+        // Runs the built `tributary` against a real `tributary-engine serve`; unit-tests its renderings.
+        .testTarget(
+            name: "TributaryCLITests",
+            dependencies: ["ClientCommands", "TributaryClient", "WireProtocol", "Store", "TensorCore", "tributary", "tributary-engine", .product(name: "Crypto", package: "swift-crypto")]),
     ]
 )
