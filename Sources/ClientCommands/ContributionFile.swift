@@ -61,3 +61,70 @@ public struct ContributionFile: Sendable {
         }
     }
 }
+
+/// What became of one line of a contribution file.
+public struct ContributionOutcome: Sendable {
+    /// 1-based.
+    public var line: Int
+    public var result: Result<Wire.Record, ClientFailure>
+}
+
+extension ClientSession {
+    /// Contributes every record of `file` to `datanet`, one `Contribute` each with up to `window` in flight,
+    /// handing each line's outcome to `onOutcome` in line order. A line that is not a record, or that the
+    /// server refuses (a duplicate, too large, ...), is an outcome; anything else (a lost connection, a
+    /// refused token) stops the run and is thrown. With `stopOnError`, lines go one at a time and none is
+    /// sent after the first that fails.
+    public func contribute(
+        _ file: ContributionFile, to datanet: Int64, window: Int = 16, stopOnError: Bool = false,
+        onOutcome: (ContributionOutcome) -> Void
+    ) async throws(ClientFailure) -> [ContributionOutcome] {
+        let lines = file.lines
+        let window = stopOnError ? 1 : max(window, 1)
+        var reported: [ContributionOutcome] = []
+        var fatal: ClientFailure?
+        await withTaskGroup(of: (Int, Result<Wire.Record, ClientFailure>).self) { group in
+            var sent = 0
+            var arrived: [Int: Result<Wire.Record, ClientFailure>] = [:]
+            var stopped = false
+            while true {
+                // Send while the window has room, report what has arrived in order; again until neither moves.
+                var moved = true
+                while moved && fatal == nil {
+                    moved = false
+                    while !stopped && sent < lines.count && sent - reported.count < window {
+                        let index = sent
+                        sent += 1
+                        moved = true
+                        switch lines[index].content {
+                        case .failure(let invalid):
+                            arrived[index] = .failure(ClientFailure(.input, invalid.reason))
+                        case .success(let content):
+                            group.addTask {
+                                do throws(ClientFailure) { return (index, .success(try await self.contribute(content, to: datanet))) } catch {
+                                    return (index, .failure(error))
+                                }
+                            }
+                        }
+                    }
+                    while let result = arrived.removeValue(forKey: reported.count) {
+                        if case .failure(let failure) = result {
+                            guard failure.kind == .refused || failure.kind == .input else { fatal = failure; break }
+                            stopped = stopped || stopOnError
+                        }
+                        let outcome = ContributionOutcome(line: lines[reported.count].number, result: result)
+                        reported.append(outcome)
+                        onOutcome(outcome)
+                        moved = true
+                    }
+                }
+                if fatal != nil || reported.count == sent && (stopped || sent == lines.count) { break }
+                guard let (index, result) = await group.next() else { break }
+                arrived[index] = result
+            }
+            group.cancelAll()
+        }
+        if let fatal { throw fatal }
+        return reported
+    }
+}

@@ -120,6 +120,17 @@ public enum HumanText {
             + String(format: " (prompt %.3f s, generation %.3f s", Double(end.promptUs) / 1e6, seconds) + rate + ")"
     }
 
+    /// What to print for one frame of an inference stream, as it arrives: a token's text as is, the rest on lines of their own.
+    public static func inferenceFrame(_ frame: Message) -> String {
+        switch frame {
+        case .token(let token): token.text
+        case .inferEnd(let end): "\n\n" + usage(end) + "\n"
+        case .attribution(let value): attribution(value) + "\n"
+        case .rewardSplit(let split): rewardSplit(split) + "\n"
+        default: ""
+        }
+    }
+
     public static func attribution(_ attribution: Wire.Attribution) -> String {
         var lines = ["attribution (\(attribution.method.catalogueName))" + (attribution.inference.map { ", inference \($0)" } ?? "")]
         func scored(_ title: String, _ records: [Wire.ScoredRecord]) {

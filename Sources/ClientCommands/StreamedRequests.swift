@@ -76,8 +76,13 @@ extension ClientSession {
     }
 
     /// Runs an inference, handing every frame to `onFrame` as it arrives (tokens to print at once).
-    public func infer(_ request: Wire.Infer, onFrame: (Message) -> Void) async throws(ClientFailure) -> InferenceResult {
-        var replies = try await stream(.infer(request)).makeAsyncIterator()
+    /// `onStart` gets the request's id, with which `connection.cancel` stops it (it then ends `cancelled`).
+    public func infer(
+        _ request: Wire.Infer, onStart: (UInt64) -> Void = { _ in }, onFrame: (Message) -> Void
+    ) async throws(ClientFailure) -> InferenceResult {
+        let stream = try await stream(.infer(request))
+        onStart(stream.requestID)
+        var replies = stream.makeAsyncIterator()
         var result = InferenceResult()
         while let reply = try await next(&replies) {
             guard result.take(reply) else { throw unexpected(reply, answering: .infer) }

@@ -15,7 +15,7 @@ struct DatanetCommand: AsyncParsableCommand {
         @Option(help: "One line on what it holds.") var summary = ""
         @Option(help: "A longer description.") var description = ""
         @Option(help: "A tag (repeat for several).") var tag: [String] = []
-        @Option(help: "The license of its records (e.g. CC-BY-4.0).") var license = ""
+        @Option(help: "The license of its records, an SPDX identifier or a name (e.g. CC-BY-4.0); required.") var license: String
         @Flag(help: "Only you can contribute and read it.") var `private` = false
         @OptionGroup var options: ClientOptions
 
@@ -95,35 +95,26 @@ struct DatanetCommand: AsyncParsableCommand {
         }
 
         private func contribute(_ file: ContributionFile, _ settings: ClientSettings) async throws(ClientFailure) {
-            var contributed: [[String: Any]] = []
-            var failed: [[String: Any]] = []
             let bar = ProgressBar(total: file.lines.count)
-            try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
-                lines: for (index, line) in file.lines.enumerated() {
-                    bar.update(done: index, detail: "\(failed.count) failed")
-                    let outcome: Result<Wire.Record, ClientFailure>
-                    switch line.content {
-                    case .success(let content):
-                        do throws(ClientFailure) { outcome = .success(try await session.contribute(content, to: datanet)) } catch {
-                            // A refused line is reported; a lost connection or a bad token ends the run.
-                            guard error.kind == .refused else { bar.finish(); throw error }
-                            outcome = .failure(error)
-                        }
-                    case .failure(let invalid):
-                        outcome = .failure(ClientFailure(.input, invalid.reason))
-                    }
-                    switch outcome {
-                    case .success(let record):
-                        contributed.append(["line": line.number, "record": WireJSON.object(record)])
-                    case .failure(let failure):
-                        failed.append(["line": line.number, "location": file.location(line.number), "error": failure.message])
+            var (done, failures) = (0, 0)
+            let outcomes = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
+                defer { bar.finish() }
+                return try await session.contribute(file, to: datanet, stopOnError: stopOnError) { outcome in
+                    if case .failure(let failure) = outcome.result {
+                        failures += 1
                         bar.finish()
-                        printError("\(file.location(line.number)): \(failure.message)")
-                        if stopOnError { break lines }
+                        printError("\(file.location(outcome.line)): \(failure.message)")
                     }
+                    done += 1
+                    bar.update(done: done, detail: "\(failures) failed")
                 }
-                bar.update(done: contributed.count + failed.count, detail: "\(failed.count) failed")
-                bar.finish()
+            }
+            let contributed = outcomes.compactMap { outcome in
+                (try? outcome.result.get()).map { ["line": outcome.line, "record": WireJSON.object($0)] as [String: Any] }
+            }
+            let failed = outcomes.compactMap { outcome -> [String: Any]? in
+                guard case .failure(let failure) = outcome.result else { return nil }
+                return ["line": outcome.line, "location": file.location(outcome.line), "error": failure.message]
             }
             options.show(
                 ["file": file.path, "contributed": contributed, "failed": failed],

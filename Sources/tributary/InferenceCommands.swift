@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClientCommands
+import Dispatch
 import Foundation
 import WireProtocol
 
@@ -69,22 +70,34 @@ struct Infer: ClientCommand {
             stop: stop, method: try catalogueValue(method, of: Wire.AttributionMethod.self, option: "--method"), topRecords: top, fee: fee)
         let json = options.json
         try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
-            _ = try await session.infer(request) { frame in
-                if json {
-                    print(WireJSON.event(frame))
-                } else {
-                    switch frame {
-                    case .token(let token): print(token.text, terminator: "")
-                    case .inferEnd(let end): print("\n\n" + HumanText.usage(end))
-                    case .attribution(let attribution): print(HumanText.attribution(attribution))
-                    case .rewardSplit(let split): print(HumanText.rewardSplit(split))
-                    default: break
-                    }
-                }
-                fflush(nil)
-            }
+            var interrupt: (any DispatchSourceSignal)?
+            _ = try await session.infer(
+                request,
+                onStart: { requestID in
+                    // The first Ctrl-C asks the engine to stop (the stream then ends `cancelled`); a second one quits.
+                    interrupt = onInterrupt { Task { try? await session.connection.cancel(requestID) } }
+                },
+                onFrame: { frame in
+                    print(json ? WireJSON.event(frame) : HumanText.inferenceFrame(frame), terminator: json ? "\n" : "")
+                    fflush(nil)
+                })
+            interrupt?.cancel()
+            signal(SIGINT, SIG_DFL)
         }
     }
+}
+
+/// Runs `action` on the next SIGINT instead of ending the process; the one after ends it as usual.
+private func onInterrupt(_ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+    signal(SIGINT, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    source.setEventHandler {
+        signal(SIGINT, SIG_DFL)
+        source.cancel()
+        action()
+    }
+    source.resume()
+    return source
 }
 
 struct Attribute: ClientCommand {

@@ -120,11 +120,11 @@ import Testing
         let engine = try ServingEngine()
         defer { engine.stop() }
 
-        let anonymous = try tributary(["datanet", "create", "anything", "--server", engine.address])
+        let anonymous = try tributary(["datanet", "create", "anything", "--license", "MIT", "--server", engine.address])
         #expect(anonymous.status == 77)
         #expect(anonymous.errors == "tributary: unauthenticated: set TRIBUTARY_TOKEN (tributary signup)\n")
 
-        let wrong = try tributary(["datanet", "create", "anything"], environment: ["TRIBUTARY_SERVER": engine.address, "TRIBUTARY_TOKEN": "trb_wrong"])
+        let wrong = try tributary(["datanet", "create", "anything", "--license", "MIT"], environment: ["TRIBUTARY_SERVER": engine.address, "TRIBUTARY_TOKEN": "trb_wrong"])
         #expect(wrong.status == 77)
         #expect(wrong.errors.hasPrefix("tributary: unauthenticated: the server refused the token"))
         #expect(wrong.errors.hasSuffix("set TRIBUTARY_TOKEN to a valid token (tributary signup)\n"))

@@ -183,6 +183,30 @@ import WireProtocol
             == "account        balance\nprotocol       5\ncontributor 3  7")
     }
 
+    @Test func inferenceStreamsCollectAndPrintEveryFrame() {
+        let frames: [Message] = [
+            .token(Wire.Token(index: 0, token: 72, text: "He")),
+            .token(Wire.Token(index: 1, token: UInt32.max, text: "llo")),
+            .inferEnd(Wire.InferEnd(stopReason: .maxTokens, promptTokens: 3, completionTokens: 2, promptUs: 1000, generationUs: 500_000)),
+            .attribution(Self.attribution),
+            .rewardSplit(Self.split),
+        ]
+        var result = InferenceResult()
+        let taken = frames.map { result.take($0) }
+        #expect(taken.allSatisfy { $0 })
+        #expect(result.text == "Hello" && result.end?.completionTokens == 2 && result.attribution == Self.attribution && result.rewardSplit == Self.split)
+        let takesOthers = result.take(.health(Wire.Health()))
+        #expect(!takesOthers)
+
+        let printed = frames.map(HumanText.inferenceFrame).joined()
+        #expect(printed.hasPrefix("Hello\n\n3 prompt + 2 completion tokens, stopped by max_tokens (prompt 0.001 s, generation 0.500 s, 4.0 tokens/s)\n"))
+        #expect(printed.contains("\nattribution (datainf), inference 42\n") && printed.hasSuffix("ledger head 17 abcd01\n"))
+        let types = frames.map { frame in
+            ((try? JSONSerialization.jsonObject(with: Data(WireJSON.event(frame).utf8))) as? [String: Any])?["type"] as? String
+        }
+        #expect(types == ["token", "token", "infer_end", "attribution", "reward_split"])
+    }
+
     @Test func progressBarsFillInProportion() {
         #expect(ProgressBar.line(done: 3, total: 6, detail: "loss 1.0", width: 4) == "██·· 3/6  loss 1.0")
         #expect(ProgressBar.line(done: 9, total: 6, detail: "", width: 4) == "████ 9/6")
