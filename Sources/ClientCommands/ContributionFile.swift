@@ -70,61 +70,31 @@ public struct ContributionOutcome: Sendable {
 }
 
 extension ClientSession {
-    /// Contributes every record of `file` to `datanet`, one `Contribute` each with up to `window` in flight,
-    /// handing each line's outcome to `onOutcome` in line order. A line that is not a record, or that the
-    /// server refuses (a duplicate, too large, ...), is an outcome; anything else (a lost connection, a
-    /// refused token) stops the run and is thrown. With `stopOnError`, lines go one at a time and none is
-    /// sent after the first that fails.
+    /// Contributes every record of `file` to `datanet`, one `Contribute` each, in file order (one at a time:
+    /// the server may run concurrent requests in any order, and record ids fix a version's order), handing
+    /// each line's outcome to `onOutcome`. A line that is not a record, or that the server refuses (a
+    /// duplicate, too large, ...), is an outcome; anything else (a lost connection, a refused token) stops
+    /// the run and is thrown. With `stopOnError`, nothing is sent after the first line that fails.
     public func contribute(
-        _ file: ContributionFile, to datanet: Int64, window: Int = 16, stopOnError: Bool = false,
-        onOutcome: (ContributionOutcome) -> Void
+        _ file: ContributionFile, to datanet: Int64, stopOnError: Bool = false, onOutcome: (ContributionOutcome) -> Void
     ) async throws(ClientFailure) -> [ContributionOutcome] {
-        let lines = file.lines
-        let window = stopOnError ? 1 : max(window, 1)
-        var reported: [ContributionOutcome] = []
-        var fatal: ClientFailure?
-        await withTaskGroup(of: (Int, Result<Wire.Record, ClientFailure>).self) { group in
-            var sent = 0
-            var arrived: [Int: Result<Wire.Record, ClientFailure>] = [:]
-            var stopped = false
-            while true {
-                // Send while the window has room, report what has arrived in order; again until neither moves.
-                var moved = true
-                while moved && fatal == nil {
-                    moved = false
-                    while !stopped && sent < lines.count && sent - reported.count < window {
-                        let index = sent
-                        sent += 1
-                        moved = true
-                        switch lines[index].content {
-                        case .failure(let invalid):
-                            arrived[index] = .failure(ClientFailure(.input, invalid.reason))
-                        case .success(let content):
-                            group.addTask {
-                                do throws(ClientFailure) { return (index, .success(try await self.contribute(content, to: datanet))) } catch {
-                                    return (index, .failure(error))
-                                }
-                            }
-                        }
-                    }
-                    while let result = arrived.removeValue(forKey: reported.count) {
-                        if case .failure(let failure) = result {
-                            guard failure.kind == .refused || failure.kind == .input else { fatal = failure; break }
-                            stopped = stopped || stopOnError
-                        }
-                        let outcome = ContributionOutcome(line: lines[reported.count].number, result: result)
-                        reported.append(outcome)
-                        onOutcome(outcome)
-                        moved = true
-                    }
+        var outcomes: [ContributionOutcome] = []
+        for line in file.lines {
+            let result: Result<Wire.Record, ClientFailure>
+            switch line.content {
+            case .failure(let invalid):
+                result = .failure(ClientFailure(.input, invalid.reason))
+            case .success(let content):
+                do throws(ClientFailure) { result = .success(try await contribute(content, to: datanet)) } catch {
+                    guard error.kind == .refused else { throw error }
+                    result = .failure(error)
                 }
-                if fatal != nil || reported.count == sent && (stopped || sent == lines.count) { break }
-                guard let (index, result) = await group.next() else { break }
-                arrived[index] = result
             }
-            group.cancelAll()
+            let outcome = ContributionOutcome(line: line.number, result: result)
+            outcomes.append(outcome)
+            onOutcome(outcome)
+            if stopOnError, case .failure = result { break }
         }
-        if let fatal { throw fatal }
-        return reported
+        return outcomes
     }
 }

@@ -170,7 +170,7 @@ public enum HumanText {
     }
 
     public static func curation(_ report: Wire.CurationReport) -> String {
-        var lines = ["\(report.evaluated) evaluation records; \(report.flagged.count) flagged" + (report.applied ? " (penalties applied)" : " (dry run: nothing applied)")]
+        var lines = ["\(report.evaluated) training records scored; \(report.flagged.count) flagged" + (report.applied ? " (penalties applied)" : " (dry run: nothing applied)")]
         if !report.flagged.isEmpty {
             lines.append(
                 table(

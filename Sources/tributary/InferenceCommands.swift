@@ -104,7 +104,7 @@ struct Attribute: ClientCommand {
     static let configuration = CommandConfiguration(
         abstract: "Attribute a past inference, or a prompt and completion on an adapter, to its training records.")
 
-    @Option(help: "The request id a past inference was recorded under.") var inference: String?
+    @Option(help: "A past inference: its id (as `infer` prints it) or the request id it was recorded under.") var inference: String?
     @Option(help: "The adapter's id (with --prompt and --completion).") var adapter: Int64?
     @Option(help: "The prompt.") var prompt: String?
     @Option(help: "The completion to attribute.") var completion: String?

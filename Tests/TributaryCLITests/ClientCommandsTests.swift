@@ -178,7 +178,7 @@ import WireProtocol
         #expect(Wire.JobEventKind.allCases.filter(\.isFinal) == [.done, .failed, .cancelled])
 
         let report = Wire.CurationReport(evaluated: 20, applied: false, flagged: [Wire.FlaggedRecord(record: 3, contributor: 2, score: -0.75, reason: "harmful")])
-        #expect(HumanText.curation(report).hasPrefix("20 evaluation records; 1 flagged (dry run: nothing applied)"))
+        #expect(HumanText.curation(report).hasPrefix("20 training records scored; 1 flagged (dry run: nothing applied)"))
         #expect(HumanText.balances([Wire.Balance(contributor: nil, amount: 5), Wire.Balance(contributor: 3, amount: 7)])
             == "account        balance\nprotocol       5\ncontributor 3  7")
     }
