@@ -3,7 +3,8 @@ import Foundation
 /// A live progress bar on standard error when it is a terminal; silent otherwise (callers print plain
 /// lines then), so that logs and pipes never receive carriage returns.
 public final class ProgressBar {
-    public let total: Int
+    /// 0 while unknown.
+    public var total: Int
     public let isTerminal: Bool
     private var shown = false
 

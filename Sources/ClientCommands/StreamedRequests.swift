@@ -92,13 +92,15 @@ extension ClientSession {
     }
 
     /// Streams a job's events after `afterSeq` until the final one (done, failed or cancelled), which it returns.
-    public func jobEvents(_ job: UInt64, afterSeq: UInt64, onEvent: (Wire.JobEvent) -> Void) async throws(ClientFailure) -> Wire.JobEvent {
+    public func jobEvents(
+        _ job: UInt64, afterSeq: UInt64, onEvent: (Wire.JobEvent) async -> Void
+    ) async throws(ClientFailure) -> Wire.JobEvent {
         var replies = try await stream(.jobEvents(Wire.JobEvents(job: job, afterSeq: afterSeq))).makeAsyncIterator()
         var last: Wire.JobEvent?
         while let reply = try await next(&replies) {
             guard case .jobEvent(let event) = reply else { throw unexpected(reply, answering: .jobEvents) }
             last = event
-            onEvent(event)
+            await onEvent(event)
         }
         guard let last, last.kind.isFinal else {
             throw ClientFailure(.connection, "\(role.name) at \(address) ended job \(job)'s events before it finished; try again")
@@ -111,7 +113,7 @@ extension ClientSession {
     /// Follows a job's events to its end on the coordinator, connecting again (from the last event seen)
     /// when the connection is lost after events arrived, at most `reconnects` times.
     public static func followJob(
-        _ job: UInt64, settings: ClientSettings, reconnects: Int = 5, onEvent: (Wire.JobEvent) -> Void
+        _ job: UInt64, settings: ClientSettings, reconnects: Int = 5, onEvent: (Wire.JobEvent) async -> Void
     ) async throws(ClientFailure) -> Wire.JobEvent {
         var lastSeq: UInt64 = 0
         var attempt = 0
@@ -120,7 +122,7 @@ extension ClientSession {
                 return try await with(.coordinator, settings) { session throws(ClientFailure) in
                     try await session.jobEvents(job, afterSeq: lastSeq) { event in
                         lastSeq = event.seq
-                        onEvent(event)
+                        await onEvent(event)
                     }
                 }
             } catch {

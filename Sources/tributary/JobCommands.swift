@@ -101,10 +101,20 @@ struct JobWatch: ClientCommand {
     @OptionGroup var options: ClientOptions
 
     func execute(_ settings: ClientSettings) async throws(ClientFailure) {
-        let info = try await ClientSession.with(.coordinator, settings) { session throws(ClientFailure) in try await session.job(job) }
-        let totalSteps = info.totalSteps
+        var totalSteps = try await ClientSession.with(.coordinator, settings) { session throws(ClientFailure) in
+            try await session.job(job)
+        }.totalSteps
+        var askedForTotal = false
         let bar = ProgressBar(total: Int(totalSteps), isTerminal: !options.json && isatty(STDERR_FILENO) == 1)
         let last = try await ClientSession.followJob(job, settings: settings) { event in
+            // A queued job learns its total once it starts: ask once, at its first progress.
+            if totalSteps == 0 && event.kind == .progress && !askedForTotal {
+                askedForTotal = true
+                totalSteps = (try? await ClientSession.with(.coordinator, settings) { session throws(ClientFailure) in
+                    try await session.job(job)
+                })?.totalSteps ?? 0
+                bar.total = Int(totalSteps)
+            }
             if options.json {
                 print(WireJSON.line(event))
             } else if bar.isTerminal && event.kind == .progress {

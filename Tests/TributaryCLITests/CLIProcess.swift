@@ -49,21 +49,20 @@ func tributary(_ arguments: [String], environment variables: [String: String] = 
         errors: String(decoding: (try? Data(contentsOf: errorURL)) ?? Data(), as: UTF8.self))
 }
 
-/// A `tributary-engine serve --port 0` process on a fresh data folder, stopped by `stop()`.
-final class ServingEngine {
+/// A server process (`tributary-engine serve`, `tributary-coordinator`) started with `--port 0 --json`, its
+/// address read from the `{"host", "port"}` line it prints first; `stop()` sends SIGTERM and waits.
+final class ServerProcess {
     let process = Process()
-    let data: URL
     let address: String
 
-    init() throws {
-        data = FileManager.default.temporaryDirectory.appendingPathComponent("cli-engine-\(UUID().uuidString)")
-        process.executableURL = productsFolder.appendingPathComponent("tributary-engine")
-        process.arguments = ["serve", "--port", "0", "--json", "--data", data.path, "--model", baseModel]
+    init(_ executable: String, _ arguments: [String], environment variables: [String: String] = [:]) throws {
+        process.executableURL = productsFolder.appendingPathComponent(executable)
+        process.arguments = arguments + ["--port", "0", "--json"]
+        process.environment = ProcessInfo.processInfo.environment.merging(variables) { _, new in new }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // The first line is {"host", "port"}.
         var bytes = Data()
         while !bytes.contains(UInt8(ascii: "\n")) {
             let chunk = output.fileHandleForReading.availableData
@@ -78,6 +77,22 @@ final class ServingEngine {
     func stop() {
         process.terminate()
         process.waitUntilExit()
+    }
+}
+
+/// `tributary-engine serve` on a fresh data folder (removed by `stop()`).
+final class ServingEngine {
+    let data: URL
+    let server: ServerProcess
+    var address: String { server.address }
+
+    init() throws {
+        data = FileManager.default.temporaryDirectory.appendingPathComponent("cli-engine-\(UUID().uuidString)")
+        server = try ServerProcess("tributary-engine", ["serve", "--data", data.path, "--model", baseModel])
+    }
+
+    func stop() {
+        server.stop()
         try? FileManager.default.removeItem(at: data)
     }
 }
