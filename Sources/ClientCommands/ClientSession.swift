@@ -114,6 +114,34 @@ extension ClientSession {
         }
     }
 
+    /// What became of one record of a batch review.
+    public struct ReviewOutcome: Sendable {
+        public var record: Int64
+        public var result: Result<Wire.Record, ClientFailure>
+    }
+
+    /// Reviews `records`, then every pending record of `datanet` if given, one by one, handing each outcome
+    /// to `onOutcome`. A record the server refuses (already reviewed, not found) is an outcome; anything
+    /// else (a lost connection, not the owner) stops the batch and is thrown.
+    public func review(
+        _ records: [Int64], allPendingOf datanet: Int64? = nil, _ decision: Wire.ReviewDecision, note: String?,
+        onOutcome: (ReviewOutcome) -> Void = { _ in }
+    ) async throws(ClientFailure) -> [ReviewOutcome] {
+        var all = records
+        if let datanet { all += try await allRecords(of: datanet, status: .pending).map(\.id) }
+        var outcomes: [ReviewOutcome] = []
+        for record in all {
+            let result: Result<Wire.Record, ClientFailure>
+            do throws(ClientFailure) { result = .success(try await review(record, decision, note: note)) } catch {
+                guard error.kind == .refused else { throw error }
+                result = .failure(error)
+            }
+            outcomes.append(ReviewOutcome(record: record, result: result))
+            onOutcome(outcomes[outcomes.count - 1])
+        }
+        return outcomes
+    }
+
     public func publish(_ datanet: Int64) async throws(ClientFailure) -> Wire.DatanetVersion {
         try await call(.publish(Wire.Publish(datanet: datanet))) { if case .versionInfo(let r) = $0 { r.version } else { nil } }
     }

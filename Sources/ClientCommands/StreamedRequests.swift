@@ -75,6 +75,28 @@ extension ClientSession {
         throw ClientFailure(.protocolError, "\(role.name) at \(address) ended the export without EXPORT_END")
     }
 
+    /// Downloads `version` to the file at `path`, written beside it (`PATH.partial`) and moved over it only
+    /// once verified, so that a failed download leaves nothing behind.
+    public func export(_ version: Wire.VersionRef, toFile path: String) async throws(ClientFailure) -> Wire.ExportEnd {
+        let partial = path + ".partial"
+        guard FileManager.default.createFile(atPath: partial, contents: nil), let handle = FileHandle(forWritingAtPath: partial) else {
+            throw ClientFailure(.input, "cannot write \(partial)")
+        }
+        do throws(ClientFailure) {
+            let end = try await export(version) { try handle.write(contentsOf: $0) }
+            try? handle.close()
+            _ = try? FileManager.default.removeItem(atPath: path)
+            do { try FileManager.default.moveItem(atPath: partial, toPath: path) } catch {
+                throw ClientFailure(.input, "cannot write \(path): \(error.localizedDescription)")
+            }
+            return end
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+    }
+
     /// Runs an inference, handing every frame to `onFrame` as it arrives (tokens to print at once).
     /// `onStart` gets the request's id, with which `connection.cancel` stops it (it then ends `cancelled`).
     public func infer(

@@ -193,63 +193,36 @@ struct DatanetCommand: AsyncParsableCommand {
 
         func execute(_ settings: ClientSettings) async throws(ClientFailure) {
             let ref = Wire.VersionRef(datanet: datanet, number: version)
-            guard let out else {
-                let end = try await download(ref, settings) { FileHandle.standardOutput.write(Data($0)) }
-                let summary = options.json ? WireJSON.line(end) : HumanText.exported(end, version: ref, to: "standard output")
-                return printError(summary)
-            }
-            // Written beside the destination, moved over it once verified: a failed download leaves nothing behind.
-            let partial = out + ".partial"
-            guard FileManager.default.createFile(atPath: partial, contents: nil), let handle = FileHandle(forWritingAtPath: partial) else {
-                throw ClientFailure(.input, "cannot write \(partial)")
-            }
-            do throws(ClientFailure) {
-                let end = try await download(ref, settings) { try handle.write(contentsOf: $0) }
-                try? handle.close()
-                _ = try? FileManager.default.removeItem(atPath: out)
-                do { try FileManager.default.moveItem(atPath: partial, toPath: out) } catch {
-                    throw ClientFailure(.input, "cannot write \(out): \(error.localizedDescription)")
-                }
-                options.show(end, HumanText.exported(end, version: ref, to: out))
-            } catch {
-                try? handle.close()
-                try? FileManager.default.removeItem(atPath: partial)
-                throw error
-            }
-        }
-
-        private func download(
-            _ ref: Wire.VersionRef, _ settings: ClientSettings, into sink: ([UInt8]) throws -> Void
-        ) async throws(ClientFailure) -> Wire.ExportEnd {
             try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
-                try await session.export(ref, into: sink)
+                if let out {
+                    let end = try await session.export(ref, toFile: out)
+                    options.show(end, HumanText.exported(end, version: ref, to: out))
+                } else {
+                    let end = try await session.export(ref) { FileHandle.standardOutput.write(Data($0)) }
+                    printError(options.json ? WireJSON.line(end) : HumanText.exported(end, version: ref, to: "standard output"))
+                }
             }
         }
     }
 }
 
-/// Reviews `records` (and every pending record of `datanet`), reporting each; a refused record does not stop the others.
+/// Reviews `records` (and every pending record of `datanet`), printing each outcome as it comes.
 private func review(
     _ records: [Int64], allPendingOf datanet: Int64?, _ decision: Wire.ReviewDecision, note: String?, options: ClientOptions,
     _ settings: ClientSettings
 ) async throws(ClientFailure) {
-    var reviewed: [Wire.Record] = []
-    var failed: [[String: Any]] = []
-    var all = records
-    try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
-        if let datanet { all += try await session.allRecords(of: datanet, status: .pending).map(\.id) }
-        for record in all {
-            do throws(ClientFailure) {
-                let result = try await session.review(record, decision, note: note)
-                reviewed.append(result)
-                if !options.json { print(HumanText.record(result)) }
-            } catch {
-                guard error.kind == .refused else { throw error }
-                failed.append(["record": record, "error": error.message])
-                printError("record \(record): \(error.message)")
+    let outcomes = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
+        try await session.review(records, allPendingOf: datanet, decision, note: note) { outcome in
+            switch outcome.result {
+            case .success(let record): if !options.json { print(HumanText.record(record)) }
+            case .failure(let failure): printError("record \(outcome.record): \(failure.message)")
             }
         }
     }
-    if options.json { print(WireJSON.line(["reviewed": reviewed, "failed": failed])) }
-    if !failed.isEmpty { throw ClientFailure(.failed, "\(failed.count) of \(all.count) records were not reviewed") }
+    let failed = outcomes.compactMap { outcome -> [String: Any]? in
+        guard case .failure(let failure) = outcome.result else { return nil }
+        return ["record": outcome.record, "error": failure.message]
+    }
+    if options.json { print(WireJSON.line(["reviewed": outcomes.compactMap { try? $0.result.get() }, "failed": failed])) }
+    if !failed.isEmpty { throw ClientFailure(.failed, "\(failed.count) of \(outcomes.count) records were not reviewed") }
 }
