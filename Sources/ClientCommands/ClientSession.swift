@@ -45,9 +45,7 @@ public struct ClientSession: Sendable {
     /// Sends `request` and returns its one reply, which `reply` must recognise.
     public func call<Reply>(_ request: Message, _ reply: (Message) -> Reply?) async throws(ClientFailure) -> Reply {
         let message = try await explained { try await connection.call(request) }
-        guard let typed = reply(message) else {
-            throw ClientFailure(.protocolError, "\(role.name) at \(address) answered \(request.type) with \(message.type)")
-        }
+        guard let typed = reply(message) else { throw unexpected(message, answering: request.type) }
         return typed
     }
 
