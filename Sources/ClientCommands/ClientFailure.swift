@@ -15,10 +15,10 @@ public struct ClientFailure: Error, Equatable, CustomStringConvertible {
         case input = 66
         /// No connection: the server is down or unreachable, or the connection was lost.
         case connection = 69
-        /// The server broke the protocol, or a transfer failed its checksum.
-        case protocolError = 76
         /// Transient: the server is busy, starting or draining; retry later.
         case temporary = 75
+        /// The server broke the protocol, or a transfer failed its checksum.
+        case protocolError = 76
         /// No token, a wrong token, or not the owner.
         case permission = 77
     }
