@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "EngineAgent", targets: ["EngineAgent"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
         .executable(name: "tributary-coordinator", targets: ["tributary-coordinator"]),
+        .executable(name: "tributary", targets: ["tributary"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -129,6 +130,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // The client CLI's logic: addresses and tokens, typed requests, human and JSON renderings.
+        .target(
+            name: "ClientCommands",
+            dependencies: ["TributaryClient", "WireProtocol", .product(name: "Crypto", package: "swift-crypto")]),
+        .executableTarget(
+            name: "tributary",
+            dependencies: [
+                "ClientCommands", "TributaryClient", "WireProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         .executableTarget(
             name: "tributary-engine",
             dependencies: [
@@ -204,5 +218,9 @@ let package = Package(
         .testTarget(
             name: "TributaryEngineTests",
             dependencies: ["tributary-engine", "TensorCore", "LlamaModel", "Tokenizers", "Training", "TributaryClient", "WireProtocol", "Store"]),
+        // Runs the built `tributary` against a real `tributary-engine serve`; unit-tests its renderings.
+        .testTarget(
+            name: "TributaryCLITests",
+            dependencies: ["ClientCommands", "TributaryClient", "WireProtocol", "Store", "TensorCore", "tributary", "tributary-engine", .product(name: "Crypto", package: "swift-crypto")]),
     ]
 )
