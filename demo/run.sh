@@ -36,14 +36,18 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-# start NAME COMMAND...: runs it in the background and prints its port, from the {"host","port"} line it
-# writes first (every server here is started with --port 0 --json).
+# start NAME COMMAND...: runs it in the background, remembered for stop_all. Every server here is started
+# with --port 0 --json: it writes its {"host","port"} line first, which port_of waits for.
 start() {
     local name=$1
     shift
     "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.log" &
     pids+=($!)
-    local pid=$! waited=0
+}
+
+# port_of NAME: the port NAME's server listens on, once it has said so.
+port_of() {
+    local name=$1 pid=${pids[-1]} waited=0
     until [[ -s $LOGS/$name.out ]]; do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "demo: $name exited at start; its log:" >&2
@@ -81,11 +85,13 @@ as() {
 heading "1. A coordinator and two engines on loopback"
 operator=$("$BIN/tributary-engine" contributor add --data "$DATA" --name operator --json)
 TOKEN[operator]=$(field token <<<"$operator")
-coordinator_port=$(start coordinator "$BIN/tributary-coordinator" --port 0 --json --data "$DATA" --heartbeat-seconds 1)
+start coordinator "$BIN/tributary-coordinator" --port 0 --json --data "$DATA" --heartbeat-seconds 1
+coordinator_port=$(port_of coordinator)
 export TRIBUTARY_COORDINATOR=127.0.0.1:$coordinator_port
 for engine in engine-a engine-b; do
-    port=$(TRIBUTARY_TOKEN=${TOKEN[operator]} start "$engine" "$BIN/tributary-engine" serve --port 0 --json \
-        --data "$DATA" --model "$MODEL" --coordinator "$TRIBUTARY_COORDINATOR" --name "$engine")
+    TRIBUTARY_TOKEN=${TOKEN[operator]} start "$engine" "$BIN/tributary-engine" serve --port 0 --json \
+        --data "$DATA" --model "$MODEL" --coordinator "$TRIBUTARY_COORDINATOR" --name "$engine"
+    port=$(port_of "$engine")
     [[ $engine == engine-a ]] && export TRIBUTARY_SERVER=127.0.0.1:$port
     say "$engine serving on 127.0.0.1:$port, registered with the coordinator on $TRIBUTARY_COORDINATOR"
 done
@@ -93,14 +99,19 @@ done
 # ---------------------------------------------------------------- 2. contributors and datanets
 
 heading "2. Contributors sign up and fill datanets, each in their own domain"
+declare -A NAME ID
 for who in alice bob carol mallory dave erin; do
-    TOKEN[$who]=$("$BIN/tributary" signup --name "$who" --json | field token)
+    signed=$("$BIN/tributary" signup --name "$who" --json)
+    TOKEN[$who]=$(field token <<<"$signed")
+    ID[$who]=$(field contributor <<<"$signed")
+    NAME[${ID[$who]}]=$who
 done
 say "signed up: alice, bob, carol (contributors), mallory (careless), dave (builds an adapter), erin (a user)"
+say "contributor ids (the CLI shows these): $(for who in alice bob carol mallory dave erin; do printf '%s=%s ' "$who" "${ID[$who]}"; done)"
 
 declare -A DATANET
 create_datanet() { # owner name domain summary
-    DATANET[$2]=$(as "$1" datanet create "$2" --summary "$4" --tag "$3" --license CC-BY-4.0 --json | field datanet id)
+    DATANET[$2]=$(as "$1" datanet create "$2" --summary "$4" --tag "$3" --license CC-BY-4.0 --json | field id)
     say "$1 created datanet ${DATANET[$2]} \"$2\""
 }
 create_datanet alice recipes recipes "Home recipes: ingredients and method"
@@ -114,16 +125,14 @@ as carol datanet contribute "${DATANET[astronomy-logs]}" --file "$SAMPLES/astron
 heading "3. mallory submits damaged recipes, and copies of carol's notes"
 as mallory datanet contribute "${DATANET[recipes]}" --file "$SAMPLES/shuffled-recipes.jsonl"
 head -n 3 "$SAMPLES/astronomy.jsonl" >"$WORK/copied.jsonl"
-if as mallory datanet contribute "${DATANET[astronomy-logs]}" --file "$WORK/copied.jsonl"; then
-    say "demo: the copies were accepted, but the store refuses duplicates" >&2
-    exit 1
-fi
-say "(the copies were refused: a datanet holds each content once)"
+copies_refused=true
+as mallory datanet contribute "${DATANET[astronomy-logs]}" --file "$WORK/copied.jsonl" && copies_refused=false
+say "(a datanet holds each content once)"
 
 heading "4. Owners review and publish"
-as alice datanet approve --all-pending "${DATANET[recipes]}"
-as bob datanet approve --all-pending "${DATANET[sea-forecasts]}"
-as carol datanet approve --all-pending "${DATANET[astronomy-logs]}"
+as alice datanet approve --all-pending "${DATANET[recipes]}" | tail -n 2
+as bob datanet approve --all-pending "${DATANET[sea-forecasts]}" | tail -n 2
+as carol datanet approve --all-pending "${DATANET[astronomy-logs]}" | tail -n 2
 for name in recipes sea-forecasts astronomy-logs; do
     owner=$(case $name in recipes) echo alice;; sea-forecasts) echo bob;; *) echo carol;; esac)
     as "$owner" datanet publish "${DATANET[$name]}"
@@ -131,7 +140,7 @@ done
 # The operator keeps held-out records of every domain, for measuring what training records do to quality.
 create_datanet operator held-out all "Held-out records of every domain, for curation"
 as operator datanet contribute "${DATANET[held-out]}" --file "$SAMPLES/held-out.jsonl"
-as operator datanet approve --all-pending "${DATANET[held-out]}"
+as operator datanet approve --all-pending "${DATANET[held-out]}" | tail -n 1
 as operator datanet publish "${DATANET[held-out]}"
 
 # ---------------------------------------------------------------- 3. training through the coordinator
@@ -140,14 +149,14 @@ heading "5. dave trains an adapter on the three datanets, through the coordinato
 job=$(as dave train submit --adapter-name flywheel \
     --version "${DATANET[recipes]}:1" --version "${DATANET[sea-forecasts]}:1" --version "${DATANET[astronomy-logs]}:1" \
     --rank 8 --alpha 16 --learning-rate 3e-3 --steps "$STEPS" --batch-size 8 --sequence-length 256 \
-    --checkpoint-every 50 --seed 1 --json | field job id)
+    --checkpoint-every 50 --seed 1 --json | field id)
 as dave train watch "$job"
-adapter=$(as dave train status "$job" --json | field job adapter)
+adapter=$(as dave train status "$job" --json | field adapter)
 say "adapter $adapter trained (job $job)"
 
 heading "6. Its gradient index, built on an engine"
-index_job=$(as dave index submit --adapter "$adapter" --json | field job id)
-as dave train watch "$index_job"
+index_job=$(as dave index submit --adapter "$adapter" --method "$METHOD" --json | field id)
+as dave index watch "$index_job"
 
 # ---------------------------------------------------------------- 4. serving, attribution, rewards
 
@@ -165,19 +174,21 @@ for domain in recipes forecasts astronomy; do
     say "--- $domain: \"${PROMPT[$domain]}\""
     as erin infer --adapter "$adapter" --prompt "${PROMPT[$domain]}" --max-tokens 80 --method "$METHOD" --top 3 \
         --fee 1000000 | tee "$WORK/infer-$domain.txt"
-    LEADER[$domain]=$(as erin infer --adapter "$adapter" --prompt "${PROMPT[$domain]}" --max-tokens 80 \
-        --method "$METHOD" --top 1 --json | python3 -c '
+    inference=$(grep -o 'inference [0-9]*' "$WORK/infer-$domain.txt" | head -n 1 | cut -d' ' -f2)
+    leader=$(as erin attribute --inference "$inference" --json | python3 -c '
 import json, sys
-for line in sys.stdin:
-    event = json.loads(line)
-    if event.get("type") == "attribution":
-        print(max(event["contributors"], key=lambda c: c["share"])["name"])')
+print(max(json.load(sys.stdin)["contributors"], key=lambda c: c["share"])["contributor"])')
+    LEADER[$domain]=${NAME[$leader]}
 done
 
 heading "8. Curation: which contributions hurt the held-out records?"
 as dave curate --adapter "$adapter" --evaluation "${DATANET[held-out]}:1" --method datainf --max-flags 12 --points 10 --apply
 
-heading "9. The ledger"
+heading "9. After curation, mallory's penalty points cut their payout"
+as erin infer --adapter "$adapter" --prompt "${PROMPT[forecasts]}" --max-tokens 80 --method "$METHOD" --top 0 \
+    --fee 1000000 | sed -n '/^reward split/,$p'
+
+heading "10. The ledger: balances, and the hash chain verified"
 "$BIN/tributary" ledger balances
 "$BIN/tributary" ledger verify
 
@@ -185,10 +196,28 @@ heading "9. The ledger"
 
 heading "Report"
 failures=0
+check() { # description, whether it holds
+    if [[ $2 == true ]]; then printf '  ok     %s\n' "$1"; else printf '  WRONG  %s\n' "$1"; failures=$((failures + 1)); fi
+}
 for domain in recipes forecasts astronomy; do
-    if [[ ${LEADER[$domain]} == "${EXPECTED[$domain]}" ]]; then mark=ok; else mark=WRONG; failures=$((failures + 1)); fi
-    printf '%-10s output led by %-8s (expected %s)  %s\n' "$domain" "${LEADER[$domain]}" "${EXPECTED[$domain]}" "$mark"
+    check "the $domain output is led by ${LEADER[$domain]} (expected ${EXPECTED[$domain]})" \
+        "$([[ ${LEADER[$domain]} == "${EXPECTED[$domain]}" ]] && echo true)"
 done
+flagged=$(as dave curate --adapter "$adapter" --evaluation "${DATANET[held-out]}:1" --method datainf --max-flags 12 --json |
+    python3 -c 'import json, sys; print(" ".join(str(f["contributor"]) for f in json.load(sys.stdin)["flagged"]))')
+check "curation flags mallory's records, and only theirs" \
+    "$([[ -n $flagged && -z $(tr ' ' '\n' <<<"$flagged" | grep -vx "${ID[mallory]}") ]] && echo true)"
+check "mallory's copies of carol's notes were refused" "$copies_refused"
+check "the ledger verifies" "$("$BIN/tributary" ledger verify --json | field broken | grep -qx None && echo true)"
+say ""
+say "balances (micro-units):"
+"$BIN/tributary" ledger balances --json | python3 -c '
+import json, sys
+names = dict(arg.split("=") for arg in sys.argv[1:])
+for balance in json.load(sys.stdin):
+    who = "protocol" if balance.get("contributor") is None else names.get(str(balance["contributor"]), balance["contributor"])
+    amount = balance["amount"]
+    print(f"  {who:<10} {amount:>10}")' $(for id in "${!NAME[@]}"; do printf '%s=%s ' "$id" "${NAME[$id]}"; done)
 stop_all
 say "all processes stopped; logs in $LOGS; $(( $(date +%s) - started )) s"
 exit $(( failures > 0 ))

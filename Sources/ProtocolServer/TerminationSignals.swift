@@ -18,3 +18,10 @@ public struct TerminationSignals {
 
     public func cancel() { sources.forEach { $0.cancel() } }
 }
+
+/// Tells a parent process where a server listens: one line on standard output, `{"host","port"}` with `json`,
+/// written at once (not line-buffered), since the parent waits for it to learn a port picked by the system.
+public func announceListening(host: String, port: Int, json: Bool) {
+    let line = json ? "{\"host\":\"\(host)\",\"port\":\(port)}" : "listening on \(host):\(port)"
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

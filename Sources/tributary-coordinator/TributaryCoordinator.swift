@@ -62,11 +62,9 @@ struct TributaryCoordinator: AsyncParsableCommand {
         configuration.serverName = "tributary-coordinator"
         configuration.drainTimeout = .seconds(drainSeconds)
         let server = try await CoordinatorServer.bind(configuration, coordinator: coordinator, logger: logger)
-        let report = "{\"host\":\"\(host)\",\"port\":\(server.localPort)}"
-        // Written at once (not line-buffered): a parent process waits for this line to learn the port.
-        FileHandle.standardOutput.write(Data(((json ? report : "listening on \(host):\(server.localPort)") + "\n").utf8))
-
         let signals = TerminationSignals { server.shutdown() }
+        // Announced once signals drain the server: a parent may stop it as soon as it reads the port.
+        announceListening(host: host, port: server.localPort, json: json)
         try await server.run()
         signals.cancel()
     }

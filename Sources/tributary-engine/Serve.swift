@@ -90,10 +90,6 @@ struct Serve: AsyncParsableCommand {
         configuration.maxConcurrentRequests = maxConcurrentRequests
         configuration.drainTimeout = .seconds(drainSeconds)
         let server = try await EngineServer.bind(configuration, engine: engine, logger: logger)
-        let report = "{\"host\":\"\(host)\",\"port\":\(server.localPort)}"
-        // Written at once (not line-buffered): a parent process waits for this line to learn the port.
-        FileHandle.standardOutput.write(Data(((json ? report : "listening on \(host):\(server.localPort)") + "\n").utf8))
-
         let agent = coordinator.flatMap(AgentConfiguration.hostAndPort).map { coordinator in
             let address = "\(host):\(server.localPort)"
             let configuration = AgentConfiguration(
@@ -107,6 +103,8 @@ struct Serve: AsyncParsableCommand {
             agent?.stop()
             server.shutdown()
         }
+        // Announced once signals drain the server: a parent may stop it as soon as it reads the port.
+        announceListening(host: host, port: server.localPort, json: json)
         async let agentStopped: Void = {
             do { try await agent?.run() } catch {
                 server.shutdown()
