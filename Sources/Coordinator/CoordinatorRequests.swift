@@ -15,6 +15,7 @@ extension Coordinator {
         case .jobSubmit(let submit):
             let submitter = try require(contributor)
             let specification = try JobSpecification(submit.spec)
+            try checkReferences(specification)
             let job = try store.submitJob(NewJob(kind: specification.kind, specification: try specification.encoded()), by: submitter, now: now)
             return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
         case .jobStatus(let status):
@@ -45,7 +46,15 @@ extension Coordinator {
         return try store.jobEvents(of: id, after: Int64(after)).map(Self.wireEvent)
     }
 
-    private func require(_ contributor: ContributorID?) throws -> ContributorID {
+    /// A job names only what exists: refused now rather than failed on an engine later.
+    private func checkReferences(_ specification: JobSpecification) throws {
+        switch specification {
+        case .train(let train): for version in train.versions { _ = try store.version(version) }
+        case .index(let index): _ = try store.adapter(index.adapter)
+        }
+    }
+
+        private func require(_ contributor: ContributorID?) throws -> ContributorID {
         guard let contributor else {
             throw CoordinatorError.refused(.unauthenticated, "this request changes state: connect with a contributor token (TRIBUTARY_TOKEN)")
         }

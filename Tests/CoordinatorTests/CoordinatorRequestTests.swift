@@ -55,6 +55,14 @@ struct CoordinatorRequestTests {
         #expect(throws: CoordinatorError.refused(.invalidArgument, "steps, epochs: give exactly one of them (the other 0)")) {
             try f.coordinator.respond(to: .jobSubmit(Wire.JobSubmit(spec: Self.trainSpec(steps: 4, epochs: 1))), contributor: f.submitter)
         }
+        #expect(throws: StoreError.versionNotFound(DatanetVersionRef(datanet: DatanetID(1), number: 9))) {
+            var spec = Self.trainSpec()
+            if case .train(var train) = spec { train.versions = [Wire.VersionRef(datanet: 1, number: 9)]; spec = .train(train) }
+            return try f.coordinator.respond(to: .jobSubmit(Wire.JobSubmit(spec: spec)), contributor: f.submitter)
+        }
+        #expect(throws: StoreError.adapterNotFound(AdapterID(5))) {
+            try f.coordinator.respond(to: .jobSubmit(Wire.JobSubmit(spec: .index(Wire.IndexSpec(adapter: 5, method: .datainf, projectionDim: 0)))), contributor: f.submitter)
+        }
         #expect(throws: CoordinatorError.unknownEngine(7)) {
             try f.coordinator.respond(
                 to: .engineHeartbeat(Wire.EngineHeartbeat(engine: 7, jobsRunning: 0, jobsQueued: 0, load: 0, freeMemoryBytes: 0, loadedAdapters: [])),

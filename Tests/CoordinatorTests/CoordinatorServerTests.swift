@@ -18,7 +18,9 @@ struct ServedCoordinator {
 
     init() async throws {
         store = try Store(directory: folder)
-        token = try store.createContributor(displayName: "builder").token
+        let builder = try store.createContributor(displayName: "builder")
+        token = builder.token
+        try publishTrainingVersion(in: store, by: builder.contributor.id)
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .warning
         let coordinator = Coordinator(store: store, policy: CoordinatorPolicy(heartbeatInterval: 0.1, missedHeartbeats: 100))

@@ -16,6 +16,7 @@ struct Fixture {
         store = try Store(directory: folder)
         coordinator = Coordinator(store: store, policy: policy)
         submitter = try store.createContributor(displayName: "builder").contributor.id
+        try publishTrainingVersion(in: store, by: submitter)
     }
 
     func submit(_ kind: JobKind = .train) throws -> Job {
@@ -23,6 +24,13 @@ struct Fixture {
     }
 
     func reopen() throws -> Coordinator { Coordinator(store: try Store(directory: folder), policy: coordinator.policy) }
+}
+
+/// Datanet 1 version 1, which the tests' wire jobs train on (a job must name a version that exists).
+func publishTrainingVersion(in store: Store, by owner: ContributorID) throws {
+    let datanet = try store.createDatanet(NewDatanet(name: "recipes", license: "MIT"), owner: owner)
+    try store.review(try store.contribute(.text("a recipe"), to: datanet.id, by: owner).id, by: owner, .approve)
+    _ = try store.publishVersion(of: datanet.id, by: owner)
 }
 
 @Suite("Coordinator: registry, heartbeats, least-loaded dispatch, retries")
