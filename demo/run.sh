@@ -192,6 +192,15 @@ heading "10. The ledger: balances, and the hash chain verified"
 "$BIN/tributary" ledger balances
 "$BIN/tributary" ledger verify
 
+heading "11. How good is the attribution? An evaluation fans its retrains out over both engines"
+evaluation=$(as dave evaluate submit --adapter "$adapter" --version "${DATANET[held-out]}:1" --json | field id)
+as dave evaluate watch "$evaluation" | tail -n 1
+# The coordinator queues an evaluation's 8 retrains just before the job that gathers them.
+retrain_engines=$(for id in $(seq $((evaluation - 8)) $((evaluation - 1))); do
+    "$BIN/tributary" train status "$id" --json | field engine
+done | sort | uniq -c | awk '{ printf "%s%d on %s", (NR > 1 ? ", " : ""), $1, $2 }')
+say "its 8 subset retrains ran: $retrain_engines"
+
 # ---------------------------------------------------------------- report
 
 heading "Report"
@@ -208,6 +217,8 @@ flagged=$(as dave curate --adapter "$adapter" --evaluation "${DATANET[held-out]}
 check "curation flags mallory's records, and only theirs" \
     "$([[ -n $flagged && -z $(tr ' ' '\n' <<<"$flagged" | grep -vx "${ID[mallory]}") ]] && echo true)"
 check "mallory's copies of carol's notes were refused" "$copies_refused"
+check "the evaluation's retrains ran on both engines" \
+    "$([[ $retrain_engines == *engine-a* && $retrain_engines == *engine-b* ]] && echo true)"
 check "the ledger verifies" "$("$BIN/tributary" ledger verify --json | field broken | grep -qx None && echo true)"
 say ""
 say "balances (micro-units):"

@@ -32,6 +32,11 @@ public struct TrainedCheckpoints: Sendable {
     public var adapters: [LoRAAdapter]
     public var learningRates: [Float]
     public var final: LoRAAdapter { adapters.last! }
+
+    public init(adapters: [LoRAAdapter], learningRates: [Float]) {
+        self.adapters = adapters
+        self.learningRates = learningRates
+    }
 }
 
 /// Corrupted-record detection: how well each ranking separates the corrupted records (ROC AUC).
@@ -129,33 +134,51 @@ public struct AttributionEvaluator: Sendable {
     /// The linear datamodeling score (Park et al., TRAK, 2023): for each query, Spearman's correlation over
     /// `subsets` random subsets S (each a `fraction` of the records) between the predicted effect
     /// sum_{i in S} score(query, i) and the actual -loss(query) of an adapter retrained on S; then the mean over
-    /// queries with a bootstrap interval (``LinearDatamodelingScores``).
+    /// queries with a bootstrap interval (``LinearDatamodelingScores``). The coordinator's evaluate job runs the
+    /// same steps with the retrains spread over engines.
     public func linearDatamodelingScore(
         records: [TrainingSequence], queries: [TrainingSequence], subsets: Int, fraction: Double = 0.5,
         seed: UInt64 = 0, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> LinearDatamodelingScores {
-        precondition(subsets >= 2 && fraction > 0 && fraction < 1)
         let full = try train(records)
         let scores = try self.scores(records: records, queries: queries, checkpoints: full)
-        let subsetSize = max(1, Int((Double(records.count) * fraction).rounded()))
-        var random = SeededRandom(seed: seed)
-        var members: [[Int]] = []
-        var actual: [[Double]] = []  // subsets x queries
-        for subset in 0..<subsets {
+        let members = Self.subsetMembers(recordCount: records.count, subsets: subsets, fraction: fraction, seed: seed)
+        var actual: [[Double]] = []
+        for (subset, chosen) in members.enumerated() {
             progress(subset, subsets)
-            var order = Array(records.indices)
-            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
-            let chosen = Array(order.prefix(subsetSize)).sorted()
-            members.append(chosen)
-            let retrained = try train(chosen.map { records[$0] })
-            actual.append(try losses(queries, adapter: retrained.final).map { -$0 })
+            actual.append(try retrainedEffects(records: chosen.map { records[$0] }, queries: queries))
         }
         progress(subsets, subsets)
+        return Self.linearDatamodelingScores(scores: scores, members: members, actual: actual, seed: seed)
+    }
+
+    /// The records (by index, ascending) of each of `subsets` seeded random subsets holding a `fraction` of them.
+    public static func subsetMembers(recordCount: Int, subsets: Int, fraction: Double, seed: UInt64) -> [[Int]] {
+        precondition(subsets >= 2 && fraction > 0 && fraction < 1)
+        let subsetSize = max(1, Int((Double(recordCount) * fraction).rounded()))
+        var random = SeededRandom(seed: seed)
+        return (0..<subsets).map { _ in
+            var order = Array(0..<recordCount)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
+            return Array(order.prefix(subsetSize)).sorted()
+        }
+    }
+
+    /// The actual effect of training on `records` alone: each query's -loss under the retrained adapter.
+    public func retrainedEffects(records: [TrainingSequence], queries: [TrainingSequence]) throws -> [Double] {
+        try losses(queries, adapter: try train(records).final).map { -$0 }
+    }
+
+    /// Each method's LDS per query from the full run's q x n `scores` and, per subset, its `members` and the
+    /// `actual` effects on the queries.
+    public static func linearDatamodelingScores(
+        scores: [ScorerKind: Tensor], members: [[Int]], actual: [[Double]], seed: UInt64
+    ) -> LinearDatamodelingScores {
         var result = LinearDatamodelingScores(perQuery: [:], seed: seed)
         for (method, matrix) in scores {
-            let n = records.count
+            let (queries, n) = (matrix.shape[0], matrix.shape[1])
             let values = matrix.scalars
-            result.perQuery[method] = queries.indices.map { query in
+            result.perQuery[method] = (0..<queries).map { query in
                 let predicted = members.map { chosen in chosen.reduce(0.0) { $0 + Double(values[query * n + $1]) } }
                 return EvaluationStatistics.spearman(predicted, actual.map { $0[query] })
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Serving
 import Store
 import Synchronization
 import WireProtocol
@@ -104,7 +105,7 @@ public final class Coordinator: Sendable {
         guard !live.isEmpty else { return [] }
         var running = Dictionary(grouping: try store.jobs(in: [.running]), by: { $0.engine ?? "" }).mapValues(\.count)
         var started: [Dispatch] = []
-        for job in try store.runnableJobs(now: now) {
+        for job in try store.runnableJobs(now: now) where try isReady(job) {
             let candidates = live.filter { $0.jobKinds.contains(job.kind) && running[$0.name, default: 0] < $0.computeSlots }
             // Least loaded: the smallest fraction of compute slots in use, then the earliest registered.
             guard let engine = candidates.min(by: {
@@ -115,6 +116,16 @@ public final class Coordinator: Sendable {
             started.append(Dispatch(lease: lease, engine: engine))
         }
         return started
+    }
+}
+
+extension Coordinator {
+    /// An evaluation's gathering job waits until every one of its retrains has ended.
+    func isReady(_ job: Job) throws -> Bool {
+        guard job.kind == .evaluate, case .evaluate(let evaluate)? = try? JobSpecification(decoding: job.specification) else {
+            return true
+        }
+        return try evaluate.retrains.allSatisfy { [.succeeded, .failed, .cancelled].contains(try store.job($0).state) }
     }
 }
 

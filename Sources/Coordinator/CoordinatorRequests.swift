@@ -14,6 +14,9 @@ extension Coordinator {
         switch request {
         case .jobSubmit(let submit):
             let submitter = try require(contributor)
+            if case .evaluate(let evaluate) = submit.spec {
+                return .jobInfo(Wire.JobInfo(job: try wireJob(try submitEvaluation(evaluate, by: submitter, now: now))))
+            }
             let specification = try JobSpecification(submit.spec)
             try checkReferences(specification)
             let job = try store.submitJob(NewJob(kind: specification.kind, specification: try specification.encoded()), by: submitter, now: now)
@@ -21,7 +24,14 @@ extension Coordinator {
         case .jobStatus(let status):
             return .jobInfo(Wire.JobInfo(job: try wireJob(try store.job(JobID(Int64(status.job))))))
         case .jobCancel(let cancel):
-            let job = try store.cancelJob(JobID(Int64(cancel.job)), by: try require(contributor), now: now)
+            let canceller = try require(contributor)
+            let job = try store.cancelJob(JobID(Int64(cancel.job)), by: canceller, now: now)
+            // An evaluation's retrains go with it.
+            if case .evaluate(let evaluate)? = try? JobSpecification(decoding: job.specification) {
+                for retrain in evaluate.retrains where ![.succeeded, .failed, .cancelled].contains(try store.job(retrain).state) {
+                    _ = try store.cancelJob(retrain, by: canceller, now: now)
+                }
+            }
             return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
         case .engineRegister(let register):
             _ = try require(contributor)
@@ -46,11 +56,41 @@ extension Coordinator {
         return try store.jobEvents(of: id, after: Int64(after)).map(Self.wireEvent)
     }
 
+    /// An evaluation fans out: one retrain job per subset, queued for any engine that trains, then the job that
+    /// gathers their effects into each method's LDS, which dispatch holds back until every retrain has ended.
+    func submitEvaluation(_ spec: Wire.EvaluateSpec, by submitter: ContributorID, now: Date) throws -> Job {
+        let adapter = AdapterID(spec.adapter)
+        let evaluation = DatanetVersionRef(datanet: DatanetID(spec.version.datanet), number: Int(spec.version.number))
+        _ = try store.version(evaluation)
+        let plan = EvaluationPlan(adapter: adapter, evaluation: evaluation, training: try trainingJob(of: adapter))
+        var retrains: [JobID] = []
+        for subset in 0..<plan.subsets {
+            let retrain = JobSpecification.retrain(RetrainJob(plan: plan, subset: subset))
+            retrains.append(try store.submitJob(NewJob(kind: retrain.kind, specification: try retrain.encoded()), by: submitter, now: now).id)
+        }
+        let gather = JobSpecification.evaluate(EvaluateJob(plan: plan, retrains: retrains))
+        return try store.submitJob(NewJob(kind: gather.kind, specification: try gather.encoded()), by: submitter, now: now)
+    }
+
+    /// The recipe an adapter was trained with: that of the training job that produced it.
+    func trainingJob(of adapter: AdapterID) throws -> TrainJob {
+        _ = try store.adapter(adapter)
+        for job in try store.jobs(in: [.succeeded]) where job.kind == .train {
+            guard case .train(let train)? = try? JobSpecification(decoding: job.specification),
+                (job.result.flatMap(Self.detail)?["adapter"] as? NSNumber)?.int64Value == adapter.rawValue
+            else { continue }
+            return train
+        }
+        throw CoordinatorError.refused(
+            .failedPrecondition, "adapter \(adapter.rawValue) was not trained by a job of this coordinator: its recipe is unknown")
+    }
+
     /// A job names only what exists: refused now rather than failed on an engine later.
     private func checkReferences(_ specification: JobSpecification) throws {
         switch specification {
         case .train(let train): for version in train.versions { _ = try store.version(version) }
         case .index(let index): _ = try store.adapter(index.adapter)
+        case .retrain, .evaluate: break  // made by submitEvaluation from checked parts
         }
     }
 
@@ -96,7 +136,8 @@ extension Coordinator {
         }
     }
 
-    /// A store event as the wire shows it; a retry's message names the attempt that failed and why.
+    /// A store event as the wire shows it; a retry's message names the attempt that failed and why, a done one the
+    /// result's summary (an evaluation's LDS).
     static func wireEvent(_ event: JobEvent) -> Wire.JobEvent {
         let detail = detail(event.detail) ?? [:]
         let kind: Wire.JobEventKind
@@ -106,7 +147,9 @@ extension Coordinator {
         case .started: kind = .started
         case .progress: kind = .progress
         case .checkpoint: kind = .checkpoint
-        case .done: kind = .done
+        case .done:
+            kind = .done
+            message = (detail["summary"] as? String) ?? ""
         case .failed: kind = .failed
         case .cancelled: kind = .cancelled
         case .retrying:
@@ -148,7 +191,7 @@ extension JobSpecification {
         case .index(let index):
             self = .index(IndexJob(adapter: AdapterID(index.adapter), projectionDimension: Int(index.projectionDim)))
         case .evaluate:
-            throw CoordinatorError.refused(.failedPrecondition, "evaluate jobs are not run by the coordinator yet: use tributary-engine evaluate")
+            throw CoordinatorError.refused(.invalidArgument, "an evaluation is planned from the store: submit it to the coordinator")
         }
     }
 }

@@ -125,7 +125,7 @@ public final class EngineAgent: Sendable {
     private func register(on connection: TributaryConnection) async throws -> Wire.EngineRegistered {
         let request = Wire.EngineRegister(
             name: configuration.name, address: configuration.address, computeSlots: UInt32(configuration.jobSlots),
-            memoryBytes: ProcessInfo.processInfo.physicalMemory, maxAdapters: 0, jobKinds: [.train, .index])
+            memoryBytes: ProcessInfo.processInfo.physicalMemory, maxAdapters: 0, jobKinds: [.train, .index, .evaluate])
         guard case .engineRegistered(let registered) = try await connection.call(.engineRegister(request)) else {
             throw ConnectionError.protocolViolation("EngineRegister was not answered with EngineRegistered")
         }

@@ -37,6 +37,8 @@ public struct JobRunner: Sendable {
             switch try JobSpecification(decoding: job.specification) {
             case .train(let spec): result = try train(spec, job: job, lease: lease)
             case .index(let spec): result = try index(spec, job: job, lease: lease)
+            case .retrain(let spec): result = try retrain(spec, lease: lease)
+            case .evaluate(let spec): result = try evaluate(spec, lease: lease)
             }
             return try store.completeJob(lease, result: result)
         } catch JobRunError.cancelled {
@@ -61,15 +63,9 @@ public struct JobRunner: Sendable {
         if let checkpoint = job.checkpoint {
             trainer = try LoRATrainer(resumingFrom: checkpoint, model: model, records: sequences)
         } else {
-            let config = LoRAConfig(rank: spec.rank, alpha: spec.alpha, targets: try LoRATarget.parse(spec.targets.joined(separator: ",")))
-            let adapter = try LoRAAdapter(config: config, model: model.config, seed: spec.seed)
-            let stepsPerEpoch = (records.count + spec.batchSize - 1) / spec.batchSize
-            var options = TrainingOptions(totalSteps: spec.steps > 0 ? spec.steps : max(1, spec.epochs * stepsPerEpoch))
-            options.learningRate = spec.learningRate
-            options.batchSize = spec.batchSize
-            options.seed = spec.seed
-            options.warmupSteps = options.totalSteps / 20
-            trainer = LoRATrainer(model: model, adapter: adapter, records: sequences, options: options)
+            let recipe = try spec.recipe(recordCount: records.count)
+            let adapter = try LoRAAdapter(config: recipe.lora, model: model.config, seed: spec.seed)
+            trainer = LoRATrainer(model: model, adapter: adapter, records: sequences, options: recipe.options)
         }
         let total = trainer.options.totalSteps
         while !trainer.isFinished {

@@ -6,11 +6,15 @@ import Store
 public enum JobSpecification: Sendable, Equatable, Codable {
     case train(TrainJob)
     case index(IndexJob)
+    /// One subset retrain of an evaluation: training, so any engine that trains runs it.
+    case retrain(RetrainJob)
+    case evaluate(EvaluateJob)
 
     public var kind: JobKind {
         switch self {
-        case .train: .train
+        case .train, .retrain: .train
         case .index: .index
+        case .evaluate: .evaluate
         }
     }
 
@@ -23,7 +27,7 @@ public enum JobSpecification: Sendable, Equatable, Codable {
     /// - Throws: ``JobRunError/invalidSpecification(_:)`` naming what does not decode.
     public init(decoding data: Data) throws {
         do { self = try JSONDecoder().decode(Self.self, from: data) } catch {
-            throw JobRunError.invalidSpecification("the job's specification is not a train or index job: \(error)")
+            throw JobRunError.invalidSpecification("the job's specification is not a train, index, retrain or evaluate job: \(error)")
         }
     }
 }
@@ -90,5 +94,50 @@ public enum JobRunError: Error, Equatable, CustomStringConvertible {
         case .invalidSpecification(let message), .invalidData(let message): message
         case .cancelled: "the job was cancelled"
         }
+    }
+}
+
+/// How an evaluation measures an adapter (docs/ATTRIBUTION.md, "Evaluation"): the linear datamodeling score of
+/// every method over `subsets` retrains, each on a seeded `fraction` of the adapter's training records, with the
+/// adapter's own recipe, against the records of the `evaluation` version as queries.
+public struct EvaluationPlan: Sendable, Equatable, Codable {
+    public var adapter: AdapterID
+    public var evaluation: DatanetVersionRef
+    /// The recipe the adapter was trained with (its training job's).
+    public var training: TrainJob
+    public var subsets: Int
+    public var fraction: Double
+    public var seed: UInt64
+
+    public init(adapter: AdapterID, evaluation: DatanetVersionRef, training: TrainJob, subsets: Int = 8, fraction: Double = 0.5, seed: UInt64 = 0) {
+        self.adapter = adapter
+        self.evaluation = evaluation
+        self.training = training
+        self.subsets = subsets
+        self.fraction = fraction
+        self.seed = seed
+    }
+}
+
+/// Retrain on subset `subset` of an evaluation's plan and measure the queries' losses.
+public struct RetrainJob: Sendable, Equatable, Codable {
+    public var plan: EvaluationPlan
+    public var subset: Int
+
+    public init(plan: EvaluationPlan, subset: Int) {
+        self.plan = plan
+        self.subset = subset
+    }
+}
+
+/// Gather an evaluation's retrains (jobs `retrains`, in subset order) into each method's LDS. The coordinator
+/// starts it only once every retrain has ended.
+public struct EvaluateJob: Sendable, Equatable, Codable {
+    public var plan: EvaluationPlan
+    public var retrains: [JobID]
+
+    public init(plan: EvaluationPlan, retrains: [JobID]) {
+        self.plan = plan
+        self.retrains = retrains
     }
 }

@@ -62,6 +62,27 @@ struct IndexCommand: AsyncParsableCommand {
     }
 }
 
+struct EvaluateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Measure an adapter's attribution (LDS of every method over subset retrains spread across the engines), as jobs on the coordinator.",
+        subcommands: [Submit.self, JobStatus.self, JobWatch.self, JobCancel.self])
+
+    struct Submit: ClientCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue an evaluation (its retrains, then the job that gathers them); prints the gathering job, whose done event carries the LDS.")
+
+        @Option(help: "The adapter's id (trained by a job of this coordinator).") var adapter: Int64
+        @Option(help: "The datanet version whose records are the queries, DATANET:VERSION.") var version: String
+        @OptionGroup var options: ClientOptions
+
+        func execute(_ settings: ClientSettings) async throws(ClientFailure) {
+            let version = try Wire.VersionRef(parsing: version)
+            try await submit(.evaluate(Wire.EvaluateSpec(adapter: adapter, version: version)), options: options, settings)
+        }
+    }
+}
+
 private func submit(_ spec: Wire.JobSpec, options: ClientOptions, _ settings: ClientSettings) async throws(ClientFailure) {
     let job = try await ClientSession.with(.coordinator, settings) { session throws(ClientFailure) in try await session.submitJob(spec) }
     options.show(job, HumanText.job(job) + (options.json ? "" : "\nfollow it with: tributary \(job.kind.catalogueName) watch \(job.id)"))

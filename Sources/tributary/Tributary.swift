@@ -15,7 +15,7 @@ struct Tributary: AsyncParsableCommand {
             connection, 75 busy (retry), 76 protocol or checksum failure, 77 unauthenticated or not permitted.
             """,
         subcommands: [
-            SignUp.self, DatanetCommand.self, TrainCommand.self, IndexCommand.self, AdapterCommand.self, Infer.self,
+            SignUp.self, DatanetCommand.self, TrainCommand.self, IndexCommand.self, EvaluateCommand.self, AdapterCommand.self, Infer.self,
             Attribute.self, Curate.self, LedgerCommand.self, Health.self, Stats.self,
         ])
 }

@@ -40,6 +40,39 @@ struct CoordinatorIntegrationTests {
         }
     }
 
+    @Test("An evaluation's retrains spread over both engines, and the gathering job reports every method's LDS")
+    func evaluationFansOut() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            try await cluster.startEngine("engine-a")
+            try await cluster.startEngine("engine-b")
+            let client = try await cluster.connect()
+            let train = try await cluster.submit(cluster.trainSpec(steps: 4, checkpointEvery: 2), on: client)
+            #expect(try await followEvents(of: train.id, on: client).last?.kind == .done, "\(cluster.logs)")
+            guard case .jobInfo(let trained) = try await client.call(.jobStatus(Wire.JobStatus(job: train.id))),
+                let adapter = trained.job.adapter
+            else {
+                Issue.record("the train job has no adapter")
+                return
+            }
+
+            // The training records are the queries too: this checks the fan-out, not the scores' quality.
+            let version = Wire.VersionRef(datanet: cluster.version.datanet.rawValue, number: UInt32(cluster.version.number))
+            let gather = try await cluster.submit(.evaluate(Wire.EvaluateSpec(adapter: adapter, version: version)), on: client)
+            let events = try await followEvents(of: gather.id, on: client)
+            #expect(events.last?.kind == .done, "\(events.map(\.message)) \(cluster.logs)")
+            #expect(events.last?.message.hasPrefix("LDS over 8 retrains, 6 queries: ") == true, "\(events.last?.message ?? "")")
+            let retrains = try cluster.store.jobs().filter { $0.id.rawValue > Int64(train.id) && $0.id.rawValue < Int64(gather.id) }
+            #expect(retrains.count == 8 && retrains.allSatisfy { $0.state == .succeeded && $0.kind == .train })
+            #expect(Set(retrains.compactMap(\.engine)) == ["engine-a", "engine-b"], "the retrains ran on both engines")
+            let gatherStarted = try cluster.store.jobEvents(of: JobID(Int64(gather.id))).first { $0.kind == .started }?.createdAt
+            let retrainsEnded = try retrains.map { try cluster.store.jobEvents(of: $0.id).last?.createdAt ?? .distantFuture }
+            #expect(gatherStarted.map { start in retrainsEnded.allSatisfy { $0 <= start } } == true,
+                "the gathering job started after every retrain ended")
+            await client.close()
+        }
+    }
+
     @Test("An engine killed after its first checkpoint: the job is retried on the other engine from that checkpoint")
     func engineKilledMidTraining() async throws {
         try await withCluster { cluster in
