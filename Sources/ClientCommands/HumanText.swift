@@ -86,6 +86,14 @@ public enum HumanText {
         return text
     }
 
+    /// Whether progress at `step` of `total` is worth a plain line: the first step, every twentieth of the
+    /// way, and the last (every step when the total is unknown).
+    public static func isMilestone(step: UInt64, of total: UInt64) -> Bool {
+        guard total > 0 else { return true }
+        let every = max(1, total / 20)
+        return step == 1 || step % every == 0 || step == total
+    }
+
     /// One job event as a plain line (logs, pipes).
     public static func jobEvent(_ event: Wire.JobEvent, totalSteps: UInt64) -> String {
         var text = "job \(event.job) #\(event.seq) \(event.kind.catalogueName)"

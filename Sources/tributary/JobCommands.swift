@@ -140,6 +140,8 @@ struct JobWatch: ClientCommand {
                 print(WireJSON.line(event))
             } else if bar.isTerminal && event.kind == .progress {
                 bar.update(done: Int(event.step), detail: event.loss.map { String(format: "loss %.4f", $0) } ?? "")
+            } else if event.kind == .progress && !HumanText.isMilestone(step: event.step, of: totalSteps) {
+                // Plain lines (logs, pipes) keep a twentieth of the progress events.
             } else {
                 bar.finish()
                 print(HumanText.jobEvent(event, totalSteps: totalSteps))

@@ -212,4 +212,10 @@ import WireProtocol
         #expect(ProgressBar.line(done: 9, total: 6, detail: "", width: 4) == "████ 9/6")
         #expect(ProgressBar.line(done: 2, total: 0, detail: "", width: 2) == "·· 2")
     }
+
+    @Test func plainProgressLinesKeepTheFirstEveryTwentiethAndTheLastStep() {
+        #expect((1...150).filter { HumanText.isMilestone(step: UInt64($0), of: 150) } == [1] + Array(stride(from: 7, through: 147, by: 7)) + [150])
+        #expect((1...5).allSatisfy { HumanText.isMilestone(step: UInt64($0), of: 5) })
+        #expect(HumanText.isMilestone(step: 37, of: 0), "an unknown total shows every step")
+    }
 }
