@@ -213,7 +213,9 @@ let package = Package(
         // A coordinator and engines as processes on one data directory, driven over the wire.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["tributary-coordinator", "tributary-engine", "TributaryClient", "WireProtocol", "Store", "SampleCorpus"]),
+            dependencies: [
+                "tributary-coordinator", "tributary-engine", "TributaryClient", "WireProtocol", "Store", "SampleCorpus", "TensorCore",
+            ]),
         // Runs the built executables as a user would.
         .testTarget(
             name: "TributaryEngineTests",

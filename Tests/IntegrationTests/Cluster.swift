@@ -18,6 +18,8 @@ final class Cluster: @unchecked Sendable {
     let token: String
     let contributor: ContributorID
     let version: DatanetVersionRef
+    /// The texts of the datanet's records, in contribution order.
+    let recordTexts: [String]
     var coordinator: ServerProcess?
     var engines: [String: ServerProcess] = [:]
 
@@ -28,10 +30,12 @@ final class Cluster: @unchecked Sendable {
         token = owner.token
         contributor = owner.contributor.id
         let datanet = try store.createDatanet(NewDatanet(name: "recipes", license: "CC-BY-4.0"), owner: contributor)
-        for record in SampleCorpus(seed: 3).records(.recipes, count: records, contributor: "\(contributor)", maxBytes: 60) {
+        let samples = SampleCorpus(seed: 3).records(.recipes, count: records, contributor: "\(contributor)", maxBytes: 60)
+        for record in samples {
             let stored = try store.contribute(.text(bytes: Array(record.text.utf8)), to: datanet.id, by: contributor)
             _ = try store.review(stored.id, by: contributor, .approve)
         }
+        recordTexts = samples.map(\.text)
         version = try store.publishVersion(of: datanet.id, by: contributor).ref
     }
 
