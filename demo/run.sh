@@ -110,9 +110,10 @@ done
 say "signed up: alice, bob, carol (contributors), mallory (careless), dave (builds an adapter), erin (a user)"
 say "contributor ids (the CLI shows these): $(for who in alice bob carol mallory dave erin; do printf '%s=%s ' "$who" "${ID[$who]}"; done)"
 
-declare -A DATANET
+declare -A DATANET OWNER
 create_datanet() { # owner name domain summary
     DATANET[$2]=$(as "$1" datanet create "$2" --summary "$4" --tag "$3" --license CC-BY-4.0 --json | field id)
+    OWNER[$2]=$1
     say "$1 created datanet ${DATANET[$2]} \"$2\""
 }
 create_datanet alice recipes recipes "Home recipes: ingredients and method"
@@ -131,12 +132,9 @@ as mallory datanet contribute "${DATANET[astronomy-logs]}" --file "$WORK/copied.
 say "(a datanet holds each content once)"
 
 heading "4. Owners review and publish"
-as alice datanet approve --all-pending "${DATANET[recipes]}" | tail -n 2
-as bob datanet approve --all-pending "${DATANET[sea-forecasts]}" | tail -n 2
-as carol datanet approve --all-pending "${DATANET[astronomy-logs]}" | tail -n 2
 for name in recipes sea-forecasts astronomy-logs; do
-    owner=$(case $name in recipes) echo alice;; sea-forecasts) echo bob;; *) echo carol;; esac)
-    as "$owner" datanet publish "${DATANET[$name]}"
+    as "${OWNER[$name]}" datanet approve --all-pending "${DATANET[$name]}" | tail -n 1
+    as "${OWNER[$name]}" datanet publish "${DATANET[$name]}"
 done
 # The operator keeps held-out records of every domain, for measuring what training records do to quality.
 create_datanet operator held-out all "Held-out records of every domain, for curation"
