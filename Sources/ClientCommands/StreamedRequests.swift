@@ -157,11 +157,6 @@ extension ClientSession {
     }
 }
 
-extension Wire.JobEventKind {
-    /// Done, failed or cancelled: the job's last event.
-    public var isFinal: Bool { self == .done || self == .failed || self == .cancelled }
-}
-
 /// Bytes as lowercase hex, as the protocol's vectors and the store print hashes.
 public func hexString(_ bytes: [UInt8]) -> String {
     bytes.map { String(format: "%02x", $0) }.joined()

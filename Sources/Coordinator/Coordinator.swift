@@ -125,7 +125,7 @@ extension Coordinator {
         guard job.kind == .evaluate, case .evaluate(let evaluate)? = try? JobSpecification(decoding: job.specification) else {
             return true
         }
-        return try evaluate.retrains.allSatisfy { [.succeeded, .failed, .cancelled].contains(try store.job($0).state) }
+        return try evaluate.retrains.allSatisfy { try store.job($0).state.isFinal }
     }
 }
 

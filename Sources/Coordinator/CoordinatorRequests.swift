@@ -28,7 +28,7 @@ extension Coordinator {
             let job = try store.cancelJob(JobID(Int64(cancel.job)), by: canceller, now: now)
             // An evaluation's retrains go with it.
             if case .evaluate(let evaluate)? = try? JobSpecification(decoding: job.specification) {
-                for retrain in evaluate.retrains where ![.succeeded, .failed, .cancelled].contains(try store.job(retrain).state) {
+                for retrain in evaluate.retrains where !(try store.job(retrain).state.isFinal) {
                     _ = try store.cancelJob(retrain, by: canceller, now: now)
                 }
             }

@@ -144,7 +144,7 @@ struct CoordinatorService: ProtocolService {
                 (try coordinator.store.job(JobID(Int64(job))).state.isFinal, try coordinator.jobEvents(job, after: seen))
             }
             for event in events {
-                if Self.isFinal(event.kind) {
+                if event.kind.isFinal {
                     try await replier.finish(.jobEvent(event))
                     return
                 }
@@ -153,7 +153,7 @@ struct CoordinatorService: ProtocolService {
             }
             if events.isEmpty && finished {
                 // Resumed after the final event: send it again to end the stream.
-                let last = try await onStore { try $0.jobEvents(job, after: 0).last(where: { Self.isFinal($0.kind) }) }
+                let last = try await onStore { try $0.jobEvents(job, after: 0).last(where: \.kind.isFinal) }
                 if let last { return try await replier.finish(.jobEvent(last)) }
             }
             if replier.stream.isCancelled { throw CancellationError() }
@@ -163,8 +163,6 @@ struct CoordinatorService: ProtocolService {
             try await Task.sleep(for: eventPollInterval)
         }
     }
-
-    static func isFinal(_ kind: Wire.JobEventKind) -> Bool { kind == .done || kind == .failed || kind == .cancelled }
 }
 
 extension CoordinatorError: WireFailureConvertible {
