@@ -79,12 +79,14 @@ let package = Package(
 
         // The binary protocol of protocol/PROTOCOL.md: a pure codec over ByteBuffer, no sockets.
         .target(name: "WireProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        // Async code that runs on a channel's event loop: no thread hop between a task and its socket.
+        .target(name: "LoopExecution", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
 
         // A server of the protocol for any service: handshake, multiplexed streams, limits, credits, drain.
         .target(
             name: "ProtocolServer",
             dependencies: [
-                "WireProtocol", "Store",
+                "WireProtocol", "LoopExecution", "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,7 +108,7 @@ let package = Package(
         .target(
             name: "TributaryClient",
             dependencies: [
-                "WireProtocol",
+                "WireProtocol", "LoopExecution",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -190,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "ProtocolServerTests",
             dependencies: [
-                "ProtocolServer", "WireProtocol",
+                "ProtocolServer", "WireProtocol", "TensorCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

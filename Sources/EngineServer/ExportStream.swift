@@ -19,13 +19,15 @@ struct ExportStream {
     func run() async throws {
         let version = version
         // A published version never changes: its export and its record count agree.
-        let (export, records) = try await engine.withStore { try ($0.exportJSONL(version), $0.version(version).recordCount) }
+        // Hashed there too: this task runs on the connection's event loop.
+        let (export, records, digest) = try await engine.withStore { store in
+            let export = try store.exportJSONL(version)
+            return (export, try store.version(version).recordCount, Array(SHA256.hash(data: export)))
+        }
         for chunk in Self.chunks(of: export, limit: maxPayload - Self.headroom) {
             try await replier.send(streamed: .exportChunk(Wire.ExportChunk(jsonl: Array(chunk))))
         }
-        try await replier.finish(
-            .exportEnd(Wire.ExportEnd(
-                records: UInt32(records), bytes: UInt64(export.count), sha256: Array(SHA256.hash(data: export)))))
+        try await replier.finish(.exportEnd(Wire.ExportEnd(records: UInt32(records), bytes: UInt64(export.count), sha256: digest)))
     }
 
     /// `data` in pieces of at most `limit` bytes, each ending at a line end when a whole line fits, else cut at

@@ -3,9 +3,9 @@ import NIOCore
 import Synchronization
 import WireProtocol
 
-/// One client connection after the protocol handler: authenticates the HELLO's token (off the event loop),
-/// answers WELCOME, then runs each request as a child task, multiplexed by request id, within the
-/// connection's limits. CREDIT and CANCEL go to the open request they name.
+/// One client connection after the protocol handler: authenticates the HELLO's token, answers WELCOME, then
+/// runs each request as a child task, multiplexed by request id, within the connection's limits. CREDIT and
+/// CANCEL go to the open request they name. Its tasks prefer the channel's event loop (see ``ProtocolService``).
 final class Connection<Service: ProtocolService>: Sendable {
     private let channel: NIOAsyncChannel<Envelope, Envelope>
     private let server: ProtocolServer<Service>

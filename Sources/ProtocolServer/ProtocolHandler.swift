@@ -2,7 +2,7 @@ import NIOCore
 import WireProtocol
 
 /// The connection's protocol rules that need no application state, on the event loop: frames become typed
-/// envelopes, the first frame must be a HELLO this server can speak, PING is answered here, and a frame
+/// envelopes, the first frame must be a HELLO this server can speak, PING and ECHO are answered here, and a frame
 /// that breaks the protocol gets an ERROR frame. A broken payload on an open request id is refused on that id
 /// and the connection goes on; anything wrong on request id 0 or in the framing itself gets an ERROR on
 /// request id 0, then the connection is closed (other connections are untouched).
@@ -105,6 +105,10 @@ public final class ProtocolHandler: ChannelDuplexHandler {
             break
         case (.connection, _):
             refuse(context: context, .invalidMessage, "\(type) is not allowed after the handshake or off request id 0")
+        case (.request, .echo(let echo)) where envelope.requestID != 0:
+            // A round-trip probe: answered here, ahead of everything the application has queued.
+            let reply = Envelope(requestID: envelope.requestID, flags: .final, message: .echoed(Wire.Echoed(payload: echo.payload)))
+            context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
         case (.request, _), (.control, .credit), (.control, .cancel):
             guard envelope.requestID != 0 else {
                 return refuse(context: context, .invalidMessage, "\(type) needs a request id other than 0")

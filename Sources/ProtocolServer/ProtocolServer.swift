@@ -1,4 +1,5 @@
 import Logging
+import LoopExecution
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -77,7 +78,11 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
                 try await listener.executeThenClose { inbound in
                     for try await channel in inbound {
                         let connection = Connection(channel: channel, server: self)
-                        tasks.addTask { await self.serve(connection) }
+                        // The connection's tasks run on its event loop (they only route frames and await the
+                        // pools), so a reply is written without a thread hop.
+                        tasks.addTask(executorPreference: EventLoopTaskExecutor(channel.channel.eventLoop)) {
+                            await self.serve(connection)
+                        }
                     }
                 }
             } catch {

@@ -3,7 +3,8 @@ import WireProtocol
 
 /// What a ``ProtocolServer`` serves: the engine's requests, or the coordinator's. The server owns the
 /// connection (framing, handshake, multiplexing, limits, credits, CANCEL, GOAWAY); the service authenticates
-/// tokens and answers requests, off the event loops.
+/// tokens and answers requests. Both run as tasks on the connection's event loop, so that replies go out
+/// without a thread hop: whatever blocks or computes (the store, the model) must await a thread pool.
 public protocol ProtocolService: Sendable {
     /// The counters STATS reports, kept by the server's connections.
     var statistics: ServerStatistics { get }

@@ -1934,6 +1934,36 @@ extension Wire {
         public static let type = MessageType.statsReport
     }
 
+    /// 0x74, request.
+    public struct Echo: WireMessage {
+        public var payload: [UInt8]
+        public init(payload: [UInt8]) {
+            self.payload = payload
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            payload = try .init(from: &buffer, field: "payload")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            payload.write(to: &buffer)
+        }
+        public static let type = MessageType.echo
+    }
+
+    /// 0x75, reply.
+    public struct Echoed: WireMessage {
+        public var payload: [UInt8]
+        public init(payload: [UInt8]) {
+            self.payload = payload
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            payload = try .init(from: &buffer, field: "payload")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            payload.write(to: &buffer)
+        }
+        public static let type = MessageType.echoed
+    }
+
     /// 0x80, request.
     public struct EngineRegister: WireMessage {
         public var name: String
@@ -2099,6 +2129,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
     case healthStatus = 0x71
     case stats = 0x72
     case statsReport = 0x73
+    case echo = 0x74
+    case echoed = 0x75
     case engineRegister = 0x80
     case engineRegistered = 0x81
     case engineHeartbeat = 0x82
@@ -2109,8 +2141,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
         switch self {
         case .hello, .welcome, .ping, .pong, .goAway: .connection
         case .credit, .cancel, .errorReply: .control
-        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .engineRegister, .engineHeartbeat: .request
-        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .engineRegistered, .heartbeatAck: .reply
+        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .echo, .engineRegister, .engineHeartbeat: .request
+        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .echoed, .engineRegistered, .heartbeatAck: .reply
         }
     }
 
@@ -2178,6 +2210,8 @@ public enum Message: Sendable, Equatable {
     case healthStatus(Wire.HealthStatus)
     case stats(Wire.Stats)
     case statsReport(Wire.StatsReport)
+    case echo(Wire.Echo)
+    case echoed(Wire.Echoed)
     case engineRegister(Wire.EngineRegister)
     case engineRegistered(Wire.EngineRegistered)
     case engineHeartbeat(Wire.EngineHeartbeat)
@@ -2238,6 +2272,8 @@ public enum Message: Sendable, Equatable {
         case .healthStatus: .healthStatus
         case .stats: .stats
         case .statsReport: .statsReport
+        case .echo: .echo
+        case .echoed: .echoed
         case .engineRegister: .engineRegister
         case .engineRegistered: .engineRegistered
         case .engineHeartbeat: .engineHeartbeat
@@ -2301,6 +2337,8 @@ public enum Message: Sendable, Equatable {
         case .healthStatus: .healthStatus(try .init(from: &buffer, field: "HealthStatus"))
         case .stats: .stats(try .init(from: &buffer, field: "Stats"))
         case .statsReport: .statsReport(try .init(from: &buffer, field: "StatsReport"))
+        case .echo: .echo(try .init(from: &buffer, field: "Echo"))
+        case .echoed: .echoed(try .init(from: &buffer, field: "Echoed"))
         case .engineRegister: .engineRegister(try .init(from: &buffer, field: "EngineRegister"))
         case .engineRegistered: .engineRegistered(try .init(from: &buffer, field: "EngineRegistered"))
         case .engineHeartbeat: .engineHeartbeat(try .init(from: &buffer, field: "EngineHeartbeat"))
@@ -2363,6 +2401,8 @@ public enum Message: Sendable, Equatable {
         case .healthStatus(let message): message.write(to: &buffer)
         case .stats(let message): message.write(to: &buffer)
         case .statsReport(let message): message.write(to: &buffer)
+        case .echo(let message): message.write(to: &buffer)
+        case .echoed(let message): message.write(to: &buffer)
         case .engineRegister(let message): message.write(to: &buffer)
         case .engineRegistered(let message): message.write(to: &buffer)
         case .engineHeartbeat(let message): message.write(to: &buffer)

@@ -2,6 +2,7 @@ import EngineServer
 import Foundation
 import LlamaModel
 import Store
+import TensorCore
 import Testing
 import TributaryClient
 import WireProtocol
@@ -37,6 +38,28 @@ import WireProtocol
         let end = try #require(streamed.end)
         #expect(end.stopReason == .maxTokens && end.completionTokens == 40 && end.promptTokens == UInt32(local.promptTokenCount))
         #expect(end.generationUs > 0)
+        await connection.close()
+        try await server.stop()
+    }
+
+    @Test func echoesComeBackWhileAnInferenceStreamsFromAnyTaskAndFromTheConnectionsLoop() async throws {
+        let server = try await TestServer.start(generator: try randomGenerator())
+        let connection = try await server.connect(streamCredits: 4)
+        let inference = try await connection.stream(inferRequest("a long one", maxTokens: 60))
+        var random = SeededRandom(seed: 75)
+        for size in [0, 1, 64, 4093] {
+            let payload = (0..<size).map { _ in UInt8.random(in: 0...255, using: &random) }
+            guard case .echoed(let echoed) = try await connection.call(.echo(Wire.Echo(payload: payload))) else {
+                Issue.record("expected ECHOED")
+                return
+            }
+            #expect(echoed.payload == payload)
+            let pinned = try await withTaskExecutorPreference(connection.executor) {
+                try await connection.call(.echo(Wire.Echo(payload: payload)))
+            }
+            #expect(pinned == .echoed(Wire.Echoed(payload: payload)))
+        }
+        #expect(try await collect(inference).tokens.count == 60)
         await connection.close()
         try await server.stop()
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import TensorCore
 import Testing
 import WireProtocol
 
@@ -60,6 +61,20 @@ import WireProtocol
         try send(Envelope(requestID: 5, message: .health(Wire.Health())))
         #expect(try channel.readInbound(as: Envelope.self)?.requestID == 5)
         #expect(channel.isActive)
+    }
+
+    @Test func anEchoIsAnsweredHereWithItsPayloadAndNothingPassesUp() throws {
+        try send(Self.hello())
+        _ = try channel.readInbound(as: Envelope.self)
+        var random = SeededRandom(seed: 74)
+        let payload = (0..<777).map { _ in UInt8.random(in: 0...255, using: &random) }
+        try send(Envelope(requestID: 9, message: .echo(Wire.Echo(payload: payload))))
+        #expect(try written() == [Envelope(requestID: 9, flags: .final, message: .echoed(Wire.Echoed(payload: payload)))])
+        #expect(try channel.readInbound(as: Envelope.self) == nil)
+        // Off request id 0 only, like any request.
+        try send(Envelope(requestID: 0, message: .echo(Wire.Echo(payload: payload))))
+        #expect(errorCode(try written().first) == .invalidMessage)
+        #expect(!channel.isActive)
     }
 
     @Test func aRequestBeforeHelloIsRefusedAndTheConnectionClosed() throws {

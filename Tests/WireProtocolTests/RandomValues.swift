@@ -263,6 +263,12 @@ extension Wire.Stats: RandomWireValue {
 extension Wire.StatsReport: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(connections: .random(using: &rng), requestsInFlight: .random(using: &rng), requestsCompleted: .random(using: &rng), tokensGenerated: .random(using: &rng), adaptersLoaded: .random(using: &rng), jobsQueued: .random(using: &rng), jobsRunning: .random(using: &rng), latencyP50Us: .random(using: &rng), latencyP99Us: .random(using: &rng)) }
 }
+extension Wire.Echo: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(payload: .random(using: &rng)) }
+}
+extension Wire.Echoed: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(payload: .random(using: &rng)) }
+}
 extension Wire.EngineRegister: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(name: .random(using: &rng), address: .random(using: &rng), computeSlots: .random(using: &rng), memoryBytes: .random(using: &rng), maxAdapters: .random(using: &rng), jobKinds: .random(using: &rng)) }
 }
@@ -357,6 +363,8 @@ extension Message {
         case .healthStatus: .healthStatus(.random(using: &rng))
         case .stats: .stats(.random(using: &rng))
         case .statsReport: .statsReport(.random(using: &rng))
+        case .echo: .echo(.random(using: &rng))
+        case .echoed: .echoed(.random(using: &rng))
         case .engineRegister: .engineRegister(.random(using: &rng))
         case .engineRegistered: .engineRegistered(.random(using: &rng))
         case .engineHeartbeat: .engineHeartbeat(.random(using: &rng))

@@ -12,8 +12,9 @@ import WireProtocol
 
 /// Tributary's protocol against gRPC in one run, on loopback in one process:
 /// - round trips of a 64-byte and a 64 KiB request, 1 and 16 connections (one request in flight on each):
-///   Tributary sends INFER with max_tokens 0 (decoded, admitted, routed, prompt tokenized on the compute pool,
-///   answered with INFER_END); gRPC a unary echo of the same number of bytes over grpc-swift-nio-transport;
+///   Tributary's ECHO (answered by the connection layer), from a caller on the connection's event loop and from
+///   one on Swift's cooperative pool, and INFER with max_tokens 0 (decoded, admitted, routed, prompt tokenized
+///   on the compute pool, answered with INFER_END); gRPC a unary echo over grpc-swift-nio-transport;
 /// - token streaming: the reference decode workload generated in process and streamed through the server.
 @main
 struct WireRoundTrip: AsyncParsableCommand {
@@ -35,6 +36,8 @@ struct WireRoundTrip: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        // As `tributary-engine serve` with 2 compute threads: the cores are shared out among them.
+        BLASRuntime.configure(computePools: 2)
         let tributary = try await startTributary(generator: try echoGenerator())
         let grpc = GRPCEchoServer()
         let serving = Task { try await grpc.server.serve() }
@@ -43,9 +46,14 @@ struct WireRoundTrip: AsyncParsableCommand {
         var rows: [Row] = []
         for payload in [64, 64 * 1024] {
             for connections in [1, 16] {
-                let ours = try await measureTributary(port: tributary.localPort, payload: payload, connections: connections)
-                let theirs = try await measureGRPC(port: grpcPort, payload: payload, connections: connections)
-                rows.append(Row(payload: payload, connections: connections, tributary: ours, grpc: theirs))
+                let port = tributary.localPort
+                let echo = Self.echoOfPayload(payload)
+                rows.append(Row(
+                    payload: payload, connections: connections,
+                    echo: try await measureTributary(port: port, request: echo, connections: connections, onEventLoop: true),
+                    echoFromPool: try await measureTributary(port: port, request: echo, connections: connections, onEventLoop: false),
+                    infer: try await measureTributary(port: port, request: Self.inferOfPayload(payload), connections: connections, onEventLoop: true),
+                    grpc: try await measureGRPC(port: grpcPort, payload: payload, connections: connections)))
             }
         }
         tributary.shutdown()
@@ -68,18 +76,26 @@ struct WireRoundTrip: AsyncParsableCommand {
     struct Row: Codable {
         var payload: Int
         var connections: Int
-        var tributary: Measurement
+        /// ECHO, each connection's loop on that connection's event loop.
+        var echo: Measurement
+        /// ECHO, each connection's loop on Swift's cooperative pool.
+        var echoFromPool: Measurement
+        /// INFER with max_tokens 0, on the connection's event loop.
+        var infer: Measurement
         var grpc: Measurement
     }
 
-    /// Runs `connections` loops of one request at a time: a warm-up, then `seconds` measured.
-    func measure(connections: Int, request: @escaping @Sendable (Int) async throws -> Void) async throws -> Measurement {
+    /// Runs `connections` loops of one request at a time (loop i on `executors[i]`, when given): a warm-up,
+    /// then `seconds` measured.
+    func measure(
+        connections: Int, executors: [any TaskExecutor]? = nil, request: @escaping @Sendable (Int) async throws -> Void
+    ) async throws -> Measurement {
         let clock = ContinuousClock()
         let warmUp = clock.now + .seconds(seconds / 4)
         let end = warmUp + .seconds(seconds)
         let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
             for connection in 0..<connections {
-                group.addTask {
+                group.addTask(executorPreference: executors?[connection]) {
                     var latencies: [Duration] = []
                     latencies.reserveCapacity(200_000)
                     while true {
@@ -99,13 +115,14 @@ struct WireRoundTrip: AsyncParsableCommand {
             p50Microseconds: sorted[sorted.count / 2], p99Microseconds: sorted[sorted.count * 99 / 100])
     }
 
-    func measureTributary(port: Int, payload: Int, connections count: Int) async throws -> Measurement {
+    func measureTributary(port: Int, request: Message, connections count: Int, onEventLoop: Bool) async throws -> Measurement {
         var connections: [TributaryConnection] = []
         for _ in 0..<count { connections.append(try await TributaryConnection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)) }
-        let request = Self.inferOfPayload(payload)
         let all = connections
-        let result = try await measure(connections: count) { index in
-            guard case .inferEnd = try await all[index].call(request) else { throw CommandFailure("expected INFER_END") }
+        let expected = request.type == .echo ? MessageType.echoed : .inferEnd
+        let result = try await measure(connections: count, executors: onEventLoop ? all.map(\.executor) : nil) { index in
+            let reply = try await all[index].call(request)
+            guard reply.type == expected else { throw CommandFailure("expected \(expected), got \(reply.type)") }
         }
         for connection in connections { await connection.close() }
         return result
@@ -125,6 +142,11 @@ struct WireRoundTrip: AsyncParsableCommand {
         }
     }
 
+    /// An ECHO whose payload is exactly `bytes` long: 4 bytes of length, the rest echoed.
+    static func echoOfPayload(_ bytes: Int) -> Message {
+        .echo(Wire.Echo(payload: [UInt8](repeating: UInt8(ascii: "a"), count: bytes - 4)))
+    }
+
     /// An INFER whose payload is exactly `bytes` long: the fixed fields take 46 bytes, the prompt the rest.
     static func inferOfPayload(_ bytes: Int) -> Message {
         let message = Message.infer(Wire.Infer(
@@ -136,6 +158,7 @@ struct WireRoundTrip: AsyncParsableCommand {
     // MARK: - Token streaming
 
     struct Streaming: Codable {
+        var blasThreads: Int
         var tokens: Int
         var inProcessSeconds: Double
         var servedSeconds: Double
@@ -163,9 +186,13 @@ struct WireRoundTrip: AsyncParsableCommand {
             let inProcess = clock.now - start
             precondition(result.tokens.count == 128 && result.promptTokenCount == 32)
             let sent = clock.now
-            var tokens = 0
-            for try await reply in try await connection.stream(request) {
-                if case .token(let token) = reply, token.token != UInt32.max { tokens += 1 }
+            // The reader on the connection's event loop, as a latency-minded client runs it.
+            let tokens = try await withTaskExecutorPreference(connection.executor) {
+                var tokens = 0
+                for try await reply in try await connection.stream(request) {
+                    if case .token(let token) = reply, token.token != UInt32.max { tokens += 1 }
+                }
+                return tokens
             }
             let overWire = clock.now - sent
             precondition(tokens == 128)
@@ -178,7 +205,7 @@ struct WireRoundTrip: AsyncParsableCommand {
         server.shutdown()
         let median = { (values: [Double]) in values.sorted()[values.count / 2] }
         return Streaming(
-            tokens: 128, inProcessSeconds: median(local), servedSeconds: median(served),
+            blasThreads: BLASRuntime.threads, tokens: 128, inProcessSeconds: median(local), servedSeconds: median(served),
             overheadPercent: (median(served) / median(local) - 1) * 100)
     }
 
@@ -233,18 +260,23 @@ struct WireRoundTrip: AsyncParsableCommand {
             print(String(decoding: try! encoder.encode(Report(roundTrips: rows, streaming: streaming)), as: UTF8.self))
             return
         }
-        print("| request | connections | Tributary req/s | gRPC req/s | ratio | Tributary p50 / p99 us | gRPC p50 / p99 us |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| request | connections | path | req/s | p50 us | p99 us | req/s vs gRPC |")
+        print("|---|---:|---|---:|---:|---:|---:|")
         for row in rows {
             let size = row.payload >= 1024 ? "\(row.payload / 1024) KiB" : "\(row.payload) B"
-            print("| \(size) " + String(
-                format: "| %d | %.0f | %.0f | %.2fx | %.0f / %.0f | %.0f / %.0f |", row.connections,
-                row.tributary.requestsPerSecond, row.grpc.requestsPerSecond, row.tributary.requestsPerSecond / row.grpc.requestsPerSecond,
-                row.tributary.p50Microseconds, row.tributary.p99Microseconds, row.grpc.p50Microseconds, row.grpc.p99Microseconds))
+            let paths = [
+                ("Tributary ECHO, caller on the event loop", row.echo), ("Tributary ECHO, caller on the cooperative pool", row.echoFromPool),
+                ("Tributary INFER max_tokens 0, caller on the event loop", row.infer), ("gRPC echo", row.grpc),
+            ]
+            for (path, measured) in paths {
+                print("| \(size) | \(row.connections) | \(path) " + String(
+                    format: "| %.0f | %.0f | %.0f | %.2fx |", measured.requestsPerSecond,
+                    measured.p50Microseconds, measured.p99Microseconds, measured.requestsPerSecond / row.grpc.requestsPerSecond))
+            }
         }
         print(String(
-            format: "\nstreaming %d tokens: in process %.1f ms, served %.1f ms, overhead %.1f%%", streaming.tokens,
-            streaming.inProcessSeconds * 1000, streaming.servedSeconds * 1000, streaming.overheadPercent))
+            format: "\nstreaming %d tokens, %d BLAS threads: in process %.1f ms, served %.1f ms, overhead %.1f%%", streaming.tokens,
+            streaming.blasThreads, streaming.inProcessSeconds * 1000, streaming.servedSeconds * 1000, streaming.overheadPercent))
     }
 }
 
