@@ -73,6 +73,13 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
 
     /// Serves connections until ``shutdown()``, then waits for every connection to drain.
     public func run() async throws {
+        // Accepting runs on the listener's event loop too: it never waits for a cooperative thread.
+        await withTaskExecutorPreference(EventLoopTaskExecutor(listener.channel.eventLoop)) { await serveConnections() }
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    private func serveConnections() async {
         await withDiscardingTaskGroup { tasks in
             do {
                 try await listener.executeThenClose { inbound in
@@ -89,8 +96,6 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
                 if !isDraining { logger.error("listener failed", metadata: ["error": "\(error)"]) }
             }
         }
-        try? await group.shutdownGracefully()
-        logger.info("stopped")
     }
 
     private func serve(_ connection: Connection<Service>) async {

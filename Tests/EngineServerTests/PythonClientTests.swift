@@ -78,13 +78,16 @@ import Testing
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        // Read on a thread of its own: the server runs in this process and must keep serving meanwhile.
-        let (stdout, stderr) = await Task.detached {
-            let stdout = output.fileHandleForReading.readDataToEndOfFile()
-            let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (stdout, stderr)
-        }.value
+        // Read on a thread of its own, not a cooperative one: the server runs in this process and its accept
+        // loop needs the cooperative pool while the script runs.
+        let (stdout, stderr) = await withCheckedContinuation { finished in
+            Thread.detachNewThread {
+                let stdout = output.fileHandleForReading.readDataToEndOfFile()
+                let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                finished.resume(returning: (stdout, stderr))
+            }
+        }
         #expect(process.terminationStatus == 0, "\(String(decoding: stderr, as: UTF8.self))")
         let report = try #require(try JSONSerialization.jsonObject(with: stdout) as? [String: Any])
         let local = try generator.generate(prompt: "from python", options: GenerationOptions(maxNewTokens: 30))
