@@ -113,7 +113,8 @@ extension Array: WireField where Element: WireField {
     public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
         let count = try buffer.readCount(for: field)
         if Element.self == UInt8.self {
-            self = buffer.readBytes(length: count)! as! [Element]
+            // The same type at run time; `as!` would convert element by element.
+            self = unsafeBitCast(buffer.readBytes(length: count)!, to: [Element].self)
             return
         }
         self = []
@@ -123,7 +124,7 @@ extension Array: WireField where Element: WireField {
     public func write(to buffer: inout ByteBuffer) {
         UInt32(count).write(to: &buffer)
         if Element.self == UInt8.self {
-            buffer.writeBytes(self as! [UInt8])
+            buffer.writeBytes(unsafeBitCast(self, to: [UInt8].self))
         } else {
             for element in self { element.write(to: &buffer) }
         }

@@ -32,12 +32,20 @@ struct WireRoundTrip: AsyncParsableCommand {
     @Option(help: "Event-loop threads of Tributary's server (gRPC's server uses its singleton group, one per core).")
     var serverEventLoops = 2
 
+    @Flag(help: "Only the token-streaming comparison.")
+    var streamingOnly = false
+
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
     func run() async throws {
         // As `tributary-engine serve` with 2 compute threads: the cores are shared out among them.
         BLASRuntime.configure(computePools: 2)
+        let rows = streamingOnly ? [] : try await measureRoundTrips()
+        report(rows, try await measureStreaming())
+    }
+
+    func measureRoundTrips() async throws -> [Row] {
         let tributary = try await startTributary(generator: try echoGenerator())
         let grpc = GRPCEchoServer()
         let serving = Task { try await grpc.server.serve() }
@@ -59,9 +67,7 @@ struct WireRoundTrip: AsyncParsableCommand {
         tributary.shutdown()
         grpc.server.beginGracefulShutdown()
         _ = try? await serving.value
-
-        let streaming = try await measureStreaming()
-        report(rows, streaming)
+        return rows
     }
 
     // MARK: - Round trips
