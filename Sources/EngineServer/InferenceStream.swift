@@ -18,9 +18,6 @@ struct InferenceStream {
     let storeRequestID: String
 
     func run() async throws {
-        guard request.stop.isEmpty else {
-            throw RequestFailure(.failedPrecondition, "stop sequences are not supported yet: send an empty stop list")
-        }
         let method = ScorerKind(request.method)
         try await checkAttribution(method)
         let adapter = try request.adapter.map { id in
@@ -33,7 +30,8 @@ struct InferenceStream {
             maxNewTokens: Int(request.maxTokens),
             sampling: SamplingParameters(
                 temperature: request.temperature, topK: request.topK == 0 ? nil : Int(request.topK), topP: request.topP,
-                seed: request.seed))
+                seed: request.seed),
+            stopSequences: request.stop)
         try options.validate()
 
         // Pieces wait here for credits: at most one per position of the context, so a slow reader holds a

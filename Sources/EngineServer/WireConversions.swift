@@ -199,6 +199,7 @@ extension Wire.StopReason {
             case .maxTokens: .maxTokens
             case .contextFull: .contextFull
             case .cancelled: .cancelled
+            case .stopSequence: .stopSequence
             }
     }
 }

@@ -11,15 +11,23 @@ public struct GenerationOptions: Sendable, Equatable {
     /// The most positions (prompt plus generated tokens) the sequence may fill; nil: the
     /// model's `max_position_embeddings`. It cannot exceed that.
     public var contextLength: Int?
+    /// Texts that end generation once the output contains one; the output stops before it (as the OpenAI API
+    /// and vLLM do). Applied by ``TextGenerator``, which sees text; ``LlamaModel/generate`` sees tokens only.
+    public var stopSequences: [String]
+
+    /// At most this many stop sequences, each of at most `stopSequenceMaxBytes` UTF-8 bytes.
+    public static let stopSequenceLimit = 16
+    public static let stopSequenceMaxBytes = 256
 
     public init(
         maxNewTokens: Int = 128, sampling: SamplingParameters = .greedy, stopTokens: Set<Int>? = nil,
-        contextLength: Int? = nil
+        contextLength: Int? = nil, stopSequences: [String] = []
     ) {
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
         self.stopTokens = stopTokens
         self.contextLength = contextLength
+        self.stopSequences = stopSequences
     }
 
     /// Throws for parameters that cannot generate anything meaningful.
@@ -27,6 +35,10 @@ public struct GenerationOptions: Sendable, Equatable {
         try sampling.validate()
         guard maxNewTokens >= 0 else { throw .invalidMaxNewTokens(maxNewTokens) }
         if let contextLength, contextLength < 1 { throw .invalidContextLength(contextLength, maximum: nil) }
+        guard stopSequences.count <= Self.stopSequenceLimit else { throw .tooManyStopSequences(stopSequences.count) }
+        for sequence in stopSequences where sequence.isEmpty || sequence.utf8.count > Self.stopSequenceMaxBytes {
+            throw .invalidStopSequence(sequence)
+        }
     }
 }
 
@@ -40,6 +52,8 @@ public enum StopReason: String, Sendable, Equatable, Codable {
     case contextFull = "context_full"
     /// The caller's `shouldStop` asked to stop (a cancelled request).
     case cancelled
+    /// The output reached one of the options' stop sequences.
+    case stopSequence = "stop_sequence"
 }
 
 /// Where the time of a generation went.
@@ -82,6 +96,8 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case invalidMaxNewTokens(Int)
     case invalidContextLength(Int, maximum: Int?)
     case promptTooLong(tokens: Int, context: Int)
+    case tooManyStopSequences(Int)
+    case invalidStopSequence(String)
     case model(ModelInputError)
 
     public var description: String {
@@ -94,6 +110,10 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case .invalidContextLength(let value, let maximum):
             "the context length must lie in 1...\(maximum.map(String.init) ?? "max_position_embeddings"), got \(value)"
         case .promptTooLong(let tokens, let context): "the prompt's \(tokens) tokens do not fit the context of \(context)"
+        case .tooManyStopSequences(let count):
+            "at most \(GenerationOptions.stopSequenceLimit) stop sequences are allowed, got \(count)"
+        case .invalidStopSequence(let sequence):
+            "a stop sequence must have 1 to \(GenerationOptions.stopSequenceMaxBytes) UTF-8 bytes, got \(sequence.utf8.count): \(sequence.debugDescription.prefix(80))"
         case .model(let error): error.description
         }
     }

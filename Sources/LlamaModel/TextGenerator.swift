@@ -25,17 +25,18 @@ extension BPETokenizer: GenerationTokenizer {
 
 /// A piece of generated text, streamed as soon as its token is chosen.
 public struct StreamedPiece: Sendable, Equatable {
-    /// The token; nil only for a last piece that flushes an unfinished UTF-8 sequence (as U+FFFD)
-    /// when generation ends in the middle of a character.
+    /// The token; nil only for a last piece that flushes, when generation ends, text held back: an
+    /// unfinished UTF-8 sequence (as U+FFFD), or text that might have begun a stop sequence.
     public var token: Int?
-    /// The text the token completes: empty for special tokens and for tokens that start a
-    /// character the next token finishes (that one carries the whole character).
+    /// The text the token releases: empty for special tokens, for tokens that start a character the
+    /// next token finishes (that one carries the whole character), and for text held back because it
+    /// might begin a stop sequence (released with a later token unless a stop sequence completes).
     public var text: String
 }
 
 /// Generated text with its tokens and how generation went.
 public struct GenerationResult: Sendable, Equatable {
-    /// The generated text: the streamed pieces joined.
+    /// The generated text: the streamed pieces joined (up to, not including, a stop sequence).
     public var text: String
     /// The generated ids, without the prompt and the stop token.
     public var tokens: [Int]
@@ -127,7 +128,8 @@ public struct TextGenerator: Sendable {
     public func promptTokens(_ text: String) -> [Int] { promptPrefix + tokenizer.promptTokens(text) }
 
     /// Generates text after `prompt`, handing each piece to `onPiece` as its token is chosen.
-    /// `options.stopTokens` nil means `defaultStopTokens`; `shouldStop` as for `LlamaModel.generate`.
+    /// `options.stopTokens` nil means `defaultStopTokens`; generation also ends once the text contains one
+    /// of `options.stopSequences` (stop reason `.stopSequence`); `shouldStop` as for `LlamaModel.generate`.
     public func generate(
         prompt: String, options: GenerationOptions = GenerationOptions(), adapter: LoRAAdapter? = nil,
         onPiece: (StreamedPiece) -> Void = { _ in }, shouldStop: () -> Bool = { false }
@@ -135,22 +137,26 @@ public struct TextGenerator: Sendable {
         var options = options
         if options.stopTokens == nil { options.stopTokens = defaultStopTokens }
         var decoder = UTF8StreamDecoder()
+        var filter = StopSequenceFilter(options.stopSequences)
         var text = ""
+        var reachedStopSequence = false
         let generation = try model.generate(
             prompt: promptTokens(prompt), options: options, adapter: adapter,
             onToken: { token in
-                let piece = decoder.append(tokenizer.textBytes(ofToken: token))
+                let (piece, stopped) = filter.append(decoder.append(tokenizer.textBytes(ofToken: token)))
+                reachedStopSequence = stopped
                 text += piece
                 onPiece(StreamedPiece(token: token, text: piece))
             },
-            shouldStop: shouldStop)
-        let tail = decoder.finish()
+            shouldStop: { reachedStopSequence || shouldStop() })
+        let tail = reachedStopSequence ? "" : filter.flush() + decoder.finish()
         if !tail.isEmpty {
             text += tail
             onPiece(StreamedPiece(token: nil, text: tail))
         }
         return GenerationResult(
-            text: text, tokens: generation.tokens, stopReason: generation.stopReason, stopToken: generation.stopToken,
+            text: text, tokens: generation.tokens, stopReason: reachedStopSequence ? .stopSequence : generation.stopReason,
+            stopToken: generation.stopToken,
             promptTokenCount: generation.promptTokenCount, timings: generation.timings,
             tokensPerSecond: generation.tokensPerSecond)
     }

@@ -36,9 +36,12 @@ struct Generate: ParsableCommand {
     @Option(help: "The seed of sampling: the same seed gives the same text.")
     var seed: UInt64 = 0
 
+    @Option(help: "Stop once the text contains this, which is left out (repeat for several).")
+    var stop: [String] = []
+
     @Flag(help: """
         Print nothing while generating, then one JSON object: text, tokens (the generated ids), \
-        stop_reason (stop_token, max_tokens or context_full), prompt_tokens, generated_tokens, \
+        stop_reason (stop_token, stop_sequence, max_tokens or context_full), prompt_tokens, generated_tokens, \
         tokens_per_second (generated tokens over the time after the prompt's forward pass), \
         prompt_seconds and generation_seconds (the prompt's forward pass, and the time after it).
         """)
@@ -47,7 +50,8 @@ struct Generate: ParsableCommand {
     var options: GenerationOptions {
         GenerationOptions(
             maxNewTokens: maxTokens,
-            sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
+            sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed),
+            stopSequences: stop)
     }
 
     func validate() throws {

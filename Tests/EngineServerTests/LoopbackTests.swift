@@ -42,6 +42,26 @@ import WireProtocol
         try await server.stop()
     }
 
+    @Test func aStopSequenceEndsTheStreamBeforeItAndABadOneIsRefused() async throws {
+        let generator = try randomGenerator()
+        let server = try await TestServer.start(generator: generator)
+        let connection = try await server.connect(streamCredits: 3)
+        let local = try generator.generate(prompt: "stop me", options: GenerationOptions(maxNewTokens: 50))
+        let characters = Array(local.text)
+        let stop = String(characters[characters.count / 2..<characters.count / 2 + 2])
+        let streamed = try await collect(try await connection.stream(inferRequest("stop me", maxTokens: 50, stop: [stop])))
+        let expected = try generator.generate(prompt: "stop me", options: GenerationOptions(maxNewTokens: 50, stopSequences: [stop]))
+        #expect(expected.stopReason == .stopSequence && !expected.text.contains(stop) && local.text.hasPrefix(expected.text))
+        #expect(streamed.text == expected.text && streamed.end?.stopReason == .stopSequence)
+        #expect(streamed.end?.completionTokens == UInt32(expected.tokens.count))
+        let refused = await #expect(throws: ServerError.self) {
+            _ = try await connection.call(inferRequest("stop me", maxTokens: 5, stop: [""]))
+        }
+        #expect(refused?.code == ErrorCode.invalidArgument.rawValue && refused?.message.contains("stop sequence") == true)
+        await connection.close()
+        try await server.stop()
+    }
+
     @Test func echoesComeBackWhileAnInferenceStreamsFromAnyTaskAndFromTheConnectionsLoop() async throws {
         let server = try await TestServer.start(generator: try randomGenerator())
         let connection = try await server.connect(streamCredits: 4)

@@ -14,19 +14,9 @@ func randomGenerator(seed: UInt64 = 7, maxPositions: Int = 256) throws -> TextGe
     let config = LlamaConfig(
         vocabularySize: 258, hiddenSize: 16, intermediateSize: 24, layerCount: 2, headCount: 4, keyValueHeadCount: 2,
         maxPositions: maxPositions, rmsNormEpsilon: 1e-5, ropeTheta: 10_000, bosTokenID: 256, eosTokenIDs: [257])
-    var random = SeededRandom(seed: seed)
-    func matrix(_ rows: Int, _ cols: Int) -> Tensor { random.normalTensor(shape: [rows, cols], standardDeviation: 0.5) }
-    func norm(_ n: Int) -> Tensor { random.uniformTensor(shape: [n], in: 0.5..<1.5) }
-    let (h, i, v) = (config.hiddenSize, config.intermediateSize, config.vocabularySize)
-    let kv = config.keyValueHeadCount * config.headDimension
-    let layers = (0..<config.layerCount).map { _ in
-        LlamaLayerWeights(
-            inputNorm: norm(h), query: matrix(h, h), key: matrix(kv, h), value: matrix(kv, h), output: matrix(h, h),
-            postAttentionNorm: norm(h), gate: matrix(i, h), up: matrix(i, h), down: matrix(h, i))
-    }
     let model = LlamaModel(
-        config: config, weights: LlamaWeights(embedding: matrix(v, h), layers: layers, finalNorm: norm(h), head: matrix(v, h)))
-    let tokenizer = try ByteTokenizer(vocabularySize: v, specialTokens: [256: "<bos>", 257: "<eos>"])
+        config: config, weights: LlamaWeights(random: config, seed: seed, standardDeviation: 0.5, normRange: 0.5..<1.5))
+    let tokenizer = try ByteTokenizer(vocabularySize: config.vocabularySize, specialTokens: [256: "<bos>", 257: "<eos>"])
     return TextGenerator(model: model, tokenizer: tokenizer, promptPrefix: [256], stopTokens: [])
 }
 
@@ -75,9 +65,9 @@ struct TestServer {
     }
 }
 
-func inferRequest(_ prompt: String, maxTokens: UInt32, adapter: Int64? = nil) -> Message {
+func inferRequest(_ prompt: String, maxTokens: UInt32, adapter: Int64? = nil, stop: [String] = []) -> Message {
     .infer(Wire.Infer(
-        adapter: adapter, prompt: prompt, maxTokens: maxTokens, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [],
+        adapter: adapter, prompt: prompt, maxTokens: maxTokens, temperature: 0, topK: 0, topP: 1, seed: 0, stop: stop,
         method: .off, topRecords: 0, fee: 0))
 }
 

@@ -8,19 +8,7 @@ func randomModel(seed: UInt64, tied: Bool = false) -> LlamaModel {
     let config = LlamaConfig(
         vocabularySize: 37, hiddenSize: 16, intermediateSize: 23, layerCount: 2, headCount: 4, keyValueHeadCount: 2,
         maxPositions: 32, rmsNormEpsilon: 1e-5, ropeTheta: 10_000, tieWordEmbeddings: tied)
-    var random = SeededRandom(seed: seed)
-    func matrix(_ rows: Int, _ cols: Int) -> Tensor { random.normalTensor(shape: [rows, cols], standardDeviation: 0.4) }
-    func norm(_ n: Int) -> Tensor { random.uniformTensor(shape: [n], in: 0.5..<1.5) }
-    let (h, i, v) = (config.hiddenSize, config.intermediateSize, config.vocabularySize)
-    let kv = config.keyValueHeadCount * config.headDimension
-    let embedding = matrix(v, h)
-    let layers = (0..<config.layerCount).map { _ in
-        LlamaLayerWeights(
-            inputNorm: norm(h), query: matrix(h, h), key: matrix(kv, h), value: matrix(kv, h), output: matrix(h, h),
-            postAttentionNorm: norm(h), gate: matrix(i, h), up: matrix(i, h), down: matrix(h, i))
-    }
-    let weights = LlamaWeights(embedding: embedding, layers: layers, finalNorm: norm(h), head: tied ? embedding : matrix(v, h))
-    return LlamaModel(config: config, weights: weights)
+    return LlamaModel(config: config, weights: LlamaWeights(random: config, seed: seed, standardDeviation: 0.4, normRange: 0.5..<1.5))
 }
 
 /// An adapter on every target with non-zero B, so that dA is not trivially zero.

@@ -240,18 +240,8 @@ struct WireRoundTrip: AsyncParsableCommand {
 
     /// Random weights (speed does not depend on them) and the byte tokenizer.
     static func randomGenerator(config: LlamaConfig, seed: UInt64) throws -> TextGenerator {
-        var random = SeededRandom(seed: seed)
-        func matrix(_ rows: Int, _ cols: Int) -> Tensor { random.normalTensor(shape: [rows, cols], standardDeviation: 0.02) }
-        let (h, i, v) = (config.hiddenSize, config.intermediateSize, config.vocabularySize)
-        let (q, kv) = (config.headCount * config.headDimension, config.keyValueHeadCount * config.headDimension)
-        let ones = Tensor(shape: [h], repeating: 1)
-        let layers = (0..<config.layerCount).map { _ in
-            LlamaLayerWeights(
-                inputNorm: ones, query: matrix(q, h), key: matrix(kv, h), value: matrix(kv, h), output: matrix(h, q),
-                postAttentionNorm: ones, gate: matrix(i, h), up: matrix(i, h), down: matrix(h, i))
-        }
-        let model = LlamaModel(
-            config: config, weights: LlamaWeights(embedding: matrix(v, h), layers: layers, finalNorm: ones, head: matrix(v, h)))
+        let model = LlamaModel(config: config, weights: LlamaWeights(random: config, seed: seed))
+        let v = config.vocabularySize
         let specials = [256, 257].filter { $0 < v }
         let tokenizer = try ByteTokenizer(vocabularySize: v, specialTokens: Dictionary(uniqueKeysWithValues: specials.map { ($0, "<\($0)>") }))
         // No stop token: every run generates exactly the tokens asked for.
