@@ -1,5 +1,6 @@
 import Attribution
 import Foundation
+import NIOCore
 import Store
 import WireProtocol
 
@@ -26,8 +27,20 @@ extension RequestRouter {
                 completion: try pipeline.completionTokens(prompt: target.prompt, completion: target.completion), method: method,
                 topRecords: top)
         }
-        return try await engine.wireAttribution(
+        let reply = try await engine.wireAttribution(
             attribution, method: request.method, inference: nil, allScores: request.allScores ? scores : nil)
+        try Self.requireFits(reply, maxPayload: peerMaxPayload)
+        return reply
+    }
+
+    /// Every record's score can outgrow what the client accepts in one frame: it is refused, not sent.
+    static func requireFits(_ reply: Wire.Attribution, maxPayload: UInt32) throws(RequestFailure) {
+        var encoded = ByteBuffer()
+        reply.write(to: &encoded)
+        guard encoded.readableBytes > Int(maxPayload) else { return }
+        throw RequestFailure(
+            .tooLarge,
+            "the attribution with all \(reply.allScores?.values.count ?? 0) scores takes \(encoded.readableBytes) bytes, more than this connection's max_frame_size \(maxPayload): connect with a larger max_frame_size, or ask without all_scores")
     }
 
     /// A past inference, as the store recorded it: its records' shares (the scores it was paid by; negative
