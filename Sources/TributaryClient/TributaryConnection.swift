@@ -187,7 +187,7 @@ public final class TributaryConnection: Sendable {
             state.withLock { _ = $0.pending.removeValue(forKey: id) }
             throw error
         }
-        return ReplyStream(requestID: id, replies: replies, connection: self, creditBatch: max(1, streamCredits / 4))
+        return ReplyStream(requestID: id, replies: replies, connection: self)
     }
 
     /// Sends `request` and returns its single (final) reply.
@@ -224,14 +224,13 @@ public struct ReplyStream: AsyncSequence, Sendable {
     public let requestID: UInt64
     let replies: AsyncThrowingStream<Envelope, any Error>
     let connection: TributaryConnection
-    /// Credits go back once this many streamed frames have been read: a quarter of the stream's initial
-    /// credit, so the server never runs dry while the reader keeps up, at a fraction of the frames.
-    let creditBatch: UInt32
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let requestID: UInt64
         var replies: AsyncThrowingStream<Envelope, any Error>.AsyncIterator
         let connection: TributaryConnection
+        /// Credits go back once this many streamed frames have been read: a quarter of the stream's initial
+        /// credit, so the server never runs dry while the reader keeps up, at a fraction of the frames.
         let creditBatch: UInt32
         var consumed: UInt32 = 0
 
@@ -254,6 +253,8 @@ public struct ReplyStream: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(requestID: requestID, replies: replies.makeAsyncIterator(), connection: connection, creditBatch: creditBatch)
+        AsyncIterator(
+            requestID: requestID, replies: replies.makeAsyncIterator(), connection: connection,
+            creditBatch: Swift.max(1, connection.streamCredits / 4))
     }
 }
