@@ -18,13 +18,17 @@ public final class Engine: Sendable {
     /// Store reads and writes (SQLite waits on fsync): apart from compute so a long generation never delays them.
     let storage: NIOThreadPool
     let statistics = ServerStatistics()
+    /// How often a generation may wake its connection to send the tokens chosen since (see `StreamedPieceQueue`).
+    let tokenFlushInterval: Duration
     private let resident = Mutex<[AdapterID: LoRAAdapter]>([:])
 
-    /// `computeThreads`: how many generations run at once.
-    public init(store: Store, generator: TextGenerator, computeThreads: Int = 2) {
+    /// `computeThreads`: how many generations run at once. `tokenFlushInterval`: streamed tokens chosen
+    /// within it of each other go out together (zero: each at once).
+    public init(store: Store, generator: TextGenerator, computeThreads: Int = 2, tokenFlushInterval: Duration = .milliseconds(1)) {
         precondition(computeThreads >= 1, "at least one compute thread")
         self.store = store
         self.generator = generator
+        self.tokenFlushInterval = tokenFlushInterval
         compute = NIOThreadPool(numberOfThreads: computeThreads)
         storage = NIOThreadPool(numberOfThreads: 2)
     }

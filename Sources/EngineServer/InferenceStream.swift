@@ -36,22 +36,24 @@ struct InferenceStream {
 
         // Pieces wait here for credits: at most one per position of the context, so a slow reader holds a
         // bounded amount while generation finishes and frees its compute thread.
-        let (pieces, continuation) = AsyncStream.makeStream(of: StreamedPiece.self)
+        let pieces = StreamedPieceQueue(flushInterval: engine.tokenFlushInterval)
         let stream = replier.stream
         let prompt = request.prompt
         async let generation: GenerationResult = {
-            defer { continuation.finish() }
+            defer { pieces.finish() }
             return try await engine.generate(
                 prompt: prompt, options: options, adapter: adapter, shouldStop: { stream.isCancelled },
-                onPiece: { continuation.yield($0) })
+                onPiece: { pieces.push($0) })
         }()
         var sent: UInt32 = 0
         do {
-            for await piece in pieces {
-                // A piece without a token flushes an unfinished character at the end: it has no id.
-                let token = Wire.Token(index: sent, token: piece.token.map { UInt32($0) } ?? UInt32.max, text: piece.text)
-                try await replier.send(streamed: .token(token))
-                sent += 1
+            while let batch = await pieces.next() {
+                let tokens = batch.map { piece -> Message in
+                    // A piece without a token flushes text held back at the end: it has no id.
+                    defer { sent += 1 }
+                    return .token(Wire.Token(index: sent, token: piece.token.map { UInt32($0) } ?? UInt32.max, text: piece.text))
+                }
+                try await replier.send(streamed: tokens)
             }
         } catch {
             // Cancelled (by CANCEL or by the connection closing): generation stops after its current token.

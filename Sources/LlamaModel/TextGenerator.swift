@@ -32,6 +32,11 @@ public struct StreamedPiece: Sendable, Equatable {
     /// next token finishes (that one carries the whole character), and for text held back because it
     /// might begin a stop sequence (released with a later token unless a stop sequence completes).
     public var text: String
+
+    public init(token: Int?, text: String) {
+        self.token = token
+        self.text = text
+    }
 }
 
 /// Generated text with its tokens and how generation went.

@@ -12,8 +12,17 @@ public struct Replier: Sendable {
 
     /// A streamed frame: waits for a credit.
     public func send(streamed message: Message) async throws {
-        try await stream.takeCredit()
-        try await outbound.write(Envelope(requestID: stream.requestID, message: message))
+        try await send(streamed: [message])
+    }
+
+    /// Streamed frames, one credit each, written together (one flush) as far as the credits reach.
+    public func send(streamed messages: [Message]) async throws {
+        var next = 0
+        while next < messages.count {
+            let granted = try await stream.takeCredits(upTo: messages.count - next)
+            try await outbound.write(contentsOf: messages[next..<next + granted].map { Envelope(requestID: stream.requestID, message: $0) })
+            next += granted
+        }
     }
 
     /// A frame that is neither streamed (it takes no credit) nor the last one.

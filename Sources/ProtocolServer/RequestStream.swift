@@ -40,18 +40,20 @@ public final class RequestStream: Sendable {
         waiter?.resume(throwing: CancellationError())
     }
 
-    /// Takes one credit, waiting for a CREDIT frame when there is none; throws `CancellationError` when the
-    /// request or its task is cancelled. One waiter at a time: a request's frames are sent in order.
-    public func takeCredit() async throws {
-        try await withTaskCancellationHandler {
+    /// Takes at least one and at most `wanted` credits, waiting for a CREDIT frame when there is none; throws
+    /// `CancellationError` when the request or its task is cancelled. One waiter at a time: a request's frames
+    /// are sent in order.
+    public func takeCredits(upTo wanted: Int) async throws -> Int {
+        precondition(wanted > 0, "take at least one credit")
+        return try await withTaskCancellationHandler {
             while true {
-                let ready = try state.withLock { state -> Bool in
+                let taken = try state.withLock { state -> Int in
                     if state.cancelled { throw CancellationError() }
-                    guard state.credits > 0 else { return false }
-                    state.credits -= 1
-                    return true
+                    let taken = Int(min(state.credits, UInt64(wanted)))
+                    state.credits -= UInt64(taken)
+                    return taken
                 }
-                if ready { return }
+                if taken > 0 { return taken }
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let resumeNow = state.withLock { state -> Result<Void, any Error>? in
                         if state.cancelled { return .failure(CancellationError()) }

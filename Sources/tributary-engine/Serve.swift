@@ -37,6 +37,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Generations that run at once (compute threads).")
     var computeThreads = 2
 
+    @Option(help: "Microseconds within which streamed tokens go out together, in one write (0: each token at once).")
+    var tokenFlushMicroseconds = 1000
+
     @Option(help: "Requests one connection may have open at once.")
     var maxConcurrentRequests = 64
 
@@ -63,6 +66,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--coordinator \(coordinator): expected HOST:PORT")
         }
         guard jobSlots >= 1 else { throw ValidationError("--job-slots must be at least 1") }
+        guard tokenFlushMicroseconds >= 0 else { throw ValidationError("--token-flush-microseconds must be at least 0") }
         if coordinator != nil, (token ?? ProcessInfo.processInfo.environment["TRIBUTARY_TOKEN"] ?? "").isEmpty {
             throw ValidationError("--coordinator needs a contributor token: --token or TRIBUTARY_TOKEN")
         }
@@ -78,7 +82,9 @@ struct Serve: AsyncParsableCommand {
         let engine: Engine
         do {
             let store = try Store(directory: URL(fileURLWithPath: data))
-            engine = Engine(store: store, generator: try TextGenerator(folder: model), computeThreads: computeThreads)
+            engine = Engine(
+                store: store, generator: try TextGenerator(folder: model), computeThreads: computeThreads,
+                tokenFlushInterval: .microseconds(tokenFlushMicroseconds))
         } catch {
             throw CommandFailure("\(error)")
         }

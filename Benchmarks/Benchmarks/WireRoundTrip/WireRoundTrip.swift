@@ -32,6 +32,9 @@ struct WireRoundTrip: AsyncParsableCommand {
     @Option(help: "Event-loop threads of Tributary's server (gRPC's server uses its singleton group, one per core).")
     var serverEventLoops = 2
 
+    @Option(help: "The server's token flush interval in microseconds (tributary-engine serve's default: 1000).")
+    var tokenFlushMicroseconds = 1000
+
     @Flag(help: "Only the token-streaming comparison.")
     var streamingOnly = false
 
@@ -168,6 +171,9 @@ struct WireRoundTrip: AsyncParsableCommand {
         var tokens: Int
         var inProcessSeconds: Double
         var servedSeconds: Double
+        /// The server's own generation time (INFER_END's prompt and generation times): the served total less
+        /// this is what the wire added after the compute.
+        var servedComputeSeconds: Double
         var overheadPercent: Double
     }
 
@@ -186,6 +192,7 @@ struct WireRoundTrip: AsyncParsableCommand {
         let clock = ContinuousClock()
         var local: [Double] = []
         var served: [Double] = []
+        var servedCompute: [Double] = []
         for round in 0...streamingRounds {
             let start = clock.now
             let result = try generator.generate(prompt: prompt, options: options)
@@ -193,18 +200,21 @@ struct WireRoundTrip: AsyncParsableCommand {
             precondition(result.tokens.count == 128 && result.promptTokenCount == 32)
             let sent = clock.now
             // The reader on the connection's event loop, as a latency-minded client runs it.
-            let tokens = try await withTaskExecutorPreference(connection.executor) {
+            let (tokens, end) = try await withTaskExecutorPreference(connection.executor) {
                 var tokens = 0
+                var end: Wire.InferEnd?
                 for try await reply in try await connection.stream(request) {
                     if case .token(let token) = reply, token.token != UInt32.max { tokens += 1 }
+                    if case .inferEnd(let value) = reply { end = value }
                 }
-                return tokens
+                return (tokens, end)
             }
             let overWire = clock.now - sent
-            precondition(tokens == 128)
+            precondition(tokens == 128 && end != nil)
             if round > 0 {  // the first round warms both
                 local.append(Double(inProcess.components.attoseconds) / 1e18 + Double(inProcess.components.seconds))
                 served.append(Double(overWire.components.attoseconds) / 1e18 + Double(overWire.components.seconds))
+                servedCompute.append(Double(end!.promptUs + end!.generationUs) / 1e6)
             }
         }
         await connection.close()
@@ -212,14 +222,16 @@ struct WireRoundTrip: AsyncParsableCommand {
         let median = { (values: [Double]) in values.sorted()[values.count / 2] }
         return Streaming(
             blasThreads: BLASRuntime.threads, tokens: 128, inProcessSeconds: median(local), servedSeconds: median(served),
-            overheadPercent: (median(served) / median(local) - 1) * 100)
+            servedComputeSeconds: median(servedCompute), overheadPercent: (median(served) / median(local) - 1) * 100)
     }
 
     // MARK: - Setup and output
 
     func startTributary(generator: TextGenerator) async throws -> EngineServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wire-bench-\(UUID().uuidString)")
-        let engine = Engine(store: try Store(directory: directory), generator: generator, computeThreads: 2)
+        let engine = Engine(
+            store: try Store(directory: directory), generator: generator, computeThreads: 2,
+            tokenFlushInterval: .microseconds(tokenFlushMicroseconds))
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.eventLoopThreads = serverEventLoops
         configuration.maxFramePayload = 1 << 20
@@ -271,8 +283,9 @@ struct WireRoundTrip: AsyncParsableCommand {
             }
         }
         print(String(
-            format: "\nstreaming %d tokens, %d BLAS threads: in process %.1f ms, served %.1f ms, overhead %.1f%%", streaming.tokens,
-            streaming.blasThreads, streaming.inProcessSeconds * 1000, streaming.servedSeconds * 1000, streaming.overheadPercent))
+            format: "\nstreaming %d tokens, %d BLAS threads, token flush %d us: in process %.1f ms, served %.1f ms (of which the server's generation %.1f ms), overhead %.1f%%",
+            streaming.tokens, streaming.blasThreads, tokenFlushMicroseconds, streaming.inProcessSeconds * 1000, streaming.servedSeconds * 1000,
+            streaming.servedComputeSeconds * 1000, streaming.overheadPercent))
     }
 }
 
