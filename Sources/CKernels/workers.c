@@ -1,11 +1,12 @@
 // The kernels' worker pool: threads started on first use that stay alive for the process.
 //
-// Each worker has a mailbox (the job and a generation counter). The caller fills the mailboxes of
-// the workers it needs, bumps their generations and runs part 0 itself; a worker spins on its
-// generation for a while after each part (decode calls the pool every few microseconds, and a
-// futex wake costs tens of them), then parks on a futex, so an idle pool costs no CPU. One caller
-// uses the pool at a time; another caller meanwhile runs its parts itself (the results do not
-// depend on which thread runs a part).
+// A call posts its job in the mailboxes of the workers it wants and then claims parts itself, one
+// at a time from a shared counter, as do the workers that pick the job up; so a worker that is
+// slow to wake (parked, or descheduled on a busy machine) costs nothing: the caller runs its parts.
+// When no part is left the caller takes back the posts no worker picked up and waits only for the
+// workers that did. A worker spins for its next job a while (decoding calls the pool every few
+// microseconds and a futex wake costs tens of them), then parks on a futex, so an idle pool costs
+// no CPU. One caller uses the pool at a time; another caller meanwhile runs its parts itself.
 #define _GNU_SOURCE
 #include "workers.h"
 
@@ -18,16 +19,21 @@
 #include <unistd.h>
 
 #define TK_MAX_WORKERS 63
-/// How long a worker spins for its next part before parking, in nanoseconds.
+/// How long a worker spins for its next job before parking, in nanoseconds.
 #define TK_SPIN_NANOSECONDS 200000
 
 typedef struct {
-  _Alignas(64) _Atomic uint32_t generation;  // bumped by the caller for each new part
-  _Atomic uint32_t finished;                 // set to `generation` by the worker when its part is done
-  _Atomic uint32_t parked;                   // 1 while the worker sleeps on the futex
   tk_part_fn body;
   void *context;
-  size_t part, parts;
+  size_t parts;
+  _Atomic size_t next_part;  // the next part to claim
+  _Atomic size_t active;     // posts not yet taken back by the caller or finished by a worker
+} job;
+
+typedef struct {
+  _Alignas(64) _Atomic(job *) posted;  // a job for this worker, or NULL
+  _Atomic uint32_t signal;             // bumped after each post: the futex word
+  _Atomic uint32_t parked;             // 1 while the worker sleeps on the futex
 } mailbox;
 
 static mailbox mailboxes[TK_MAX_WORKERS];
@@ -46,37 +52,38 @@ static uint64_t now_nanoseconds(void) {
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *word) {
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+/// Runs the parts of `work` that are left, one at a time.
+static void run_parts(job *work) {
+  for (;;) {
+    size_t part = atomic_fetch_add_explicit(&work->next_part, 1, memory_order_relaxed);
+    if (part >= work->parts) return;
+    work->body(work->context, part, work->parts);
+  }
 }
 
 static void *worker_main(void *argument) {
   mailbox *box = argument;
-  uint32_t seen = 0;
   for (;;) {
-    uint32_t generation = atomic_load_explicit(&box->generation, memory_order_acquire);
-    if (generation == seen) {
-      uint64_t deadline = now_nanoseconds() + TK_SPIN_NANOSECONDS;
-      for (unsigned spins = 1; generation == seen; spins++) {
-        cpu_relax();
-        generation = atomic_load_explicit(&box->generation, memory_order_acquire);
-        if (generation != seen || (spins & 255) != 0 || now_nanoseconds() < deadline) continue;
-        // Park. The caller bumps the generation before reading `parked`, and we set `parked` before
-        // reading the generation (both sequentially consistent), so a wake-up cannot be missed.
-        atomic_store(&box->parked, 1);
-        if (atomic_load(&box->generation) == seen) futex_wait(&box->generation, seen);
-        atomic_store(&box->parked, 0);
-        generation = atomic_load_explicit(&box->generation, memory_order_acquire);
-        deadline = now_nanoseconds() + TK_SPIN_NANOSECONDS;
+    uint64_t deadline = now_nanoseconds() + TK_SPIN_NANOSECONDS;
+    job *work = NULL;
+    for (unsigned spins = 1;; spins++) {
+      if (atomic_load_explicit(&box->posted, memory_order_relaxed) != NULL) {
+        work = atomic_exchange_explicit(&box->posted, NULL, memory_order_acquire);
+        if (work != NULL) break;  // else the caller took it back
       }
+      cpu_relax();
+      if ((spins & 255) != 0 || now_nanoseconds() < deadline) continue;
+      // Park. The caller posts, bumps `signal`, then reads `parked`; we set `parked`, then read
+      // `posted` (all sequentially consistent), so a post cannot be missed.
+      uint32_t signal = atomic_load(&box->signal);
+      atomic_store(&box->parked, 1);
+      if (atomic_load(&box->posted) == NULL)
+        syscall(SYS_futex, (uint32_t *)&box->signal, FUTEX_WAIT_PRIVATE, signal, NULL, NULL, 0);
+      atomic_store(&box->parked, 0);
+      deadline = now_nanoseconds() + TK_SPIN_NANOSECONDS;
     }
-    seen = generation;
-    box->body(box->context, box->part, box->parts);
-    atomic_store_explicit(&box->finished, generation, memory_order_release);
+    run_parts(work);
+    atomic_fetch_sub_explicit(&work->active, 1, memory_order_release);  // the last touch of the job
   }
   return NULL;
 }
@@ -99,31 +106,28 @@ static size_t ensure_workers(size_t wanted) {
 }
 
 void tk_workers_run(tk_part_fn body, void *context, size_t parts) {
-  if (parts == 0) return;
+  job work = {body, context, parts, 0, 0};
   size_t helpers = 0;
   if (parts > 1 && pthread_mutex_trylock(&pool_lock) == 0) {
     helpers = ensure_workers(parts - 1);
     if (helpers > parts - 1) helpers = parts - 1;
     if (helpers == 0) pthread_mutex_unlock(&pool_lock);
   }
-  if (helpers == 0) {
-    for (size_t p = 0; p < parts; p++) body(context, p, parts);
-    return;
-  }
-  uint32_t generations[TK_MAX_WORKERS];
+  atomic_store_explicit(&work.active, helpers, memory_order_relaxed);
   for (size_t w = 0; w < helpers; w++) {
     mailbox *box = &mailboxes[w];
-    box->body = body;
-    box->context = context;
-    box->part = w + 1;
-    box->parts = parts;
-    generations[w] = atomic_load_explicit(&box->generation, memory_order_relaxed) + 1;
-    atomic_store(&box->generation, generations[w]);
-    if (atomic_load(&box->parked)) futex_wake(&box->generation);
+    atomic_store(&box->posted, &work);
+    atomic_fetch_add(&box->signal, 1);
+    if (atomic_load(&box->parked))
+      syscall(SYS_futex, (uint32_t *)&box->signal, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
   }
-  body(context, 0, parts);
-  for (size_t p = helpers + 1; p < parts; p++) body(context, p, parts);  // parts beyond the workers started
-  for (size_t w = 0; w < helpers; w++)
-    while (atomic_load_explicit(&mailboxes[w].finished, memory_order_acquire) != generations[w]) cpu_relax();
+  run_parts(&work);
+  if (helpers == 0) return;
+  for (size_t w = 0; w < helpers; w++) {
+    job *expected = &work;
+    if (atomic_compare_exchange_strong(&mailboxes[w].posted, &expected, NULL))
+      atomic_fetch_sub_explicit(&work.active, 1, memory_order_relaxed);  // never picked up
+  }
+  while (atomic_load_explicit(&work.active, memory_order_acquire) != 0) cpu_relax();
   pthread_mutex_unlock(&pool_lock);
 }

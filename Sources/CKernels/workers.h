@@ -8,10 +8,10 @@
 /// One part of a split call: `part` of `parts`, on the context the caller passed.
 typedef void (*tk_part_fn)(void *context, size_t part, size_t parts);
 
-/// Runs body(context, p, parts) for p in 0..<parts, part 0 on the calling thread and the others on
-/// pool workers, and returns when all are done. When the pool is busy with another caller (or a
-/// worker cannot be started) the calling thread runs every part itself, in order, so callers must
-/// not depend on which thread runs a part.
+/// Runs body(context, p, parts) once for each p in 0..<parts, on the calling thread and on pool
+/// workers (whichever claims a part first runs it), and returns when all are done. When the pool is
+/// busy with another caller the calling thread runs every part itself, so a part's result must not
+/// depend on the thread that runs it.
 void tk_workers_run(tk_part_fn body, void *context, size_t parts);
 
 #endif
