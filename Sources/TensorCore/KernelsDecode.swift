@@ -2,8 +2,9 @@ import CKernels
 
 /// Kernels of decoding steps, where a few activation rows meet whole weight matrices and a KV cache.
 extension Kernels {
-    /// The most rows of `x` for which `skinnyProduct` beats sgemm (docs/PERFORMANCE.md, "Decode").
-    public static let skinnyRowLimit = 8
+    /// The most rows of `x` for which `skinnyProduct` measured faster than sgemm on the reference
+    /// model's weights (docs/PERFORMANCE.md, "Decode"); at 24 and 32 rows they are even.
+    public static let skinnyRowLimit = 16
 
     /// `y = alpha x Wᵀ + beta y` for a Hugging Face linear weight W [out, in] and a few rows of x
     /// ([m, in], best for m <= `skinnyRowLimit`), each row of W read once for all of them; y is [m, out].
