@@ -1,12 +1,12 @@
 // The kernels' worker pool: threads started on first use that stay alive for the process.
 //
-// A call posts its job in the mailboxes of the workers it wants and then claims parts itself, one
-// at a time from a shared counter, as do the workers that pick the job up; so a worker that is
-// slow to wake (parked, or descheduled on a busy machine) costs nothing: the caller runs its parts.
-// When no part is left the caller takes back the posts no worker picked up and waits only for the
-// workers that did. A worker spins for its next job a while (decoding calls the pool every few
-// microseconds and a futex wake costs tens of them), then parks on a futex, so an idle pool costs
-// no CPU. One caller uses the pool at a time; another caller meanwhile runs its parts itself.
+// A call hands part p (p >= 1) to worker p - 1 through that worker's mailbox, one cache line that
+// carries the whole job, and runs part 0 itself. A worker spins on its mailbox a while after each
+// part (decoding calls the pool every few microseconds and a futex wake costs tens of them), then
+// parks on a futex, so an idle pool costs no CPU. When the caller is done with its own part it
+// takes back any post that its worker has not picked up yet (parked, or descheduled on a busy
+// machine) and runs that part itself, so it only ever waits for a worker that is already running.
+// One caller uses the pool at a time; another caller meanwhile runs its parts itself.
 #define _GNU_SOURCE
 #include "workers.h"
 
@@ -19,21 +19,19 @@
 #include <unistd.h>
 
 #define TK_MAX_WORKERS 63
-/// How long a worker spins for its next job before parking, in nanoseconds.
+/// How long a worker spins for its next part before parking, in nanoseconds.
 #define TK_SPIN_NANOSECONDS 200000
 
-typedef struct {
-  tk_part_fn body;
-  void *context;
-  size_t parts;
-  _Atomic size_t next_part;  // the next part to claim
-  _Atomic size_t active;     // posts not yet taken back by the caller or finished by a worker
-} job;
+/// A mailbox's state: the caller posts (IDLE -> POSTED) and may take a post back (POSTED -> IDLE);
+/// the worker takes it (POSTED -> RUNNING) and reports it done (RUNNING -> IDLE).
+enum { IDLE, POSTED, RUNNING };
 
 typedef struct {
-  _Alignas(64) _Atomic(job *) posted;  // a job for this worker, or NULL
-  _Atomic uint32_t signal;             // bumped after each post: the futex word
-  _Atomic uint32_t parked;             // 1 while the worker sleeps on the futex
+  _Alignas(64) _Atomic uint32_t state;  // also the futex word a parked worker sleeps on
+  _Atomic uint32_t parked;              // 1 while the worker sleeps
+  tk_part_fn body;                      // the posted part: written by the caller before POSTED
+  void *context;
+  size_t part, parts;
 } mailbox;
 
 static mailbox mailboxes[TK_MAX_WORKERS];
@@ -52,38 +50,28 @@ static uint64_t now_nanoseconds(void) {
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/// Runs the parts of `work` that are left, one at a time.
-static void run_parts(job *work) {
-  for (;;) {
-    size_t part = atomic_fetch_add_explicit(&work->next_part, 1, memory_order_relaxed);
-    if (part >= work->parts) return;
-    work->body(work->context, part, work->parts);
-  }
-}
-
 static void *worker_main(void *argument) {
   mailbox *box = argument;
   for (;;) {
     uint64_t deadline = now_nanoseconds() + TK_SPIN_NANOSECONDS;
-    job *work = NULL;
     for (unsigned spins = 1;; spins++) {
-      if (atomic_load_explicit(&box->posted, memory_order_relaxed) != NULL) {
-        work = atomic_exchange_explicit(&box->posted, NULL, memory_order_acquire);
-        if (work != NULL) break;  // else the caller took it back
-      }
+      uint32_t expected = POSTED;
+      if (atomic_load_explicit(&box->state, memory_order_relaxed) == POSTED &&
+          atomic_compare_exchange_strong_explicit(&box->state, &expected, RUNNING, memory_order_acquire,
+                                                  memory_order_relaxed))
+        break;
       cpu_relax();
       if ((spins & 255) != 0 || now_nanoseconds() < deadline) continue;
-      // Park. The caller posts, bumps `signal`, then reads `parked`; we set `parked`, then read
-      // `posted` (all sequentially consistent), so a post cannot be missed.
-      uint32_t signal = atomic_load(&box->signal);
+      // Park. The caller posts, then reads `parked`; we set `parked`, then read the state (all
+      // sequentially consistent), so a post cannot be missed.
       atomic_store(&box->parked, 1);
-      if (atomic_load(&box->posted) == NULL)
-        syscall(SYS_futex, (uint32_t *)&box->signal, FUTEX_WAIT_PRIVATE, signal, NULL, NULL, 0);
+      if (atomic_load(&box->state) == IDLE)
+        syscall(SYS_futex, (uint32_t *)&box->state, FUTEX_WAIT_PRIVATE, IDLE, NULL, NULL, 0);
       atomic_store(&box->parked, 0);
       deadline = now_nanoseconds() + TK_SPIN_NANOSECONDS;
     }
-    run_parts(work);
-    atomic_fetch_sub_explicit(&work->active, 1, memory_order_release);  // the last touch of the job
+    box->body(box->context, box->part, box->parts);
+    atomic_store_explicit(&box->state, IDLE, memory_order_release);
   }
   return NULL;
 }
@@ -106,28 +94,32 @@ static size_t ensure_workers(size_t wanted) {
 }
 
 void tk_workers_run(tk_part_fn body, void *context, size_t parts) {
-  job work = {body, context, parts, 0, 0};
   size_t helpers = 0;
   if (parts > 1 && pthread_mutex_trylock(&pool_lock) == 0) {
     helpers = ensure_workers(parts - 1);
     if (helpers > parts - 1) helpers = parts - 1;
     if (helpers == 0) pthread_mutex_unlock(&pool_lock);
   }
-  atomic_store_explicit(&work.active, helpers, memory_order_relaxed);
   for (size_t w = 0; w < helpers; w++) {
     mailbox *box = &mailboxes[w];
-    atomic_store(&box->posted, &work);
-    atomic_fetch_add(&box->signal, 1);
+    box->body = body;
+    box->context = context;
+    box->part = w + 1;
+    box->parts = parts;
+    atomic_store(&box->state, POSTED);
     if (atomic_load(&box->parked))
-      syscall(SYS_futex, (uint32_t *)&box->signal, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+      syscall(SYS_futex, (uint32_t *)&box->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
   }
-  run_parts(&work);
-  if (helpers == 0) return;
+  body(context, 0, parts);
+  for (size_t p = helpers + 1; p < parts; p++) body(context, p, parts);  // parts beyond the workers started
   for (size_t w = 0; w < helpers; w++) {
-    job *expected = &work;
-    if (atomic_compare_exchange_strong(&mailboxes[w].posted, &expected, NULL))
-      atomic_fetch_sub_explicit(&work.active, 1, memory_order_relaxed);  // never picked up
+    mailbox *box = &mailboxes[w];
+    uint32_t expected = POSTED;
+    if (atomic_compare_exchange_strong(&box->state, &expected, IDLE)) {
+      body(context, w + 1, parts);  // not picked up yet: taken back
+      continue;
+    }
+    while (atomic_load_explicit(&box->state, memory_order_acquire) != IDLE) cpu_relax();
   }
-  while (atomic_load_explicit(&work.active, memory_order_acquire) != 0) cpu_relax();
-  pthread_mutex_unlock(&pool_lock);
+  if (helpers > 0) pthread_mutex_unlock(&pool_lock);
 }

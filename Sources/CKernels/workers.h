@@ -8,10 +8,10 @@
 /// One part of a split call: `part` of `parts`, on the context the caller passed.
 typedef void (*tk_part_fn)(void *context, size_t part, size_t parts);
 
-/// Runs body(context, p, parts) once for each p in 0..<parts, on the calling thread and on pool
-/// workers (whichever claims a part first runs it), and returns when all are done. When the pool is
-/// busy with another caller the calling thread runs every part itself, so a part's result must not
-/// depend on the thread that runs it.
+/// Runs body(context, p, parts) once for each p in 0..<parts and returns when all are done: part 0
+/// on the calling thread, part p on worker p - 1 unless the caller gets to it first (a worker not
+/// yet running its post, a pool busy with another caller), so a part's result must not depend on
+/// the thread that runs it.
 void tk_workers_run(tk_part_fn body, void *context, size_t parts);
 
 #endif

@@ -128,7 +128,7 @@ ptrdiff_t tk_cross_entropy_backward(const float *logits, size_t ld, const int32_
 // ---------------------------------------------------------------------------
 
 /// Weights below which a skinny product is not split across threads (each part gets at least this many).
-#define TK_SKINNY_MIN_PART_WEIGHTS 32768
+#define TK_SKINNY_MIN_PART_WEIGHTS 16384
 
 /// The skinny product of a linear layer, y = alpha * x W^T + beta * y, for x [m x in] (row stride ldx),
 /// W [out x in] as Hugging Face stores it (row stride ldw) and y [m x out] (row stride ldy), meant for
