@@ -53,6 +53,12 @@ let package = Package(
             ],
             path: "Benchmarks/Decode"
         ),
+        // The skinny product against sgemm and sgemv on the reference weights (a plain executable).
+        .executableTarget(
+            name: "SkinnyProduct",
+            dependencies: [.product(name: "LlamaModel", package: "Tributary"), .product(name: "TensorCore", package: "Tributary")],
+            path: "Benchmarks/SkinnyProduct"
+        ),
         // What attribution and a fee split add to an inference on the engine server (a plain executable: it runs one).
         // Run: cd Benchmarks && swift run -c release AttributedInference
         .executableTarget(
