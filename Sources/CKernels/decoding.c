@@ -2,10 +2,11 @@
 // of activations times a Hugging Face weight W [out, in], transposed, as every linear layer of a
 // decoding step computes it) and the attention of a few query rows over a KV cache.
 //
-// Why not BLAS: for 1-8 rows the product is bound by reading W once. OpenBLAS 0.3.21 takes
-// sgemm's small-matrix kernel (sgemm_small_kernel_b0_tn) or sgemv there and reaches about a third
-// of the bandwidth a plain row-dot loop gets (docs/PERFORMANCE.md, "Decode"): this loop reads
-// four rows of W at a time, each once for every activation row, 16 columns per step.
+// Why not BLAS: for a few rows the product is bound by reading W once. This loop reads four rows
+// of W at a time, each once for every activation row, 16 columns per step. Measured on the
+// reference model's weights (docs/PERFORMANCE.md, "The skinny product"): OpenBLAS 0.3.21's sgemm
+// is as fast for one row on one thread, but 1.5-3x slower for 2-16 rows, and uses no second thread
+// for one row, where splitting the columns here gains 1.9x; sgemv is slower still.
 //
 // Each output element is one fixed sequence of operations: 16 lane sums over the columns in
 // blocks of 16, the columns past the last block added one by one, the lanes added in a fixed tree,

@@ -209,7 +209,7 @@ public struct Tensor: Sendable {
 
     /// This tensor if it is dense and starts on a 64-byte cache line, else a dense copy that does.
     /// Safetensors files align tensors to 8 bytes only; the decoding kernels stream weights with
-    /// 64-byte loads, which run about a fifth faster when they do not straddle cache lines.
+    /// 64-byte loads, and aligned weights made decoding about a fifth faster (docs/PERFORMANCE.md).
     public func cacheLineAligned() -> Tensor {
         let address = UInt(bitPattern: storage.base + offset)
         if isContiguous && address % UInt(TensorStorage.alignment) == 0 { return self }

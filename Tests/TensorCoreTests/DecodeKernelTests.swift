@@ -80,3 +80,17 @@ private typealias Ref = KernelReference
         for index in inputs.indices { #expect(results[index] == expected[index], "caller \(index)") }
     }
 }
+
+@Suite struct CacheLineAlignmentTests {
+    @Test func unalignedOrStridedTensorsAreCopiedAlignedDenseOnesAreKept() {
+        var random = SeededRandom(seed: 3)
+        let stored = random.normalTensor(shape: [4, 33])
+        let aligned = stored.cacheLineAligned()
+        #expect(aligned.storage === stored.storage)
+        for view in [stored.reshaped([132]).slice(0, 2..<130), stored.slice(1, 0..<32)] {
+            let copy = view.cacheLineAligned()
+            #expect(copy.storage !== stored.storage && copy.isContiguous && copy == view)
+            #expect(copy.withUnsafePointer { UInt(bitPattern: $0) % 64 } == 0)
+        }
+    }
+}
