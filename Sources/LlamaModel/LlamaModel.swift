@@ -130,8 +130,8 @@ public struct LlamaModel: Sendable {
 
     /// `y = alpha x Wᵀ + beta y` for a Hugging Face linear weight W [out, in].
     static func linear(_ x: Tensor, _ weight: Tensor, into y: inout Tensor, alpha: Float = 1, beta: Float = 0) {
-        // A few rows (decoding steps) are bound by reading W: the skinny kernel is 1.5-3x faster than
-        // sgemm from 2 to 16 rows and splits even one row across threads (docs/PERFORMANCE.md).
+        // A few rows (decoding steps, short prompts) are bound by reading W: the skinny kernel is 1.5-3x
+        // faster than sgemm from 2 to 16 rows and splits even one row across threads (docs/PERFORMANCE.md).
         if x.shape[0] <= Kernels.skinnyRowLimit {
             Kernels.skinnyProduct(x, transposedWeight: weight, into: &y, alpha: alpha, beta: beta)
         } else {

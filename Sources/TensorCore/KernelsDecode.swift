@@ -2,9 +2,10 @@ import CKernels
 
 /// Kernels of decoding steps, where a few activation rows meet whole weight matrices and a KV cache.
 extension Kernels {
-    /// The most rows of `x` for which `skinnyProduct` measured faster than sgemm on the reference
-    /// model's weights (docs/PERFORMANCE.md, "Decode"); at 24 and 32 rows they are even.
-    public static let skinnyRowLimit = 16
+    /// The most rows of `x` for which `skinnyProduct` measured at least as fast as sgemm on the
+    /// reference model's weights (docs/PERFORMANCE.md, "The skinny product"): faster up to 16 rows,
+    /// even at 24 and 32 on one thread and faster on two.
+    public static let skinnyRowLimit = 32
 
     /// `y = alpha x Wᵀ + beta y` for a Hugging Face linear weight W [out, in] and a few rows of x
     /// ([m, in], best for m <= `skinnyRowLimit`), each row of W read once for all of them; y is [m, out].

@@ -132,7 +132,7 @@ ptrdiff_t tk_cross_entropy_backward(const float *logits, size_t ld, const int32_
 
 /// The skinny product of a linear layer, y = alpha * x W^T + beta * y, for x [m x in] (row stride ldx),
 /// W [out x in] as Hugging Face stores it (row stride ldw) and y [m x out] (row stride ldy), meant for
-/// m of 1 to 16: each row of W is read once for all m rows. beta == 0 never reads y. With threads > 1
+/// m of 1 to 32: each row of W is read once for all m rows. beta == 0 never reads y. With threads > 1
 /// the output columns are split among the kernels' worker pool (when large enough); each element is
 /// computed by one thread in one fixed order, so the result is the same for every thread count.
 /// Safe to call from several threads at once (a caller finding the pool busy works alone).
