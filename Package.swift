@@ -32,7 +32,7 @@ let package = Package(
     targets: [
         // Compute core: the only place with unsafe pointers and C.
         .target(name: "CBLASShim", linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("pthread")]),
-        .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("m"), .linkedLibrary("pthread")]),
         .target(name: "TensorCore", dependencies: ["CBLASShim", "CKernels"]),
 
         // Model: tokenizers, then the Llama architecture on the compute core.

@@ -44,6 +44,21 @@ let package = Package(
             dependencies: [.product(name: "LlamaModel", package: "Tributary"), .product(name: "TensorCore", package: "Tributary")],
             path: "Benchmarks/MixedAdapterDecode"
         ),
+        // The 'decode' workload timed as the peer's generate is (Benchmarks/peer/decode.py runs both).
+        .executableTarget(
+            name: "Decode",
+            dependencies: [
+                .product(name: "LlamaModel", package: "Tributary"), .product(name: "TensorCore", package: "Tributary"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/Decode"
+        ),
+        // The skinny product against sgemm and sgemv on the reference weights (a plain executable).
+        .executableTarget(
+            name: "SkinnyProduct",
+            dependencies: [.product(name: "LlamaModel", package: "Tributary"), .product(name: "TensorCore", package: "Tributary")],
+            path: "Benchmarks/SkinnyProduct"
+        ),
         // What attribution and a fee split add to an inference on the engine server (a plain executable: it runs one).
         // Run: cd Benchmarks && swift run -c release AttributedInference
         .executableTarget(

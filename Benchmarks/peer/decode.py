@@ -2,10 +2,11 @@
 """The 'decode' workload of shared/reference/WORKLOADS.md, for Tributary and its peer, in one run.
 
 Saves the reference Llama (random weights, seed 0) as a folder, then greedy-decodes 128 new tokens
-after a 32-token prompt, one stream, with a KV cache: transformers' `generate` and
-`tributary-engine generate --json`, each in its own process (model load excluded from the timed
-part, the prompt's forward pass included, one untimed warm-up generation for the peer), on the same
-threads. Prints tokens/s, their ratio, each process's peak RSS, and whether the greedy tokens agree.
+after a 32-token prompt, one stream, with a KV cache: transformers' `generate` and Tributary's
+`LlamaModel.generate` (the Benchmarks package's `Decode`), each in its own process on the same
+threads, timed the same way: the folder loaded, one untimed warm-up generation, then `--runs` timed
+generate calls (the prompt's forward pass included), the best counting. Prints tokens/s, their
+ratio, each process's peak RSS, and whether the greedy tokens agree.
 
 Usage (from the repository root): .venv/bin/python Benchmarks/peer/decode.py [--threads 2] [--runs 3]
 """
@@ -21,7 +22,7 @@ import torch
 import transformers
 from transformers import LlamaForCausalLM
 
-from workload import run_measured, save_reference_model, tributary_engine
+from workload import run_measured, save_reference_model, tributary_benchmark
 
 PROMPT_TOKENS, NEW_TOKENS = 32, 128
 
@@ -58,25 +59,21 @@ def main():
     if options.peer:
         return peer(options.peer, options.threads, options.runs)
 
-    engine = tributary_engine()
+    decode = tributary_benchmark("Decode")
     with tempfile.TemporaryDirectory() as directory:
         folder = pathlib.Path(directory) / "model"
         save_reference_model(folder)
-        ours, ours_rss = [], 0.0
-        for _ in range(options.runs):
-            output, rss = run_measured(
-                [engine, "generate", "--model", folder, "--prompt", prompt_text(), "--max-tokens", NEW_TOKENS, "--json"],
-                options.threads)
-            ours.append(json.loads(output))
-            ours_rss = max(ours_rss, rss)
+        output, ours_rss = run_measured(
+            [decode, "--model", folder, "--prompt", prompt_text(), "--max-tokens", NEW_TOKENS, "--runs", options.runs,
+             "--json"], options.threads)
+        ours = json.loads(output)
         output, peer_rss = run_measured(
             [sys.executable, __file__, "--peer", folder, "--threads", options.threads, "--runs", options.runs], options.threads)
         theirs = json.loads(output)
 
-    # Both rates: new tokens over the generate call (prompt forward included, model load excluded).
-    rate = max(NEW_TOKENS / (r["prompt_seconds"] + r["generation_seconds"]) for r in ours)
-    assert all(r["generated_tokens"] == NEW_TOKENS and r["prompt_tokens"] == PROMPT_TOKENS for r in ours)
-    agree = next((i for i, (a, b) in enumerate(zip(ours[0]["tokens"], theirs["tokens"])) if a != b), NEW_TOKENS)
+    rate = ours["tokens_per_second"]
+    assert len(ours["tokens"]) == NEW_TOKENS and ours["prompt_tokens"] == PROMPT_TOKENS
+    agree = next((i for i, (a, b) in enumerate(zip(ours["tokens"], theirs["tokens"])) if a != b), NEW_TOKENS)
     print(f"greedy decode, reference model, prompt {PROMPT_TOKENS}, {NEW_TOKENS} new tokens, one stream, "
           f"{options.threads} threads, best of {options.runs}:")
     print(f"  Tributary                    {rate:8.0f} tokens/s   peak RSS {ours_rss:6.0f} MiB")

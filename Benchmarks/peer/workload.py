@@ -38,6 +38,13 @@ def tributary_engine():
     return ROOT / ".build" / "release" / "tributary-engine"
 
 
+def tributary_benchmark(product):
+    """Builds and returns the release executable `product` of the Benchmarks package."""
+    subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=ROOT / "Benchmarks", check=True,
+                   stdout=subprocess.DEVNULL)
+    return ROOT / "Benchmarks" / ".build" / "release" / product
+
+
 def run_measured(command, threads):
     """Runs `command` with `threads` BLAS / torch threads; returns its standard output and its peak RSS
     in MiB. GNU time measures it: a child forked from this Python process would report this

@@ -130,10 +130,17 @@ public struct LlamaModel: Sendable {
 
     /// `y = alpha x Wᵀ + beta y` for a Hugging Face linear weight W [out, in].
     static func linear(_ x: Tensor, _ weight: Tensor, into y: inout Tensor, alpha: Float = 1, beta: Float = 0) {
-        // One row (a decoding step) stays on sgemm: its small-matrix kernel measured faster here than
-        // sgemv or the column W xᵀ (docs/PERFORMANCE.md).
-        BLAS.gemm(x, weight.transposed(), into: &y, alpha: alpha, beta: beta)
+        // A few rows (decoding steps, short prompts) are bound by reading W: the skinny kernel is 1.5-3x
+        // faster than sgemm from 2 to 16 rows and splits even one row across threads (docs/PERFORMANCE.md).
+        if x.shape[0] <= Kernels.skinnyRowLimit {
+            Kernels.skinnyProduct(x, transposedWeight: weight, into: &y, alpha: alpha, beta: beta)
+        } else {
+            BLAS.gemm(x, weight.transposed(), into: &y, alpha: alpha, beta: beta)
+        }
     }
+
+    /// The most query rows of a stream that take `Kernels.decodeAttention` rather than `attend`.
+    static let decodeAttentionRowLimit = 8
 
     /// Causal grouped-query self-attention of `normed` ([rows, hidden], the rows of each stream in
     /// its span) over each stream's cache and itself.
@@ -149,9 +156,15 @@ public struct LlamaModel: Sendable {
         for (stream, span) in spans.enumerated() {
             caches[stream].append(layer: layer, keys: k.slice(0, span), values: v.slice(0, span))
             let seen = 0..<caches[stream].count + span.count
-            let attended = attend(
-                queries: q.slice(0, span), keys: caches[stream].keys[layer].slice(0, seen),
-                values: caches[stream].values[layer].slice(0, seen)).output
+            let (queries, keys, values) = (
+                q.slice(0, span), caches[stream].keys[layer].slice(0, seen), caches[stream].values[layer].slice(0, seen)
+            )
+            // Decoding steps skip the per-head BLAS calls and the probabilities that only training keeps.
+            let attended = span.count <= Self.decodeAttentionRowLimit
+                ? Kernels.decodeAttention(
+                    queries: queries, keys: keys, values: values, heads: config.headCount,
+                    keyValueHeads: config.keyValueHeadCount, scale: 1 / Float(config.headDimension).squareRoot())
+                : attend(queries: queries, keys: keys, values: values).output
             if spans.count == 1 { output = attended } else { output.replaceRows(startingAt: span.lowerBound, with: attended) }
         }
         return project(output, .output)

@@ -22,7 +22,8 @@ public struct LlamaLayerWeights: Sendable {
     public var down: Tensor
 }
 
-/// All weights of a `LlamaForCausalLM`, memory-mapped from safetensors where they are F32.
+/// All weights of a `LlamaForCausalLM`, memory-mapped from safetensors where they are F32 (matrices that the
+/// file does not place on a 64-byte boundary are copied to aligned memory).
 public struct LlamaWeights: Sendable {
     public var embedding: Tensor
     public var layers: [LlamaLayerWeights]
@@ -79,7 +80,8 @@ public struct LlamaWeights: Sendable {
             guard tensor.shape == shape else {
                 throw ModelLoadError(path: file.path, "tensor \"\(name)\" has shape \(tensor.shape), config needs \(shape)")
             }
-            tensors[name] = tensor
+            // Matrices are streamed row by row when decoding: aligned copies of those the file leaves unaligned.
+            tensors[name] = shape.count == 2 ? tensor.cacheLineAligned() : tensor
         }
         self.init(named: tensors, config: config)
     }

@@ -123,6 +123,31 @@ ptrdiff_t tk_cross_entropy_backward(const float *logits, size_t ld, const int32_
                                     size_t rows, size_t vocab, int32_t ignore_index,
                                     float *dlogits, size_t ldd);
 
+// ---------------------------------------------------------------------------
+// Decoding kernels: few activation rows at a time (decoding.c, with the worker pool of workers.c).
+// ---------------------------------------------------------------------------
+
+/// Weights below which a skinny product is not split across threads (each part gets at least this many).
+#define TK_SKINNY_MIN_PART_WEIGHTS 16384
+
+/// The skinny product of a linear layer, y = alpha * x W^T + beta * y, for x [m x in] (row stride ldx),
+/// W [out x in] as Hugging Face stores it (row stride ldw) and y [m x out] (row stride ldy), meant for
+/// m of 1 to 32: each row of W is read once for all m rows. beta == 0 never reads y. With threads > 1
+/// the output columns are split among the kernels' worker pool (when large enough); each element is
+/// computed by one thread in one fixed order, so the result is the same for every thread count.
+/// Safe to call from several threads at once (a caller finding the pool busy works alone).
+void tk_skinny_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw, float *y, size_t ldy,
+                         size_t m, size_t in, size_t out, float alpha, float beta, size_t threads);
+
+/// Causal grouped-query attention of the last `queries` of `seen` positions, for decoding steps:
+/// for query row i and head h, with key/value head g = h / (heads / kv_heads) and n = i + seen - queries + 1,
+///   p = softmax(scale * q[i, h] . k[j, g]) over j < n (as tk_softmax_forward),  out[i, h] = sum_j p_j v[j, g].
+/// q and out are [queries x heads * head_dim], k and v [seen x kv_heads * head_dim], each with its
+/// row stride. No probabilities are kept (training's attention keeps them).
+void tk_attention_decode(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
+                         float *out, size_t ldo, size_t queries, size_t seen, size_t heads, size_t kv_heads,
+                         size_t head_dim, float scale);
+
 /// One AdamW step, as torch.optim.AdamW (non-fused, non-amsgrad) computes it, over `count` parameters:
 ///   param *= 1 - lr * weight_decay
 ///   m = lerp(m, grad, 1 - beta1);  v = beta2 * v + (1 - beta2) * grad^2
