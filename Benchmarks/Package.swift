@@ -17,6 +17,9 @@ let package = Package(
     targets: [
         // The peer: OpenBLAS's cblas_sgemm called directly, loaded as a user who links it would get it.
         .target(name: "RawCBLAS", linkerSettings: [.linkedLibrary("dl")]),
+        // The floor under the protocol benchmarks: a plain loopback TCP ping-pong in C (and a spinner that keeps
+        // virtual CPUs from parking, for runs that separate the hypervisor's wake-up latency from ours).
+        .target(name: "RawLoopback", linkerSettings: [.linkedLibrary("pthread")]),
         .executableTarget(
             name: "GEMM",
             dependencies: [
@@ -93,6 +96,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                "RawLoopback",
             ],
             path: "Benchmarks/WireRoundTrip"
         ),

@@ -184,15 +184,20 @@ import WireProtocol
     @Test func shutdownLetsInFlightRequestsFinishAndRefusesNewOnes() async throws {
         let server = try await TestServer.start()
         let connection = try await server.connect(streamCredits: 1)
-        let stream = try await connection.stream(inferRequest("drain", maxTokens: 150))
-        var iterator = stream.makeAsyncIterator()
-        _ = try await iterator.next()
-        server.server.shutdown()
-        var tokens = 1
-        var end: Wire.InferEnd?
-        while let reply = try await iterator.next() {
-            if case .token(let token) = reply, token.token != UInt32.max { tokens += 1 }
-            if case .inferEnd(let value) = reply { end = value }
+        // Read on the connection's loop: one credit per token must not wait for a cooperative thread, which the
+        // suites running beside this one may hold for seconds while the drain timeout runs.
+        let (tokens, end) = try await withTaskExecutorPreference(connection.executor) {
+            let stream = try await connection.stream(inferRequest("drain", maxTokens: 150))
+            var iterator = stream.makeAsyncIterator()
+            _ = try await iterator.next()
+            server.server.shutdown()
+            var tokens = 1
+            var end: Wire.InferEnd?
+            while let reply = try await iterator.next() {
+                if case .token(let token) = reply, token.token != UInt32.max { tokens += 1 }
+                if case .inferEnd(let value) = reply { end = value }
+            }
+            return (tokens, end)
         }
         #expect(tokens == 150 && end?.stopReason == .maxTokens)
         await #expect(throws: (any Error).self) { _ = try await connection.call(.health(Wire.Health())) }

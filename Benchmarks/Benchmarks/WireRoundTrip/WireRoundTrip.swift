@@ -4,6 +4,7 @@ import Foundation
 import LlamaModel
 import Logging
 import NIOPosix
+import RawLoopback
 import Store
 import TensorCore
 import Tokenizers
@@ -35,6 +36,12 @@ struct WireRoundTrip: AsyncParsableCommand {
     @Option(help: "The server's token flush interval in microseconds (tributary-engine serve's default: 1000).")
     var tokenFlushMicroseconds = 1000
 
+    @Flag(help: """
+        Keep the virtual CPUs awake with a lowest-priority spinning thread while measuring, so that a wake-up \
+        does not wait for the hypervisor to schedule a parked CPU (it shows in the raw floor row).
+        """)
+    var awake = false
+
     @Flag(help: "Only the token-streaming comparison.")
     var streamingOnly = false
 
@@ -44,6 +51,8 @@ struct WireRoundTrip: AsyncParsableCommand {
     func run() async throws {
         // As `tributary-engine serve` with 2 compute threads: the cores are shared out among them.
         BLASRuntime.configure(computePools: 2)
+        if awake { raw_awake_spinner_start() }
+        defer { if awake { raw_awake_spinner_stop() } }
         let rows = streamingOnly ? [] : try await measureRoundTrips()
         report(rows, try await measureStreaming())
     }
@@ -64,7 +73,8 @@ struct WireRoundTrip: AsyncParsableCommand {
                     echo: try await measureTributary(port: port, request: echo, connections: connections, onEventLoop: true),
                     echoFromPool: try await measureTributary(port: port, request: echo, connections: connections, onEventLoop: false),
                     infer: try await measureTributary(port: port, request: Self.inferOfPayload(payload), connections: connections, onEventLoop: true),
-                    grpc: try await measureGRPC(port: grpcPort, payload: payload, connections: connections)))
+                    grpc: try await measureGRPC(port: grpcPort, payload: payload, connections: connections),
+                    floor: connections == 1 ? try measureFloor(payload: payload) : nil))
             }
         }
         tributary.shutdown()
@@ -92,6 +102,8 @@ struct WireRoundTrip: AsyncParsableCommand {
         /// INFER with max_tokens 0, on the connection's event loop.
         var infer: Measurement
         var grpc: Measurement
+        /// Raw loopback TCP between two C threads (one connection only): what any protocol's round trip costs at least.
+        var floor: Measurement?
     }
 
     /// Runs `connections` loops of one request at a time (loop i on `executors[i]`, when given): a warm-up,
@@ -118,10 +130,22 @@ struct WireRoundTrip: AsyncParsableCommand {
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        let sorted = latencies.map { Double($0.components.attoseconds) / 1e12 + Double($0.components.seconds) * 1e6 }.sorted()
+        return summary(latencies.map { Double($0.components.attoseconds) / 1e12 + Double($0.components.seconds) * 1e6 })
+    }
+
+    func summary(_ microseconds: [Double]) -> Measurement {
+        let sorted = microseconds.sorted()
         return Measurement(
             requests: sorted.count, requestsPerSecond: Double(sorted.count) / seconds,
             p50Microseconds: sorted[sorted.count / 2], p99Microseconds: sorted[sorted.count * 99 / 100])
+    }
+
+    /// The same round trips between two C threads over a loopback socket, no protocol at all.
+    func measureFloor(payload: Int) throws -> Measurement {
+        var latencies = [Double](repeating: 0, count: 2_000_000)
+        let count = raw_loopback_round_trips(Int32(payload), seconds / 4, seconds, &latencies, latencies.count)
+        guard count > 0 else { throw CommandFailure("the raw loopback ping-pong failed") }
+        return summary(Array(latencies.prefix(count)))
     }
 
     func measureTributary(port: Int, request: Message, connections count: Int, onEventLoop: Bool) async throws -> Measurement {
@@ -262,12 +286,13 @@ struct WireRoundTrip: AsyncParsableCommand {
 
     func report(_ rows: [Row], _ streaming: Streaming) {
         if json {
-            struct Report: Codable { var roundTrips: [Row]; var streaming: Streaming }
+            struct Report: Codable { var awake: Bool; var roundTrips: [Row]; var streaming: Streaming }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try! encoder.encode(Report(roundTrips: rows, streaming: streaming)), as: UTF8.self))
+            print(String(decoding: try! encoder.encode(Report(awake: awake, roundTrips: rows, streaming: streaming)), as: UTF8.self))
             return
         }
+        print(awake ? "virtual CPUs kept awake by a lowest-priority spinner\n" : "virtual CPUs left to park when idle\n")
         print("| request | connections | path | req/s | p50 us | p99 us | req/s vs gRPC |")
         print("|---|---:|---|---:|---:|---:|---:|")
         for row in rows {
@@ -275,7 +300,7 @@ struct WireRoundTrip: AsyncParsableCommand {
             let paths = [
                 ("Tributary ECHO, caller on the event loop", row.echo), ("Tributary ECHO, caller on the cooperative pool", row.echoFromPool),
                 ("Tributary INFER max_tokens 0, caller on the event loop", row.infer), ("gRPC echo", row.grpc),
-            ]
+            ] + (row.floor.map { [("raw loopback TCP, two C threads (the floor)", $0)] } ?? [])
             for (path, measured) in paths {
                 print("| \(size) | \(row.connections) | \(path) " + String(
                     format: "| %.0f | %.0f | %.0f | %.2fx |", measured.requestsPerSecond,
