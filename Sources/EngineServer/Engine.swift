@@ -24,7 +24,7 @@ public final class Engine: Sendable {
 
     /// `computeThreads`: how many generations run at once. `tokenFlushInterval`: streamed tokens chosen
     /// within it of each other go out together (zero: each at once).
-    public init(store: Store, generator: TextGenerator, computeThreads: Int = 2, tokenFlushInterval: Duration = .milliseconds(1)) {
+    public init(store: Store, generator: TextGenerator, computeThreads: Int = 2, tokenFlushInterval: Duration = .milliseconds(5)) {
         precondition(computeThreads >= 1, "at least one compute thread")
         self.store = store
         self.generator = generator

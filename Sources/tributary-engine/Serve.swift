@@ -38,7 +38,7 @@ struct Serve: AsyncParsableCommand {
     var computeThreads = 2
 
     @Option(help: "Microseconds within which streamed tokens go out together, in one write (0: each token at once).")
-    var tokenFlushMicroseconds = 1000
+    var tokenFlushMicroseconds = 5000
 
     @Option(help: "Requests one connection may have open at once.")
     var maxConcurrentRequests = 64

@@ -25,7 +25,7 @@ struct WireRoundTrip: AsyncParsableCommand {
     var seconds = 3.0
 
     @Option(help: "Rounds of the streaming comparison (in-process and served, alternating).")
-    var streamingRounds = 5
+    var streamingRounds = 21
 
     @Option(help: "The reference model config (Hugging Face config.json).")
     var referenceConfig = "../../shared/reference/reference-llama.json"
@@ -33,8 +33,8 @@ struct WireRoundTrip: AsyncParsableCommand {
     @Option(help: "Event-loop threads of Tributary's server (gRPC's server uses its singleton group, one per core).")
     var serverEventLoops = 2
 
-    @Option(help: "The server's token flush interval in microseconds (tributary-engine serve's default: 1000).")
-    var tokenFlushMicroseconds = 1000
+    @Option(help: "The server's token flush interval in microseconds (tributary-engine serve's default: 5000).")
+    var tokenFlushMicroseconds = 5000
 
     @Flag(help: """
         Keep the virtual CPUs awake with a lowest-priority spinning thread while measuring, so that a wake-up \
@@ -198,11 +198,14 @@ struct WireRoundTrip: AsyncParsableCommand {
         /// The server's own generation time (INFER_END's prompt and generation times): the served total less
         /// this is what the wire added after the compute.
         var servedComputeSeconds: Double
+        /// The median over rounds of each round's served time against its own in-process time (the two run back
+        /// to back, so drifts of the machine's speed cancel), with the quartiles.
         var overheadPercent: Double
+        var overheadQuartilesPercent: [Double]
     }
 
     /// The decode workload (prompt 32 tokens, 128 new, greedy) on the reference model, in process and through
-    /// the server over one connection, alternating; medians.
+    /// the server over one connection, in pairs whose order alternates; medians.
     func measureStreaming() async throws -> Streaming {
         let config = try LlamaConfig(contentsOf: referenceConfig)
         let generator = try Self.randomGenerator(config: config, seed: 1)
@@ -217,11 +220,17 @@ struct WireRoundTrip: AsyncParsableCommand {
         var local: [Double] = []
         var served: [Double] = []
         var servedCompute: [Double] = []
-        for round in 0...streamingRounds {
+        func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)
+        }
+        func inProcess() throws -> Double {
             let start = clock.now
             let result = try generator.generate(prompt: prompt, options: options)
-            let inProcess = clock.now - start
             precondition(result.tokens.count == 128 && result.promptTokenCount == 32)
+            return seconds(clock.now - start)
+        }
+        /// The served total, and the server's own generation time from INFER_END.
+        func overWire() async throws -> (Double, Double) {
             let sent = clock.now
             // The reader on the connection's event loop, as a latency-minded client runs it.
             let (tokens, end) = try await withTaskExecutorPreference(connection.executor) {
@@ -233,20 +242,34 @@ struct WireRoundTrip: AsyncParsableCommand {
                 }
                 return (tokens, end)
             }
-            let overWire = clock.now - sent
+            let total = seconds(clock.now - sent)
             precondition(tokens == 128 && end != nil)
+            return (total, Double(end!.promptUs + end!.generationUs) / 1e6)
+        }
+        for round in 0...streamingRounds {
+            // Which runs first alternates, so that whatever favours a position in the pair cancels out.
+            var pair: (local: Double, served: (Double, Double))
+            if round % 2 == 0 {
+                pair.local = try inProcess()
+                pair.served = try await overWire()
+            } else {
+                pair.served = try await overWire()
+                pair.local = try inProcess()
+            }
             if round > 0 {  // the first round warms both
-                local.append(Double(inProcess.components.attoseconds) / 1e18 + Double(inProcess.components.seconds))
-                served.append(Double(overWire.components.attoseconds) / 1e18 + Double(overWire.components.seconds))
-                servedCompute.append(Double(end!.promptUs + end!.generationUs) / 1e6)
+                local.append(pair.local)
+                served.append(pair.served.0)
+                servedCompute.append(pair.served.1)
             }
         }
         await connection.close()
         server.shutdown()
         let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+        let overheads = zip(served, local).map { ($0 / $1 - 1) * 100 }.sorted()
         return Streaming(
             blasThreads: BLASRuntime.threads, tokens: 128, inProcessSeconds: median(local), servedSeconds: median(served),
-            servedComputeSeconds: median(servedCompute), overheadPercent: (median(served) / median(local) - 1) * 100)
+            servedComputeSeconds: median(servedCompute), overheadPercent: median(overheads),
+            overheadQuartilesPercent: [overheads[overheads.count / 4], overheads[overheads.count * 3 / 4]])
     }
 
     // MARK: - Setup and output
@@ -308,9 +331,10 @@ struct WireRoundTrip: AsyncParsableCommand {
             }
         }
         print(String(
-            format: "\nstreaming %d tokens, %d BLAS threads, token flush %d us: in process %.1f ms, served %.1f ms (of which the server's generation %.1f ms), overhead %.1f%%",
+            format: "\nstreaming %d tokens, %d BLAS threads, token flush %d us: in process %.1f ms, served %.1f ms (of which the server's generation %.1f ms), overhead %.1f%% (paired rounds, quartiles %.1f%% to %.1f%%)",
             streaming.tokens, streaming.blasThreads, tokenFlushMicroseconds, streaming.inProcessSeconds * 1000, streaming.servedSeconds * 1000,
-            streaming.servedComputeSeconds * 1000, streaming.overheadPercent))
+            streaming.servedComputeSeconds * 1000, streaming.overheadPercent, streaming.overheadQuartilesPercent[0],
+            streaming.overheadQuartilesPercent[1]))
     }
 }
 
