@@ -229,7 +229,7 @@ public struct ReplyStream: AsyncSequence, Sendable {
         let requestID: UInt64
         var replies: AsyncThrowingStream<Envelope, any Error>.AsyncIterator
         let connection: TributaryConnection
-        /// Credits go back once this many streamed frames have been read: a quarter of the stream's initial
+        /// Credits go back once this many streamed frames have been read: half of the stream's initial
         /// credit, so the server never runs dry while the reader keeps up, at a fraction of the frames.
         let creditBatch: UInt32
         var consumed: UInt32 = 0
@@ -255,6 +255,6 @@ public struct ReplyStream: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(
             requestID: requestID, replies: replies.makeAsyncIterator(), connection: connection,
-            creditBatch: Swift.max(1, connection.streamCredits / 4))
+            creditBatch: Swift.max(1, connection.streamCredits / 2))
     }
 }
