@@ -19,8 +19,11 @@
 #include <unistd.h>
 
 #define TK_MAX_WORKERS 63
-/// How long a worker spins for its next part before parking, in nanoseconds.
-#define TK_SPIN_NANOSECONDS 200000
+/// How long a worker spins for its next part before parking, in nanoseconds. On a virtual machine a parked
+/// worker's CPU halts, and waking it costs the hypervisor's wake-up on top of the futex: measured on the
+/// decode workload at 2 threads, 200 us of spinning gave a median of about 5,300 tokens/s, 500 us about 7,200
+/// and 2 ms about 7,400 (docs/PERFORMANCE.md). It costs at most this much CPU after a burst of products.
+#define TK_SPIN_NANOSECONDS 2000000
 
 /// A mailbox's state: the caller posts (IDLE -> POSTED) and may take a post back (POSTED -> IDLE);
 /// the worker takes it (POSTED -> RUNNING) and reports it done (RUNNING -> IDLE).
