@@ -34,13 +34,18 @@ extension RequestRouter {
     }
 
     /// Every record's score can outgrow what the client accepts in one frame: it is refused, not sent.
+    /// Measured without encoding the scores (they are most of it, and the reply is encoded again to be sent).
     static func requireFits(_ reply: Wire.Attribution, maxPayload: UInt32) throws(RequestFailure) {
+        guard let scores = reply.allScores else { return }
+        var rest = reply
+        rest.allScores = nil
         var encoded = ByteBuffer()
-        reply.write(to: &encoded)
-        guard encoded.readableBytes > Int(maxPayload) else { return }
+        rest.write(to: &encoded)
+        let size = encoded.readableBytes + scores.encodedSize
+        guard size > Int(maxPayload) else { return }
         throw RequestFailure(
             .tooLarge,
-            "the attribution with all \(reply.allScores?.values.count ?? 0) scores takes \(encoded.readableBytes) bytes, more than this connection's max_frame_size \(maxPayload): connect with a larger max_frame_size, or ask without all_scores")
+            "the attribution with all \(scores.values.count) scores takes \(size) bytes, more than this connection's max_frame_size \(maxPayload): connect with a larger max_frame_size, or ask without all_scores")
     }
 
     /// A past inference, as the store recorded it: its records' shares (the scores it was paid by; negative

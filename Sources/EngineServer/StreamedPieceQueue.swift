@@ -51,7 +51,7 @@ final class StreamedPieceQueue: Sendable {
     func next() async -> [StreamedPiece]? {
         while true {
             let (batch, finished) = state.withLock { state in
-                defer { state.pieces.removeAll(keepingCapacity: true) }
+                defer { state.pieces = [] }
                 return (state.pieces, state.finished)
             }
             if !batch.isEmpty { return batch }

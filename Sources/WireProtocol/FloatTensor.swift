@@ -48,6 +48,9 @@ public struct FloatTensor: WireField {
         self.values = values
     }
 
+    /// The bytes `write(to:)` writes: the rank byte, the dimensions, the elements.
+    public var encodedSize: Int { 1 + 4 * shape.count + 4 * values.count }
+
     public func write(to buffer: inout ByteBuffer) {
         UInt8(shape.count).write(to: &buffer)
         for dimension in shape { UInt32(dimension).write(to: &buffer) }

@@ -46,6 +46,16 @@ struct CodecTests {
         #expect(buffer.hex == "02" + "00000001" + "00000002" + "0000803f" + "000000c0")
     }
 
+    @Test func aTensorsEncodedSizeIsWhatItWrites() {
+        var rng = SeededRandom(seed: 77)
+        for _ in 0..<100 {
+            let tensor = FloatTensor.random(using: &rng)
+            var buffer = ByteBuffer()
+            tensor.write(to: &buffer)
+            #expect(tensor.encodedSize == buffer.readableBytes)
+        }
+    }
+
     @Test func stringsMustBeUTF8() {
         var buffer = ByteBuffer(bytes: [0, 0, 0, 2, 0xC3, 0x28])
         #expect(throws: WireError.invalidUTF8(field: "text")) { try String(from: &buffer, field: "text") }
