@@ -130,8 +130,8 @@ public struct GradientIndex: Sendable {
     /// writes a new index to `folder` (which must not hold one).
     public static func build(
         folder: String, model: LlamaModel, adapterFolder: String, records: [TrainingRecord],
-        projection: ProjectionSpec, checkpoints selection: AdapterCheckpoint.Selection, tokensPerPass: Int = 2048,
-        modelFolder: String? = nil, progress: (IndexProgress) -> Void = { _ in }
+        projection: ProjectionSpec, checkpoints selection: AdapterCheckpoint.Selection, tokensPerPass: Int = GradientExtractor.defaultTokensPerPass,
+        concurrentPasses: Int = 1, modelFolder: String? = nil, progress: (IndexProgress) -> Void = { _ in }
     ) throws -> GradientIndex {
         guard !FileManager.default.fileExists(atPath: "\(folder)/\(manifestName)") else {
             throw AttributionError.invalidIndex(path: folder, message: "already holds an index; append to it instead")
@@ -150,7 +150,8 @@ public struct GradientIndex: Sendable {
         } catch {
             throw AttributionError.invalidIndex(path: folder, message: "cannot create folder: \(error.localizedDescription)")
         }
-        try index.append(records: records, model: model, adapterFolder: adapterFolder, tokensPerPass: tokensPerPass, progress: progress)
+        try index.append(records: records, model: model, adapterFolder: adapterFolder, tokensPerPass: tokensPerPass,
+                         concurrentPasses: concurrentPasses, progress: progress)
         return index
     }
 
@@ -162,8 +163,8 @@ public struct GradientIndex: Sendable {
     /// Adds `records` (ids new to the index) as a new shard, computed at every checkpoint of the index
     /// from the adapter folder it was built from; refuses any other adapter.
     public mutating func append(
-        records new: [TrainingRecord], model: LlamaModel, adapterFolder: String, tokensPerPass: Int = 2048,
-        progress: (IndexProgress) -> Void = { _ in }
+        records new: [TrainingRecord], model: LlamaModel, adapterFolder: String, tokensPerPass: Int = GradientExtractor.defaultTokensPerPass,
+        concurrentPasses: Int = 1, progress: (IndexProgress) -> Void = { _ in }
     ) throws {
         try requireAdapter(adapterFolder)
         var seen = Set(manifest.records.map(\.id))
@@ -181,7 +182,7 @@ public struct GradientIndex: Sendable {
             let adapter = try Self.loadAdapter(path, model: model)
             let extractor = GradientExtractor(
                 model: model, adapter: adapter, layout: try GradientLayout(adapter: adapter, projection: manifest.projection),
-                tokensPerPass: tokensPerPass)
+                tokensPerPass: tokensPerPass, concurrentPasses: concurrentPasses)
             guard extractor.layout.blocks.map(IndexManifest.Block.init) == manifest.blocks else {
                 throw AttributionError.adapterMismatch(path: path, message: "its LoRA matrices differ from the blocks of the gradient index \(folder)")
             }

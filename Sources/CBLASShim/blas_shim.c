@@ -2,6 +2,8 @@
 #include "tributary_blas.h"
 
 #include <dlfcn.h>
+#include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -89,6 +91,18 @@ int tb_blas_user_threads(void) {
     if (value && atoi(value) >= 1) return atoi(value);
   }
   return 0;
+}
+
+int tb_retain_freed_memory(size_t retained_bytes) {
+#ifdef __GLIBC__
+  // 32 MiB is the largest mmap threshold glibc accepts; setting it also stops its dynamic growth.
+  int mapped = mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  int trimmed = mallopt(M_TRIM_THRESHOLD, retained_bytes > INT_MAX ? INT_MAX : (int)retained_bytes);
+  return mapped == 1 && trimmed == 1 ? 0 : -1;
+#else
+  (void)retained_bytes;
+  return -1;
+#endif
 }
 
 // MARK: - Loading

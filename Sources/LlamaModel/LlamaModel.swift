@@ -123,7 +123,7 @@ public struct LlamaModel: Sendable {
 
     /// `x Wᵀ` for a Hugging Face linear weight W [out, in].
     public func linear(_ x: Tensor, _ weight: Tensor) -> Tensor {
-        var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
+        var y = Tensor(unfilled: [x.shape[0], weight.shape[0]])
         Self.linear(x, weight, into: &y)
         return y
     }
@@ -180,11 +180,11 @@ public struct LlamaModel: Sendable {
         let q = queries.viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, queries.strides[0], 1])
         let kT = keys.viewing(shape: [kvHeads, group, d, seen], strides: [d, 0, 1, keys.strides[0]])
         let v = values.viewing(shape: [kvHeads, group, seen, d], strides: [d, 0, values.strides[0], 1])
-        var probabilities = Tensor(zeros: [kvHeads, group, tokens, seen])
+        var probabilities = Tensor(unfilled: [kvHeads, group, tokens, seen])
         BLAS.batchedGEMM(q, kT, into: &probabilities, alpha: 1 / Float(d).squareRoot())
         Kernels.softmax(inPlace: &probabilities, mask: .causal(queryOffset: seen - tokens))
         // Head h's output lands in columns h*d..<(h+1)*d of a [tokens, heads * d] matrix.
-        var output = Tensor(zeros: [tokens, heads * d])
+        var output = Tensor(unfilled: [tokens, heads * d])
             .viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
         BLAS.batchedGEMM(probabilities, v, into: &output)
         return (output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), probabilities)

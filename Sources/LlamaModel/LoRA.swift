@@ -145,7 +145,7 @@ public struct LoRAAdapter: Sendable {
         _ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget, dropoutMask: Tensor? = nil
     ) -> (output: Tensor, down: Tensor)? {
         guard pairs[layer][target] != nil else { return nil }
-        var y = Tensor(zeros: [x.shape[0], weight.shape[0]])
+        var y = Tensor(unfilled: [x.shape[0], weight.shape[0]])
         LlamaModel.linear(x, weight, into: &y)
         let down = addDelta(x, into: &y, layer: layer, target: target, dropoutMask: dropoutMask)!
         return (y, down)
@@ -158,7 +158,7 @@ public struct LoRAAdapter: Sendable {
         _ x: Tensor, into y: inout Tensor, layer: Int, target: LoRATarget, dropoutMask: Tensor? = nil
     ) -> Tensor? {
         guard let pair = pairs[layer][target] else { return nil }
-        var down = Tensor(zeros: [x.shape[0], config.rank])
+        var down = Tensor(unfilled: [x.shape[0], config.rank])
         LlamaModel.linear(dropoutMask.map { Kernels.multiply(x, $0) } ?? x, pair.a, into: &down)
         LlamaModel.linear(down, pair.b, into: &y, alpha: config.scaling, beta: 1)
         return down

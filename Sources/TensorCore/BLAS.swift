@@ -84,7 +84,7 @@ public enum BLAS {
     public static func matmul(_ a: Tensor, transposeA: Bool = false, _ b: Tensor, transposeB: Bool = false) -> Tensor {
         let lhs = transposeA ? a.transposed() : a
         let rhs = transposeB ? b.transposed() : b
-        var c = Tensor(zeros: [lhs.shape[0], rhs.shape[1]])
+        var c = Tensor(unfilled: [lhs.shape[0], rhs.shape[1]])  // beta 0: BLAS never reads C
         gemm(lhs, rhs, into: &c)
         return c
     }

@@ -64,6 +64,9 @@ public enum BLASRuntime {
         return share
     }
 
+    /// Threads a process should use in all: the user's BLAS thread setting, else the available cores.
+    public static var defaultThreads: Int { userThreadSetting ?? availableCores }
+
     /// An equal share of the cores for each pool, at least one thread.
     static func threadsPerPool(availableCores: Int, computePools: Int) -> Int {
         max(1, availableCores / max(computePools, 1))

@@ -142,7 +142,7 @@ extension Kernels {
     /// Runs `tk_softmax_forward`.
     public static func softmax(_ scores: Tensor, scale: Float = 1, mask: SoftmaxMask) -> Tensor {
         let (x, layout) = rowInput(scores)
-        var y = Tensor(zeros: scores.shape)
+        var y = Tensor(unfilled: scores.shape)
         let out = KernelRowLayout(y)!
         let (causal, offset) = mask.cArguments
         x.withUnsafePointer { px in
@@ -176,7 +176,7 @@ extension Kernels {
             "softmaxBackward: output \(output.shape) and gradient \(gradient.shape) differ in shape")
         let (y, yLayout) = rowInput(output)
         let (dy, dyLayout) = rowInput(gradient)
-        var dx = Tensor(zeros: output.shape)
+        var dx = Tensor(unfilled: output.shape)
         let dxLayout = KernelRowLayout(dx)!
         let (causal, offset) = mask.cArguments
         y.withUnsafePointer { py in
@@ -223,8 +223,8 @@ extension Kernels {
         precondition(x.rank >= 1, "rmsNorm takes a tensor of rank >= 1, got shape \(x.shape)")
         let (input, layout) = rowInput(x)
         let w = denseVector(weight, count: layout.cols, name: "rmsNorm weight")
-        var y = Tensor(zeros: x.shape)
-        var rstd = Tensor(zeros: Array(x.shape.dropLast()))
+        var y = Tensor(unfilled: x.shape)
+        var rstd = Tensor(unfilled: Array(x.shape.dropLast()))
         let out = KernelRowLayout(y)!
         input.withUnsafePointer { px in
             w.withUnsafePointer { pw in
@@ -273,7 +273,7 @@ extension Kernels {
         let (dy, dyLayout) = rowInput(gradient)
         let w = denseVector(weight, count: layout.cols, name: "rmsNormBackward weight")
         let r = denseVector(rstd, count: layout.rowCount, name: "rmsNormBackward rstd")
-        var dx = Tensor(zeros: x.shape)
+        var dx = Tensor(unfilled: x.shape)
         let dxLayout = KernelRowLayout(dx)!
         input.withUnsafePointer { px in
             dy.withUnsafePointer { pdy in
@@ -300,7 +300,7 @@ extension Kernels {
     /// `x * sigmoid(x)` elementwise, as PyTorch computes it: `x / (1 + exp(-x))`. Runs `tk_silu_forward`.
     public static func silu(_ x: Tensor) -> Tensor {
         let (input, layout) = rowInput(x)
-        var y = Tensor(zeros: x.shape)
+        var y = Tensor(unfilled: x.shape)
         let out = KernelRowLayout(y)!
         input.withUnsafePointer { px in
             y.withUnsafeMutablePointer { py in
@@ -318,7 +318,7 @@ extension Kernels {
         precondition(x.shape == gradient.shape, "siluBackward: input \(x.shape) and gradient \(gradient.shape) differ in shape")
         let (input, layout) = rowInput(x)
         let (dy, dyLayout) = rowInput(gradient)
-        var dx = Tensor(zeros: x.shape)
+        var dx = Tensor(unfilled: x.shape)
         let out = KernelRowLayout(dx)!
         input.withUnsafePointer { px in
             dy.withUnsafePointer { pdy in
@@ -340,7 +340,7 @@ extension Kernels {
         precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) and up \(up.shape) differ in shape")
         let (g, gLayout) = rowInput(gate)
         let (u, uLayout) = rowInput(up)
-        var h = Tensor(zeros: gate.shape)
+        var h = Tensor(unfilled: gate.shape)
         let out = KernelRowLayout(h)!
         g.withUnsafePointer { pg in
             u.withUnsafePointer { pu in
@@ -365,7 +365,7 @@ extension Kernels {
         let (g, gLayout) = rowInput(gate)
         let (u, uLayout) = rowInput(up)
         let (dh, dhLayout) = rowInput(gradient)
-        var dGate = Tensor(zeros: gate.shape), dUp = Tensor(zeros: gate.shape)
+        var dGate = Tensor(unfilled: gate.shape), dUp = Tensor(unfilled: gate.shape)
         let out = KernelRowLayout(dGate)!
         g.withUnsafePointer { pg in
             u.withUnsafePointer { pu in
@@ -394,7 +394,7 @@ extension Kernels {
     /// diagnostics. Runs `tk_exp_f32`.
     static func exp(_ x: Tensor) -> Tensor {
         let input = x.contiguous()
-        var y = Tensor(zeros: x.shape)
+        var y = Tensor(unfilled: x.shape)
         input.withUnsafePointer { px in
             y.withUnsafeMutablePointer { py in tk_exp_f32(px, py, x.count) }
         }

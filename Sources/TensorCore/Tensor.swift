@@ -28,6 +28,15 @@ public struct Tensor: Sendable {
             shape: shape, strides: Self.rowMajorStrides(shape), offset: 0)
     }
 
+    /// A dense tensor whose elements are unspecified until written: only for outputs that a kernel
+    /// (a GEMM with beta 0, an elementwise kernel) overwrites entirely.
+    package init(unfilled shape: [Int]) {
+        Self.checkShape(shape)
+        self.init(
+            storage: TensorStorage(unfilledCount: Self.elementCount(shape)),
+            shape: shape, strides: Self.rowMajorStrides(shape), offset: 0)
+    }
+
     /// A dense tensor filled with `value`.
     public init(shape: [Int], repeating value: Float) {
         self.init(zeros: shape)
@@ -197,7 +206,7 @@ public struct Tensor: Sendable {
     /// This tensor if it is dense, else a dense copy of it.
     public func contiguous() -> Tensor {
         if isContiguous { return self }
-        var copy = Tensor(zeros: shape)
+        var copy = Tensor(unfilled: shape)
         var target = copy.storage.base
         forEachStorageIndex { source in
             target.pointee = storage.base[source]
@@ -230,7 +239,7 @@ public struct Tensor: Sendable {
     @usableFromInline
     mutating func copyToUniqueStorage() {
         let dense = contiguous()
-        let copy = Tensor(zeros: shape)
+        let copy = Tensor(unfilled: shape)
         copy.storage.base.update(from: dense.storage.base + dense.offset, count: count)
         self = copy
     }

@@ -19,15 +19,24 @@ extension Tensor {
     /// Overwrites rows `start..<start + source.shape[0]` of this matrix with `source`'s rows.
     public mutating func replaceRows(startingAt start: Int, with source: Tensor) {
         precondition(rank == 2 && source.rank == 2 && source.shape[1] == shape[1], "replaceRows: \(source.shape) into \(shape)")
-        precondition(start >= 0 && start + source.shape[0] <= shape[0], "replaceRows: rows \(start)..<\(start + source.shape[0]) outside 0..<\(shape[0])")
+        replaceBlock(row: start, column: 0, with: source)
+    }
+
+    /// Overwrites the block of this matrix whose top-left element is (`row`, `column`) with `source`.
+    public mutating func replaceBlock(row: Int, column: Int, with source: Tensor) {
+        precondition(rank == 2 && source.rank == 2, "replaceBlock: \(source.shape) into \(shape)")
+        let (rows, cols) = (source.shape[0], source.shape[1])
+        precondition(
+            row >= 0 && column >= 0 && row + rows <= shape[0] && column + cols <= shape[1],
+            "replaceBlock: rows \(row)..<\(row + rows), columns \(column)..<\(column + cols) outside \(shape)")
         makeUniqueAndWritable()
-        precondition(hasDenseRows, "replaceRows needs dense rows")
+        precondition(hasDenseRows, "replaceBlock needs dense rows")
         let dense = source.hasDenseRows ? source : source.contiguous()
-        let (cols, targetStride, sourceStride) = (shape[1], strides[0], dense.strides[0])
+        let (targetStride, sourceStride) = (strides[0], dense.strides[0])
         dense.withUnsafePointer { from in
             withUnsafeMutablePointer { to in
-                for row in 0..<dense.shape[0] {
-                    (to + (start + row) * targetStride).update(from: from + row * sourceStride, count: cols)
+                for offset in 0..<rows {
+                    (to + (row + offset) * targetStride + column).update(from: from + offset * sourceStride, count: cols)
                 }
             }
         }

@@ -35,7 +35,8 @@ public enum GradientMode: Sendable {
     case full
 }
 
-/// Gradients of every parameter kind; nil where the mode computes none.
+/// Gradients of every parameter kind; nil where the mode computes none, and `lora` nil when a LoRA
+/// trace was asked for (the traces carry what per-example gradients need; the batch sum is not formed).
 public struct Gradients: Sendable {
     /// Same layout as the adapter's pairs: dL/dA and dL/dB.
     public var lora: [[LoRATarget: LoRAPair]]?
@@ -156,25 +157,31 @@ struct TrainingPass {
         return (model.linear(x, weight), LinearCache(input: x))
     }
 
-    /// dL/dx of y = x Wᵀ + s (x' Aᵀ) Bᵀ with x' = x ⊙ mask, accumulating dW (full mode) or dA, dB (LoRA).
+    /// dL/dx of y = x Wᵀ + s (x' Aᵀ) Bᵀ with x' = x ⊙ mask, accumulating dW (full mode) or dA, dB (LoRA);
+    /// nil without `needsInputGradient` (nothing below has parameters).
     func linearBackward(
         _ dy: Tensor, _ weight: Tensor, _ cache: LinearCache, layer: Int?, target: LoRATarget?,
-        weightGradient: inout Tensor, gradients: inout Gradients
-    ) -> Tensor {
-        var dx = BLAS.matmul(dy, weight)
+        needsInputGradient: Bool = true, weightGradient: inout Tensor, gradients: inout Gradients
+    ) -> Tensor? {
+        var dx = needsInputGradient ? BLAS.matmul(dy, weight) : nil
         if full { BLAS.gemm(dy.transposed(), cache.input, into: &weightGradient, beta: 1) }
         if let layer, let target, let pair = adapter?.pairs[layer][target], let down = cache.down {
             let s = adapter!.config.scaling
             let dyB = BLAS.matmul(dy, pair.b)  // [rows, rank]
             let loraInput = cache.dropoutMask.map { Kernels.multiply(cache.input, $0) } ?? cache.input
-            loraTrace?(LoRALinearTrace(layer: layer, target: target, input: loraInput, down: down, outputGradient: dy, outputGradientB: dyB))
-            if let mask = cache.dropoutMask {
-                BLAS.axpy(s, Kernels.multiply(BLAS.matmul(dyB, pair.a), mask), &dx)
-            } else {
-                BLAS.gemm(dyB, pair.a, into: &dx, alpha: s, beta: 1)
+            if dx != nil {
+                if let mask = cache.dropoutMask {
+                    BLAS.axpy(s, Kernels.multiply(BLAS.matmul(dyB, pair.a), mask), &dx!)
+                } else {
+                    BLAS.gemm(dyB, pair.a, into: &dx!, alpha: s, beta: 1)
+                }
             }
-            BLAS.gemm(dyB.transposed(), loraInput, into: &gradients.lora![layer][target]!.a, alpha: s, beta: 1)
-            BLAS.gemm(dy.transposed(), down, into: &gradients.lora![layer][target]!.b, alpha: s, beta: 1)
+            if let loraTrace {
+                loraTrace(LoRALinearTrace(layer: layer, target: target, input: loraInput, down: down, outputGradient: dy, outputGradientB: dyB))
+            } else {
+                BLAS.gemm(dyB.transposed(), loraInput, into: &gradients.lora![layer][target]!.a, alpha: s, beta: 1)
+                BLAS.gemm(dy.transposed(), down, into: &gradients.lora![layer][target]!.b, alpha: s, beta: 1)
+            }
         }
         return dx
     }
@@ -213,7 +220,7 @@ struct TrainingPass {
             let v = project(normed, .value)
             Kernels.rotary(&q, positions: positions, table: model.rotary)
             Kernels.rotary(&k, positions: positions, table: model.rotary)
-            var attended = Tensor(zeros: [rows, heads * d])
+            var attended = Tensor(unfilled: [rows, heads * d])  // every sequence's rows replaced
             var probabilities: [Tensor] = []
             for (index, start) in starts.enumerated() {
                 let t = batch[index].tokens.count
@@ -223,14 +230,14 @@ struct TrainingPass {
                 probabilities.append(scores)
             }
             let o = project(attended, .output)
-            let middle = add(x, o)
+            let middle = add(o, x)
             let (normed2, rstd2) = Kernels.rmsNorm(middle, weight: w.postAttentionNorm, epsilon: eps)
             let gate = project(normed2, .gate), up = project(normed2, .up)
             let down = project(Kernels.swiglu(gate: gate, up: up), .down)
             caches.append(LayerCache(
                 input: x, rstd1: rstd1, query: q, key: k, value: v, linear: linear, probabilities: probabilities,
                 middle: middle, rstd2: rstd2, gate: gate, up: up))
-            x = add(middle, down)
+            x = add(down, middle)
         }
         let (finalNormed, finalRstd) = Kernels.rmsNorm(x, weight: weights.finalNorm, epsilon: eps)
         let (logits, headCache) = linearForward(finalNormed, weights.head, layer: nil, target: nil)
@@ -256,14 +263,14 @@ struct TrainingPass {
 
         // Backward.
         var gradients = Gradients(
-            lora: adapter.map { $0.pairs.map { $0.mapValues { LoRAPair(a: Tensor(zeros: $0.a.shape), b: Tensor(zeros: $0.b.shape)) } } },
+            lora: loraTrace != nil ? nil : adapter.map { $0.pairs.map { $0.mapValues { LoRAPair(a: Tensor(zeros: $0.a.shape), b: Tensor(zeros: $0.b.shape)) } } },
             full: full ? Self.zeros(like: weights) : nil)
         var unusedWeightGradient = Tensor(zeros: [0])
         let dLogits = try! Kernels.crossEntropyBackward(
             logits: logits, targets: targets, logsumexp: entropy.logsumexp,
             rowGradients: Tensor(shape: [rows], scalars: rowWeights))
         var headGradient = full ? gradients.full!.head : unusedWeightGradient
-        let dFinal = linearBackward(dLogits, weights.head, headCache, layer: nil, target: nil, weightGradient: &headGradient, gradients: &gradients)
+        let dFinal = linearBackward(dLogits, weights.head, headCache, layer: nil, target: nil, weightGradient: &headGradient, gradients: &gradients)!
         var finalNormGradient = full ? gradients.full!.finalNorm : Tensor(zeros: weights.finalNorm.shape)
         var dx = Kernels.rmsNormBackward(
             input: x, weight: weights.finalNorm, rstd: finalRstd, gradient: dFinal, accumulatingWeightGradient: &finalNormGradient)
@@ -276,61 +283,78 @@ struct TrainingPass {
         for layer in stride(from: config.layerCount - 1, through: 0, by: -1) {
             let w = weights.layers[layer], cache = caches[layer]
             var layerGradient = full ? gradients.full!.layers[layer] : nil
-            func back(_ dy: Tensor, _ target: LoRATarget) -> Tensor {
-                if full {
-                    var weightGradient = layerGradient![target]
-                    let dx = linearBackward(dy, w[target], cache.linear[target]!, layer: layer, target: target, weightGradient: &weightGradient, gradients: &gradients)
-                    layerGradient!.update(target) { $0 = weightGradient }
-                    return dx
+            // In LoRA mode nothing below layer 0's projections has parameters: no input gradient there.
+            let needsInputGradient = full || layer > 0
+            func back(_ dy: Tensor, _ target: LoRATarget, needsInputGradient: Bool = true) -> Tensor? {
+                guard full else {
+                    return linearBackward(
+                        dy, w[target], cache.linear[target]!, layer: layer, target: target, needsInputGradient: needsInputGradient,
+                        weightGradient: &unusedWeightGradient, gradients: &gradients)
                 }
-                return linearBackward(dy, w[target], cache.linear[target]!, layer: layer, target: target, weightGradient: &unusedWeightGradient, gradients: &gradients)
+                var weightGradient = layerGradient![target]
+                let dx = linearBackward(dy, w[target], cache.linear[target]!, layer: layer, target: target, weightGradient: &weightGradient, gradients: &gradients)
+                layerGradient!.update(target) { $0 = weightGradient }
+                return dx
             }
             // MLP.
-            let dHidden = back(dx, .down)
+            let dHidden = back(dx, .down)!
             let (dGate, dUp) = Kernels.swigluBackward(gate: cache.gate, up: cache.up, gradient: dHidden)
-            let dNormed2 = add(back(dGate, .gate), back(dUp, .up))
+            let dNormed2 = add(back(dGate, .gate)!, back(dUp, .up)!)
             var norm2Gradient = full ? layerGradient!.postAttentionNorm : Tensor(zeros: w.postAttentionNorm.shape)
-            let dMiddle = add(dx, Kernels.rmsNormBackward(
+            let dMiddle = add(Kernels.rmsNormBackward(
                 input: cache.middle, weight: w.postAttentionNorm, rstd: cache.rstd2, gradient: dNormed2,
-                accumulatingWeightGradient: &norm2Gradient))
+                accumulatingWeightGradient: &norm2Gradient), dx)
             // Attention.
-            let dAttended = back(dMiddle, .output)
-            var dq = Tensor(zeros: [rows, heads * d])
-            var dk = Tensor(zeros: [rows, kvHeads * d]), dv = Tensor(zeros: [rows, kvHeads * d])
+            let dAttended = back(dMiddle, .output)!
+            // Every sequence's rows are replaced below.
+            var dq = Tensor(unfilled: [rows, heads * d])
+            var dk = Tensor(unfilled: [rows, kvHeads * d]), dv = Tensor(unfilled: [rows, kvHeads * d])
             for (index, start) in starts.enumerated() {
                 let t = batch[index].tokens.count
                 let span = start..<start + t
                 let probabilities = cache.probabilities[index]
-                let dOut = dAttended.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
+                let dOutSpan = dAttended.slice(0, span), querySpan = cache.query.slice(0, span)
+                let dOut = dOutSpan.viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
                 let vT = cache.value.slice(0, span).viewing(shape: [kvHeads, group, d, t], strides: [d, 0, 1, kvHeads * d])
-                var dScores = Tensor(zeros: [kvHeads, group, t, t])
+                var dScores = Tensor(unfilled: [kvHeads, group, t, t])
                 BLAS.batchedGEMM(dOut, vT, into: &dScores)
                 Kernels.softmaxBackward(output: probabilities, gradientInPlace: &dScores, mask: .causal(queryOffset: 0))
                 // dQ = dS K · scale, written head by head into a [t, heads * d] matrix.
                 let kh = cache.key.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [d, 0, kvHeads * d, 1])
-                var dqSpan = Tensor(zeros: [t, heads * d]).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
+                var dqSpan = Tensor(unfilled: [t, heads * d]).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
                 BLAS.batchedGEMM(dScores, kh, into: &dqSpan, alpha: scale)
                 dq.replaceRows(startingAt: start, with: dqSpan.viewing(shape: [t, heads * d], strides: [heads * d, 1]))
-                // dK = Σ_group dSᵀ Q · scale and dV = Σ_group Pᵀ dO: the group joins the rows of one GEMM per key head.
-                let qDense = cache.query.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
-                    .contiguous().reshaped([kvHeads, group * t, d])
-                let dOutDense = dOut.contiguous().reshaped([kvHeads, group * t, d])
-                let dScoresByHead = dScores.reshaped([kvHeads, group * t, t]).transposed()
-                let probabilitiesByHead = probabilities.reshaped([kvHeads, group * t, t]).transposed()
-                var dkSpan = Tensor(zeros: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
-                BLAS.batchedGEMM(dScoresByHead, qDense, into: &dkSpan, alpha: scale)
+                // dK = Σ_group dSᵀ Q · scale and dV = Σ_group Pᵀ dO, one GEMM per key head and group member,
+                // accumulated in place: strided views, no copies.
+                var dkSpan = Tensor(unfilled: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
+                var dvSpan = Tensor(unfilled: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
+                for member in 0..<group {
+                    let byKeyHead = [group * t * t, t, 1], memberOffset = member * t * t
+                    let dScoresT = dScores.viewing(shape: [kvHeads, t, t], strides: byKeyHead, offset: memberOffset).transposed()
+                    let probabilitiesT = probabilities.viewing(shape: [kvHeads, t, t], strides: byKeyHead, offset: memberOffset).transposed()
+                    let headRows = [group * d, heads * d, 1]
+                    let q = querySpan.viewing(shape: [kvHeads, t, d], strides: headRows, offset: member * d)
+                    let dO = dOutSpan.viewing(shape: [kvHeads, t, d], strides: headRows, offset: member * d)
+                    let beta: Float = member == 0 ? 0 : 1
+                    BLAS.batchedGEMM(dScoresT, q, into: &dkSpan, alpha: scale, beta: beta)
+                    BLAS.batchedGEMM(probabilitiesT, dO, into: &dvSpan, beta: beta)
+                }
                 dk.replaceRows(startingAt: start, with: dkSpan.viewing(shape: [t, kvHeads * d], strides: [kvHeads * d, 1]))
-                var dvSpan = Tensor(zeros: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
-                BLAS.batchedGEMM(probabilitiesByHead, dOutDense, into: &dvSpan)
                 dv.replaceRows(startingAt: start, with: dvSpan.viewing(shape: [t, kvHeads * d], strides: [kvHeads * d, 1]))
             }
             Kernels.rotaryBackward(&dq, positions: positions, table: model.rotary)
             Kernels.rotaryBackward(&dk, positions: positions, table: model.rotary)
-            let dNormed1 = add(add(back(dq, .query), back(dk, .key)), back(dv, .value))
+            guard needsInputGradient else {
+                for (gradient, target) in [(dq, LoRATarget.query), (dk, .key), (dv, .value)] {
+                    _ = back(gradient, target, needsInputGradient: false)
+                }
+                continue
+            }
+            let dNormed1 = add(add(back(dq, .query)!, back(dk, .key)!), back(dv, .value)!)
             var norm1Gradient = full ? layerGradient!.inputNorm : Tensor(zeros: w.inputNorm.shape)
-            dx = add(dMiddle, Kernels.rmsNormBackward(
+            dx = add(Kernels.rmsNormBackward(
                 input: cache.input, weight: w.inputNorm, rstd: cache.rstd1, gradient: dNormed1,
-                accumulatingWeightGradient: &norm1Gradient))
+                accumulatingWeightGradient: &norm1Gradient), dMiddle)
             if full {
                 layerGradient!.inputNorm = norm1Gradient
                 layerGradient!.postAttentionNorm = norm2Gradient
@@ -346,7 +370,8 @@ struct TrainingPass {
             gradients: gradients)
     }
 
-    func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+    /// `a + b`, in `a`'s storage when `a` is a temporary (pass the fresh operand first).
+    func add(_ a: consuming Tensor, _ b: Tensor) -> Tensor {
         var sum = a
         BLAS.axpy(1, b, &sum)
         return sum

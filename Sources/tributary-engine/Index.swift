@@ -2,6 +2,7 @@ import ArgumentParser
 import Attribution
 import Foundation
 import LlamaModel
+import TensorCore
 import Tokenizers
 import Training
 
@@ -23,7 +24,9 @@ struct Index: ParsableCommand {
     @Option(help: "Projected columns per LoRA matrix (required with a projection).") var dim: Int?
     @Option(help: "Seed of the projection.") var seed: UInt64 = 0
     @Option(help: "Index every checkpoint, or only the last.") var checkpoints: AdapterCheckpoint.Selection = .all
-    @Option(help: "Tokens packed into one backward pass.") var tokensPerPass = 2048
+    @Option(help: "Tokens packed into one backward pass.") var tokensPerPass = GradientExtractor.defaultTokensPerPass
+    @Option(help: "Threads in all (default: OPENBLAS_NUM_THREADS, else the available cores); as many backward passes run at once, each with one BLAS thread.")
+    var threads: Int?
     @Flag(help: "Print JSON lines of progress, then one JSON summary.") var json = false
 
     func validate() throws {
@@ -31,14 +34,18 @@ struct Index: ParsableCommand {
         if projection == .none, dim != nil { throw ValidationError("--dim needs a projection (gaussian, rademacher or factored)") }
         if let dim, dim < 1 { throw ValidationError("--dim must be at least 1, got \(dim)") }
         if tokensPerPass < 1 { throw ValidationError("--tokens-per-pass must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
     func run() throws {
+        ComputeMemory.retainFreedBuffers(upTo: 1 << 30)
         let (base, records) = try loadModelAndRecords(model: model, data: data)
         if let long = records.first(where: { $0.sequence.tokens.count > base.config.maxPositions }) {
             throw CommandFailure("\(data): record \"\(long.id)\" has \(long.sequence.tokens.count) tokens, more than the model's \(base.config.maxPositions) positions")
         }
 
+        let concurrentPasses = threads ?? BLASRuntime.defaultThreads
+        BLASRuntime.setThreads(1)
         let display = IndexProgressDisplay(json: json)
         let index: GradientIndex
         do {
@@ -48,13 +55,14 @@ struct Index: ParsableCommand {
                 guard asked == existing.manifest.projection else {
                     throw CommandFailure("\(out): the index was built with projection \(existing.manifest.projection), not \(asked)")
                 }
-                try existing.append(records: records, model: base, adapterFolder: adapter, tokensPerPass: tokensPerPass, progress: display.show)
+                try existing.append(records: records, model: base, adapterFolder: adapter, tokensPerPass: tokensPerPass,
+                                    concurrentPasses: concurrentPasses, progress: display.show)
                 index = existing
             } else {
                 index = try GradientIndex.build(
                     folder: out, model: base, adapterFolder: adapter, records: records,
                     projection: ProjectionSpec(kind: projection, dimension: dim ?? 0, seed: seed), checkpoints: checkpoints,
-                    tokensPerPass: tokensPerPass, modelFolder: model, progress: display.show)
+                    tokensPerPass: tokensPerPass, concurrentPasses: concurrentPasses, modelFolder: model, progress: display.show)
             }
         } catch let error as AttributionError {
             throw CommandFailure(error.description)

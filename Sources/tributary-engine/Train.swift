@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LlamaModel
+import TensorCore
 import Tokenizers
 import Training
 
@@ -33,6 +34,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Print one JSON object per step, then a summary.") var json = false
 
     func run() throws {
+        ComputeMemory.retainFreedBuffers(upTo: 1 << 30)
         let (base, records) = try loadModelAndRecords(model: model, data: data)
         if let long = records.first(where: { $0.sequence.tokens.count > seqLen }) {
             throw CommandFailure("\(data): record \"\(long.id)\" has \(long.sequence.tokens.count) tokens, more than --seq-len \(seqLen)")

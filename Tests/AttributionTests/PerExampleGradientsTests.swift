@@ -43,6 +43,29 @@ func backwardRow(_ model: LlamaModel, _ adapter: LoRAAdapter, _ layout: Gradient
         #expect(relativeError(packed.scalars, alone.scalars) <= 1e-5)
     }
 
+    @Test func concurrentPassesGiveTheRowsOfOnePassAtATime() throws {
+        let model = try tinyLlama()
+        let adapter = try randomAdapter(model, LoRAConfig(rank: 2, alpha: 4, targets: [.query, .value, .down]), seed: 26)
+        let layout = try GradientLayout(adapter: adapter, projection: .none)
+        let sequences = randomRecords(11, seed: 27, vocabularySize: model.config.vocabularySize).map(\.sequence)
+        let serial = try GradientExtractor(model: model, adapter: adapter, layout: layout, tokensPerPass: 25).rows(for: sequences)
+        var reported: [Int] = []
+        let concurrent = try GradientExtractor(model: model, adapter: adapter, layout: layout, tokensPerPass: 25, concurrentPasses: 3)
+            .rows(for: sequences) { reported.append($0) }
+        let passes = GradientExtractor.passes(tokenCounts: sequences.map(\.tokens.count), tokensPerPass: 25)
+        #expect(passes.count > 3)
+        #expect(reported == passes.map(\.upperBound))
+        // The same passes; only BLAS's own threading may differ between concurrent calls.
+        #expect(relativeError(concurrent.scalars, serial.scalars) <= 1e-6)
+    }
+
+    @Test func passesPackConsecutiveSequencesUpToTheTokenBudget() {
+        #expect(GradientExtractor.passes(tokenCounts: [3, 4, 2, 9, 1, 1], tokensPerPass: 9) == [0..<3, 3..<4, 4..<6])
+        // A sequence longer than the budget gets a pass of its own.
+        #expect(GradientExtractor.passes(tokenCounts: [12, 5, 5], tokensPerPass: 8) == [0..<1, 1..<2, 2..<3])
+        #expect(GradientExtractor.passes(tokenCounts: [], tokensPerPass: 8).isEmpty)
+    }
+
     @Test func blocksFollowPEFTNamesInLayerTargetMatrixOrder() throws {
         let model = try tinyLlama()
         let adapter = try randomAdapter(model, LoRAConfig(rank: 2, alpha: 4, targets: [.value, .query]), seed: 25)

@@ -21,4 +21,21 @@ import Testing
         cache.replaceRows(startingAt: 3, with: Tensor(shape: [2, 1], scalars: [7, 8]).transposed())
         #expect(cache.scalars == [0, 0, 1, 2, 3, 4, 7, 8])
     }
+
+    @Test func replaceBlockWritesOnlyItsBlockFromAStridedSource() {
+        var random = SeededRandom(seed: 32)
+        let original = random.uniformTensor(shape: [5, 7], in: -1..<1)
+        var matrix = original
+        // A transposed source: rows apart in storage, as the projected blocks may be.
+        let source = random.uniformTensor(shape: [4, 2], in: -1..<1).transposed()
+        matrix.replaceBlock(row: 3, column: 2, with: source)
+        for row in 0..<5 {
+            for column in 0..<7 {
+                let inside = (3..<5).contains(row) && (2..<6).contains(column)
+                let expected = inside ? source.scalars[(row - 3) * 4 + column - 2] : original.scalars[row * 7 + column]
+                #expect(matrix.scalars[row * 7 + column] == expected, "element (\(row), \(column))")
+            }
+        }
+        #expect(original.scalars != matrix.scalars)
+    }
 }

@@ -10,6 +10,7 @@
 #ifndef TRIBUTARY_BLAS_H
 #define TRIBUTARY_BLAS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -95,6 +96,11 @@ int tb_available_cpus(void);
 /// BLAS threads the user asked for (OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS), or 0.
 /// Otherwise loading sets tb_available_cpus() threads.
 int tb_blas_user_threads(void);
+
+/// Keeps freed allocations below 32 MiB in the heap and up to `retained_bytes` of free heap in the
+/// process, through glibc's mallopt(M_MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD). Returns 0 on
+/// success, -1 where the C library has no mallopt or refused a setting.
+int tb_retain_freed_memory(size_t retained_bytes);
 
 #ifdef __cplusplus
 }
