@@ -18,8 +18,9 @@ public struct GradientExtractor: Sendable {
     /// 512: on the reference model, passes of 256-512 tokens ran 1.3x faster than passes of 2,048,
     /// their activations staying in cache, and balance better across concurrent passes.
     public static let defaultTokensPerPass = 512
-    /// Backward passes computed at once, each on its own thread. A small model's passes scale better
-    /// side by side with one BLAS thread each than one at a time with many (docs/PERFORMANCE.md).
+    /// Backward passes computed at once, each on its own thread; the BLAS thread count is the caller's
+    /// (`index` sets one each: a small model's passes scale better side by side with one BLAS thread each
+    /// than one at a time with many, docs/PERFORMANCE.md).
     public var concurrentPasses: Int
 
     public init(model: LlamaModel, adapter: LoRAAdapter, layout: GradientLayout, tokensPerPass: Int = GradientExtractor.defaultTokensPerPass, concurrentPasses: Int = 1) {
