@@ -212,10 +212,30 @@ static void *open_first(const char *const *names) {
     }                                                                                 \
   } while (0)
 
+/// Threads OpenBLAS starts with when tb_blas_set_threads came before loading; 0 otherwise.
+static _Atomic int threads_at_load;
+
+/// dlopen of OpenBLAS with OPENBLAS_NUM_THREADS set to `threads` while its constructor reads it, then the
+/// user's setting put back. Its constructor starts threads - 1 workers, and each spins about 0.1 s
+/// (2^28 cycles) before sleeping: a single-threaded user should not start with an idle one spinning.
+static void *open_openblas(const char *const *names, int threads) {
+  if (threads <= 0) return open_first(names);
+  const char *previous = getenv("OPENBLAS_NUM_THREADS");
+  char saved[32] = {0};
+  if (previous) snprintf(saved, sizeof saved, "%s", previous);
+  char value[16];
+  snprintf(value, sizeof value, "%d", threads);
+  setenv("OPENBLAS_NUM_THREADS", value, 1);
+  void *handle = open_first(names);
+  if (previous) setenv("OPENBLAS_NUM_THREADS", saved, 1); else unsetenv("OPENBLAS_NUM_THREADS");
+  return handle;
+}
+
 static void load_libraries(void) {
   choose_core_type();
   static const char *const openblas_names[] = {"libopenblas.so.0", "libopenblas.so", NULL};
-  void *openblas = open_first(openblas_names);
+  int initial_threads = threads_at_load;
+  void *openblas = open_openblas(openblas_names, initial_threads);
   if (!openblas) {
     snprintf(load_error, sizeof load_error,
              "cannot load OpenBLAS (libopenblas.so.0): %s. Install it: apt-get install libopenblas-dev liblapacke-dev",
@@ -252,7 +272,8 @@ static void load_libraries(void) {
   RESOLVE(lapacke, spotrs, "LAPACKE_spotrs");
   RESOLVE(lapacke, ssyevd, "LAPACKE_ssyevd");
   // OpenBLAS counts CPUs by affinity alone; a cgroup quota can allow fewer.
-  if (!tb_blas_user_threads()) blas.set_threads(tb_available_cpus());
+  if (initial_threads > 0) blas.set_threads(initial_threads);
+  else if (!tb_blas_user_threads()) blas.set_threads(tb_available_cpus());
   load_status = 0;
 }
 
@@ -309,6 +330,7 @@ int tb_blas_get_threads(void) {
 }
 
 void tb_blas_set_threads(int threads) {
+  threads_at_load = threads;  // read only if this call is what loads the library
   require_blas();
   blas.set_threads(threads);
 }

@@ -39,13 +39,14 @@ struct Index: ParsableCommand {
 
     func run() throws {
         ComputeMemory.retainFreedBuffers(upTo: 1 << 30)
+        let concurrentPasses = threads ?? BLASRuntime.defaultThreads
+        // Before anything loads OpenBLAS, so that it starts no worker thread to spin idle beside the passes.
+        BLASRuntime.setThreads(1)
         let (base, records) = try loadModelAndRecords(model: model, data: data)
         if let long = records.first(where: { $0.sequence.tokens.count > base.config.maxPositions }) {
             throw CommandFailure("\(data): record \"\(long.id)\" has \(long.sequence.tokens.count) tokens, more than the model's \(base.config.maxPositions) positions")
         }
 
-        let concurrentPasses = threads ?? BLASRuntime.defaultThreads
-        BLASRuntime.setThreads(1)
         let display = IndexProgressDisplay(json: json)
         let index: GradientIndex
         do {

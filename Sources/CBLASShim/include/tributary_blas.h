@@ -44,7 +44,8 @@ const char *tb_blas_requested_core(void);
 int tb_blas_core_is_avx512(const char *name);
 /// An inherited OPENBLAS_CORETYPE that Tributary overrode (AVX2 kernels on an AVX-512 CPU), or "".
 const char *tb_blas_overridden_core(void);
-/// openblas_get_num_threads() / openblas_set_num_threads().
+/// openblas_get_num_threads() / openblas_set_num_threads(). Setting threads before anything loaded the
+/// library loads it with exactly that many, so that no idle worker thread starts spinning.
 int tb_blas_get_threads(void);
 void tb_blas_set_threads(int threads);
 
