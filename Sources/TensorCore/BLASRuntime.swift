@@ -47,7 +47,9 @@ public enum BLASRuntime {
     public static var threads: Int { Int(tb_blas_get_threads()) }
 
     /// Sets BLAS threads (`openblas_set_num_threads`). Called before anything else loads OpenBLAS, it loads
-    /// it with exactly that many (`tb_blas_set_threads`), so that no idle worker starts spinning.
+    /// it with exactly that many (`tb_blas_set_threads`), so that no idle worker starts spinning; that first
+    /// call sets `OPENBLAS_NUM_THREADS` for the moment of loading, so make it before starting threads that
+    /// read the environment.
     public static func setThreads(_ count: Int) {
         precondition(count >= 1, "BLAS needs at least one thread, got \(count)")
         tb_blas_set_threads(Int32(count))
