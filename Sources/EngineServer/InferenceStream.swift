@@ -46,12 +46,18 @@ struct InferenceStream {
                 onPiece: { pieces.push($0) })
         }()
         var sent: UInt32 = 0
+        var lastTokens: [Message] = []
         do {
-            while let batch = await pieces.next() {
+            while true {
+                let (batch, isLast) = await pieces.next()
                 let tokens = batch.map { piece -> Message in
                     // A piece without a token flushes text held back at the end: it has no id.
                     defer { sent += 1 }
                     return .token(Wire.Token(index: sent, token: piece.token.map { UInt32($0) } ?? UInt32.max, text: piece.text))
+                }
+                if isLast {
+                    lastTokens = tokens
+                    break
                 }
                 try await replier.send(streamed: tokens)
             }
@@ -66,12 +72,16 @@ struct InferenceStream {
             completionTokens: UInt32(result.tokens.count),
             promptUs: UInt64((result.timings.promptSeconds * 1e6).rounded()),
             generationUs: UInt64((result.timings.generationSeconds * 1e6).rounded())))
-        // A cancelled output is neither attributed nor paid.
-        guard let method, let adapterID = request.adapter, result.stopReason != .cancelled else {
-            try await replier.finish(end)
-            return
+        // A cancelled output is neither attributed nor paid: INFER_END is then the last frame.
+        let isFinal = method == nil || request.adapter == nil || result.stopReason == .cancelled
+        do {
+            // The last tokens and INFER_END in one write.
+            try await replier.send(streamed: lastTokens, then: end, final: isFinal)
+        } catch {
+            // Cancelled while the last tokens waited for credits: INFER_END still goes out.
+            try await replier.send(streamed: [], then: end, final: isFinal)
         }
-        try await replier.send(end)
+        guard !isFinal, let method, let adapterID = request.adapter else { return }
         try await settle(result, adapter: AdapterID(adapterID), method: method)
     }
 

@@ -47,15 +47,15 @@ final class StreamedPieceQueue: Sendable {
     }
 
     /// The pieces pushed since the last call, once there are any and the compute thread has woken this reader
-    /// (or the reader comes back to find them); nil once finished and empty. One reader.
-    func next() async -> [StreamedPiece]? {
+    /// (or the reader comes back to find them), and whether generation has finished: then they are the last
+    /// (perhaps none). One reader.
+    func next() async -> (pieces: [StreamedPiece], isLast: Bool) {
         while true {
             let (batch, finished) = state.withLock { state in
                 defer { state.pieces = [] }
                 return (state.pieces, state.finished)
             }
-            if !batch.isEmpty { return batch }
-            if finished { return nil }
+            if finished || !batch.isEmpty { return (batch, finished) }
             await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
                 let ready = state.withLock { state -> Bool in
                     guard state.pieces.isEmpty && !state.finished else { return true }

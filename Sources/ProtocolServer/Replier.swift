@@ -17,12 +17,24 @@ public struct Replier: Sendable {
 
     /// Streamed frames, one credit each, written together (one flush) as far as the credits reach.
     public func send(streamed messages: [Message]) async throws {
+        try await send(streamed: messages, trailing: nil)
+    }
+
+    /// Streamed frames, then `trailing`, which takes no credit (FINAL when `final`), in the same write as the
+    /// last of them: a stream's last frames and its end cost the client one wake-up, not two.
+    public func send(streamed messages: [Message], then trailing: Message, final: Bool) async throws {
+        try await send(streamed: messages, trailing: Envelope(requestID: stream.requestID, flags: final ? .final : [], message: trailing))
+    }
+
+    private func send(streamed messages: [Message], trailing: Envelope?) async throws {
         var next = 0
-        while next < messages.count {
-            let granted = try await stream.takeCredits(upTo: messages.count - next)
-            try await outbound.write(contentsOf: messages[next..<next + granted].map { Envelope(requestID: stream.requestID, message: $0) })
+        repeat {
+            let granted = next < messages.count ? try await stream.takeCredits(upTo: messages.count - next) : 0
+            var envelopes = messages[next..<next + granted].map { Envelope(requestID: stream.requestID, message: $0) }
             next += granted
-        }
+            if next == messages.count, let trailing { envelopes.append(trailing) }
+            if !envelopes.isEmpty { try await outbound.write(contentsOf: envelopes) }
+        } while next < messages.count
     }
 
     /// A frame that is neither streamed (it takes no credit) nor the last one.

@@ -20,11 +20,19 @@ import Testing
             queue.finish()
         }
         var batches: [[StreamedPiece]] = []
-        while let batch = await queue.next() {
-            batches.append(batch)
+        while true {
+            let (batch, isLast) = await queue.next()
             for _ in batch { received.signal() }
+            if isLast {
+                // The last batch (pieces left at the end, perhaps none): nothing follows it.
+                let after = await queue.next()
+                #expect(after.pieces.isEmpty && after.isLast)
+                if !batch.isEmpty { batches.append(batch) }
+                return batches
+            }
+            #expect(!batch.isEmpty, "only the last batch may be empty")
+            batches.append(batch)
         }
-        return batches
     }
 
     @Test func withALongIntervalAFastGenerationArrivesInAtMostThreeWrites() async {

@@ -229,22 +229,22 @@ struct WireRoundTrip: AsyncParsableCommand {
             precondition(result.tokens.count == 128 && result.promptTokenCount == 32)
             return seconds(clock.now - start)
         }
-        /// The served total, and the server's own generation time from INFER_END.
+        /// The served total, and the server's own generation time from INFER_END. The request is sent and its
+        /// replies read on the connection's event loop, as a latency-minded client runs them, and the clock is
+        /// read there: a caller on another thread would add its own two hops to and from that loop.
         func overWire() async throws -> (Double, Double) {
-            let sent = clock.now
-            // The reader on the connection's event loop, as a latency-minded client runs it.
-            let (tokens, end) = try await withTaskExecutorPreference(connection.executor) {
+            try await withTaskExecutorPreference(connection.executor) {
+                let sent = clock.now
                 var tokens = 0
                 var end: Wire.InferEnd?
                 for try await reply in try await connection.stream(request) {
                     if case .token(let token) = reply, token.token != UInt32.max { tokens += 1 }
                     if case .inferEnd(let value) = reply { end = value }
                 }
-                return (tokens, end)
+                let total = seconds(clock.now - sent)
+                precondition(tokens == 128 && end != nil)
+                return (total, Double(end!.promptUs + end!.generationUs) / 1e6)
             }
-            let total = seconds(clock.now - sent)
-            precondition(tokens == 128 && end != nil)
-            return (total, Double(end!.promptUs + end!.generationUs) / 1e6)
         }
         for round in 0...streamingRounds {
             // Which runs first alternates, so that whatever favours a position in the pair cancels out.
