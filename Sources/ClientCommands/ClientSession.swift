@@ -156,6 +156,17 @@ extension ClientSession {
         try await call(.jobCancel(Wire.JobCancel(job: id))) { if case .jobInfo(let r) = $0 { r.job } else { nil } }
     }
 
+    public func engines() async throws(ClientFailure) -> [Wire.EngineEntry] {
+        try await call(.engineList(Wire.EngineList())) { if case .engineListing(let r) = $0 { r.engines } else { nil } }
+    }
+
+    /// Drains the engine (`draining` false: takes it back into dispatch); returns it as the coordinator now sees it.
+    public func drainEngine(_ name: String, draining: Bool) async throws(ClientFailure) -> Wire.EngineEntry {
+        try await call(.engineDrain(Wire.EngineDrain(name: name, drain: draining))) {
+            if case .engineListing(let r) = $0, r.engines.count == 1 { r.engines[0] } else { nil }
+        }
+    }
+
     public func adapters(owner: Int64?) async throws(ClientFailure) -> [Wire.Adapter] {
         try await call(.adapterList(Wire.AdapterList(owner: owner))) { if case .adapterListing(let r) = $0 { r.adapters } else { nil } }
     }

@@ -115,6 +115,25 @@ public enum HumanText {
             })
     }
 
+    public static func engines(_ engines: [Wire.EngineEntry]) -> String {
+        guard !engines.isEmpty else { return "no engines registered" }
+        return table(
+            ["id", "name", "address", "owner", "jobs", "kinds", "state", "last heartbeat"],
+            engines.map {
+                [
+                    "\($0.engine)", $0.name, $0.address, "\($0.owner)", "\($0.jobsRunning)/\($0.computeSlots)",
+                    $0.jobKinds.map(\.catalogueName).joined(separator: ","), $0.draining ? "draining" : "in dispatch",
+                    String(format: "%.1f s ago", Double($0.heartbeatAgeMs) / 1000),
+                ]
+            })
+    }
+
+    public static func engine(_ engine: Wire.EngineEntry) -> String {
+        engine.draining
+            ? "engine \(engine.name) draining: no new jobs, \(engine.jobsRunning) still running"
+            : "engine \(engine.name) in dispatch"
+    }
+
     public static func adapterState(_ state: Wire.AdapterState) -> String {
         state.loaded
             ? "adapter \(state.adapter) loaded (\(String(format: "%.1f", Double(state.residentBytes) / 1_048_576)) MiB resident)"

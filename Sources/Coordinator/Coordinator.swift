@@ -33,6 +33,10 @@ public struct RegisteredEngine: Sendable, Equatable {
     public var computeSlots: Int
     public var jobKinds: Set<JobKind>
     public var lastHeartbeat: Date
+    /// The contributor whose token registered it: the one who may drain it (nil: registered in process).
+    public var owner: ContributorID?
+    /// Leased no more jobs; it finishes those it has. Kept when it registers again under the same name.
+    public var draining = false
 }
 
 /// A job the coordinator started on an engine.
@@ -61,18 +65,20 @@ public final class Coordinator: Sendable {
 
     public var engines: [RegisteredEngine] { registry.withLock { $0.engines.values.sorted { $0.id < $1.id } } }
 
-    /// Registers an engine (again, under a new id, if its name is registered: it restarted).
+    /// Registers an engine (again, under a new id, if its name is registered: it restarted; a drain holds).
     public func register(
-        name: String, address: String, computeSlots: Int, jobKinds: Set<JobKind>, now: Date = Date()
+        name: String, address: String, computeSlots: Int, jobKinds: Set<JobKind>, owner: ContributorID? = nil,
+        now: Date = Date()
     ) throws -> RegisteredEngine {
         guard !name.isEmpty, name.utf8.count <= 200 else { throw CoordinatorError.invalidEngine("engine names are 1 to 200 bytes") }
         guard computeSlots >= 1 else { throw CoordinatorError.invalidEngine("engine \(name) offers no compute slot") }
         guard !jobKinds.isEmpty else { throw CoordinatorError.invalidEngine("engine \(name) runs no job kind") }
         return registry.withLock { registry in
+            let draining = registry.engines.values.contains { $0.name == name && $0.draining }
             registry.engines = registry.engines.filter { $0.value.name != name }
             let engine = RegisteredEngine(
                 id: registry.nextID, name: name, address: address, computeSlots: computeSlots, jobKinds: jobKinds,
-                lastHeartbeat: now)
+                lastHeartbeat: now, owner: owner, draining: draining)
             registry.nextID += 1
             registry.engines[engine.id] = engine
             return engine
@@ -92,9 +98,31 @@ public final class Coordinator: Sendable {
         return try store.renewLeases(engine: name, leaseDuration: policy.leaseDuration, now: now)
     }
 
+    /// The engine registered under `id`, if it still is.
+    public func engine(id: UInt64) -> RegisteredEngine? { registry.withLock { $0.engines[id] } }
+
+    /// Drains the engine named `name` (no more jobs are leased to it; it finishes those it has), or with
+    /// `draining` false takes it back into dispatch. Returns the engine.
+    ///
+    /// - Throws: ``CoordinatorError/refused(_:_:)``: `not_found` for no live engine of that name,
+    ///   `permission_denied` unless `contributor` registered it.
+    public func drain(engine name: String, draining: Bool, by contributor: ContributorID) throws -> RegisteredEngine {
+        try registry.withLock { registry in
+            guard let id = registry.engines.first(where: { $0.value.name == name })?.key else {
+                throw CoordinatorError.refused(.notFound, "no engine named \(name) is registered")
+            }
+            guard registry.engines[id]!.owner == contributor else {
+                throw CoordinatorError.refused(.permissionDenied, "only the contributor whose token registered engine \(name) may drain it")
+            }
+            registry.engines[id]!.draining = draining
+            return registry.engines[id]!
+        }
+    }
+
     /// One round of the coordinator's loop: drops engines that missed their heartbeats, gives up the attempts
     /// whose leases lapsed (queued again after the backoff, resuming from their last checkpoint), then starts
-    /// every runnable job on the least-loaded live engine that runs its kind. Returns what it started.
+    /// every runnable job on the least-loaded live engine that runs its kind and is not draining. Returns what it
+    /// started.
     public func dispatch(now: Date = Date()) throws -> [Dispatch] {
         let silentAfter = policy.leaseDuration
         let live = registry.withLock { registry -> [RegisteredEngine] in
@@ -106,7 +134,9 @@ public final class Coordinator: Sendable {
         var running = Dictionary(grouping: try store.jobs(in: [.running]), by: { $0.engine ?? "" }).mapValues(\.count)
         var started: [Dispatch] = []
         for job in try store.runnableJobs(now: now) where try isReady(job) {
-            let candidates = live.filter { $0.jobKinds.contains(job.kind) && running[$0.name, default: 0] < $0.computeSlots }
+            let candidates = live.filter {
+                !$0.draining && $0.jobKinds.contains(job.kind) && running[$0.name, default: 0] < $0.computeSlots
+            }
             // Least loaded: the smallest fraction of compute slots in use, then the earliest registered.
             guard let engine = candidates.min(by: {
                 Double(running[$0.name, default: 0]) / Double($0.computeSlots) < Double(running[$1.name, default: 0]) / Double($1.computeSlots)

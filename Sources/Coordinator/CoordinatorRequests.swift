@@ -6,8 +6,8 @@ import WireProtocol
 /// The coordinator's requests of the protocol (PROTOCOL.md, "Jobs" and "Coordinator"), answered on the store,
 /// transport aside: the connection authenticates and passes the caller's contributor.
 extension Coordinator {
-    /// Answers `JobSubmit`, `JobStatus`, `JobCancel`, `EngineRegister` and `EngineHeartbeat`; `JobEvents`
-    /// streams, see ``jobEvents(_:after:)``.
+    /// Answers `JobSubmit`, `JobStatus`, `JobCancel`, `EngineRegister`, `EngineHeartbeat`, `EngineList` and
+    /// `EngineDrain`; `JobEvents` streams, see ``jobEvents(_:after:)``.
     ///
     /// - Throws: ``CoordinatorError/refused(_:_:)`` with the wire code and what to do.
     public func respond(to request: Message, contributor: ContributorID?, now: Date = Date()) throws -> Message {
@@ -34,15 +34,22 @@ extension Coordinator {
             }
             return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
         case .engineRegister(let register):
-            _ = try require(contributor)
+            let owner = try require(contributor)
             let kinds = Set(register.jobKinds.map(Self.storeKind))
             let engine = try self.register(
-                name: register.name, address: register.address, computeSlots: Int(register.computeSlots), jobKinds: kinds, now: now)
+                name: register.name, address: register.address, computeSlots: Int(register.computeSlots), jobKinds: kinds,
+                owner: owner, now: now)
             return .engineRegistered(Wire.EngineRegistered(engine: engine.id, heartbeatIntervalMs: UInt32(policy.heartbeatInterval * 1000)))
         case .engineHeartbeat(let beat):
             _ = try require(contributor)
             _ = try heartbeat(engine: beat.engine, now: now)
-            return .heartbeatAck(Wire.HeartbeatAck(engine: beat.engine, drain: false))
+            return .heartbeatAck(Wire.HeartbeatAck(engine: beat.engine, drain: engine(id: beat.engine)?.draining ?? false))
+        case .engineList:
+            _ = try require(contributor)
+            return .engineListing(Wire.EngineListing(engines: try wireEngines(engines, now: now)))
+        case .engineDrain(let drain):
+            let engine = try self.drain(engine: drain.name, draining: drain.drain, by: try require(contributor))
+            return .engineListing(Wire.EngineListing(engines: try wireEngines([engine], now: now)))
         default:
             throw CoordinatorError.refused(.failedPrecondition, "\(request.type) is not a coordinator request: send it to an engine")
         }
@@ -118,6 +125,18 @@ extension Coordinator {
             step: (progress?["step"] as? NSNumber)?.uint64Value ?? 0, totalSteps: (progress?["total_steps"] as? NSNumber)?.uint64Value ?? 0,
             adapter: (result?["adapter"] as? NSNumber)?.int64Value, engine: job.engine,
             createdAtMs: Int64(job.createdAt.timeIntervalSince1970 * 1000), message: job.error ?? "")
+    }
+
+    /// The engines as EngineListing shows them, with the attempts the store shows running on each.
+    func wireEngines(_ engines: [RegisteredEngine], now: Date) throws -> [Wire.EngineEntry] {
+        let running = Dictionary(grouping: try store.jobs(in: [.running]), by: { $0.engine ?? "" }).mapValues(\.count)
+        return engines.map { engine in
+            Wire.EngineEntry(
+                engine: engine.id, name: engine.name, address: engine.address, owner: engine.owner?.rawValue ?? 0,
+                computeSlots: UInt32(engine.computeSlots), jobsRunning: UInt32(running[engine.name, default: 0]),
+                jobKinds: JobKind.allCases.filter(engine.jobKinds.contains).map(Self.wireKind), draining: engine.draining,
+                heartbeatAgeMs: UInt64(max(0, now.timeIntervalSince(engine.lastHeartbeat)) * 1000))
+        }
     }
 
     static func storeKind(_ kind: Wire.JobKind) -> JobKind {

@@ -59,6 +59,8 @@ public final class EngineAgent: Sendable {
         var stopped = false
         /// The attempts running here.
         var running: Set<JobLease> = []
+        /// The coordinator's last word: lease this engine no more jobs.
+        var draining = false
     }
 
     private let state = Mutex(State())
@@ -73,6 +75,10 @@ public final class EngineAgent: Sendable {
 
     /// The attempts running on this engine now.
     public var runningAttempts: Set<JobLease> { state.withLock { $0.running } }
+
+    /// True while the coordinator drains this engine (its last `HeartbeatAck`): it is leased no new jobs, and
+    /// runs to the end those leased to it already.
+    public var isDraining: Bool { state.withLock { $0.draining } }
 
     /// Stops taking jobs: ``run()`` returns. Attempts still running are left to their threads; if the process
     /// exits, their leases lapse and the coordinator retries them elsewhere from their last checkpoint.
@@ -111,7 +117,9 @@ public final class EngineAgent: Sendable {
         var registration = try await register(on: connection)
         while !isStopped {
             do {
-                _ = try await connection.call(.engineHeartbeat(heartbeat(engine: registration.engine)))
+                if case .heartbeatAck(let ack) = try await connection.call(.engineHeartbeat(heartbeat(engine: registration.engine))) {
+                    noteDrain(ack.drain)
+                }
             } catch let error as ServerError where error.errorCode == .notFound {
                 // The coordinator dropped this engine after missed heartbeats (e.g. a long pause).
                 logger.notice("registering again", metadata: ["reason": "\(error.message)"])
@@ -119,6 +127,19 @@ public final class EngineAgent: Sendable {
             }
             try await startLeasedAttempts()
             await sleep(.milliseconds(Int64(registration.heartbeatIntervalMs)))
+        }
+    }
+
+    private func noteDrain(_ draining: Bool) {
+        let (changed, running) = state.withLock { state in
+            defer { state.draining = draining }
+            return (state.draining != draining, state.running.count)
+        }
+        guard changed else { return }
+        if draining {
+            logger.notice("draining: the coordinator leases this engine no more jobs", metadata: ["running": "\(running)"])
+        } else {
+            logger.notice("back in dispatch: the coordinator leases this engine jobs again")
         }
     }
 

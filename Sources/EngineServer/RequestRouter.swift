@@ -142,7 +142,7 @@ struct RequestRouter: Sendable {
                 return try store.ledgerEntries(after: query.afterSeq, limit: Int(min(query.limit, 10_000)))
             }
             try await replier.finish(.ledgerPage(Wire.LedgerPage(entries: entries.map(Wire.LedgerEntry.init))))
-        case .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .engineRegister, .engineHeartbeat:
+        case .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .engineRegister, .engineHeartbeat, .engineList, .engineDrain:
             throw RequestFailure(.failedPrecondition, "\(request.type) is the coordinator's: send it to the coordinator")
         default:
             throw RequestFailure(.invalidMessage, "\(request.type) is not a request")

@@ -724,6 +724,51 @@ extension Wire {
         }
     }
 
+    public struct EngineEntry: WireField {
+        public var engine: UInt64
+        public var name: String
+        public var address: String
+        public var owner: Int64
+        public var computeSlots: UInt32
+        public var jobsRunning: UInt32
+        public var jobKinds: [JobKind]
+        public var draining: Bool
+        public var heartbeatAgeMs: UInt64
+        public init(engine: UInt64, name: String, address: String, owner: Int64, computeSlots: UInt32, jobsRunning: UInt32, jobKinds: [JobKind], draining: Bool, heartbeatAgeMs: UInt64) {
+            self.engine = engine
+            self.name = name
+            self.address = address
+            self.owner = owner
+            self.computeSlots = computeSlots
+            self.jobsRunning = jobsRunning
+            self.jobKinds = jobKinds
+            self.draining = draining
+            self.heartbeatAgeMs = heartbeatAgeMs
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            engine = try .init(from: &buffer, field: "engine")
+            name = try .init(from: &buffer, field: "name")
+            address = try .init(from: &buffer, field: "address")
+            owner = try .init(from: &buffer, field: "owner")
+            computeSlots = try .init(from: &buffer, field: "compute_slots")
+            jobsRunning = try .init(from: &buffer, field: "jobs_running")
+            jobKinds = try .init(from: &buffer, field: "job_kinds")
+            draining = try .init(from: &buffer, field: "draining")
+            heartbeatAgeMs = try .init(from: &buffer, field: "heartbeat_age_ms")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            engine.write(to: &buffer)
+            name.write(to: &buffer)
+            address.write(to: &buffer)
+            owner.write(to: &buffer)
+            computeSlots.write(to: &buffer)
+            jobsRunning.write(to: &buffer)
+            jobKinds.write(to: &buffer)
+            draining.write(to: &buffer)
+            heartbeatAgeMs.write(to: &buffer)
+        }
+    }
+
     public enum RecordContent: WireField {
         case text(TextRecord)
         case pair(PairRecord)
@@ -2072,6 +2117,48 @@ extension Wire {
         public static let type = MessageType.heartbeatAck
     }
 
+    /// 0x84, request.
+    public struct EngineList: WireMessage {
+        public init() {}
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {}
+        public func write(to buffer: inout ByteBuffer) {}
+        public static let type = MessageType.engineList
+    }
+
+    /// 0x85, reply.
+    public struct EngineListing: WireMessage {
+        public var engines: [EngineEntry]
+        public init(engines: [EngineEntry]) {
+            self.engines = engines
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            engines = try .init(from: &buffer, field: "engines")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            engines.write(to: &buffer)
+        }
+        public static let type = MessageType.engineListing
+    }
+
+    /// 0x86, request.
+    public struct EngineDrain: WireMessage {
+        public var name: String
+        public var drain: Bool
+        public init(name: String, drain: Bool) {
+            self.name = name
+            self.drain = drain
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            name = try .init(from: &buffer, field: "name")
+            drain = try .init(from: &buffer, field: "drain")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            name.write(to: &buffer)
+            drain.write(to: &buffer)
+        }
+        public static let type = MessageType.engineDrain
+    }
+
 }
 
 /// Every message type of the catalogue, by its code in the frame header.
@@ -2135,14 +2222,17 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
     case engineRegistered = 0x81
     case engineHeartbeat = 0x82
     case heartbeatAck = 0x83
+    case engineList = 0x84
+    case engineListing = 0x85
+    case engineDrain = 0x86
 
     /// Who sends it, and on which request id.
     public var direction: MessageDirection {
         switch self {
         case .hello, .welcome, .ping, .pong, .goAway: .connection
         case .credit, .cancel, .errorReply: .control
-        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .echo, .engineRegister, .engineHeartbeat: .request
-        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .echoed, .engineRegistered, .heartbeatAck: .reply
+        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .echo, .engineRegister, .engineHeartbeat, .engineList, .engineDrain: .request
+        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .echoed, .engineRegistered, .heartbeatAck, .engineListing: .reply
         }
     }
 
@@ -2216,6 +2306,9 @@ public enum Message: Sendable, Equatable {
     case engineRegistered(Wire.EngineRegistered)
     case engineHeartbeat(Wire.EngineHeartbeat)
     case heartbeatAck(Wire.HeartbeatAck)
+    case engineList(Wire.EngineList)
+    case engineListing(Wire.EngineListing)
+    case engineDrain(Wire.EngineDrain)
 
     public var type: MessageType {
         switch self {
@@ -2278,6 +2371,9 @@ public enum Message: Sendable, Equatable {
         case .engineRegistered: .engineRegistered
         case .engineHeartbeat: .engineHeartbeat
         case .heartbeatAck: .heartbeatAck
+        case .engineList: .engineList
+        case .engineListing: .engineListing
+        case .engineDrain: .engineDrain
         }
     }
 
@@ -2343,6 +2439,9 @@ public enum Message: Sendable, Equatable {
         case .engineRegistered: .engineRegistered(try .init(from: &buffer, field: "EngineRegistered"))
         case .engineHeartbeat: .engineHeartbeat(try .init(from: &buffer, field: "EngineHeartbeat"))
         case .heartbeatAck: .heartbeatAck(try .init(from: &buffer, field: "HeartbeatAck"))
+        case .engineList: .engineList(try .init(from: &buffer, field: "EngineList"))
+        case .engineListing: .engineListing(try .init(from: &buffer, field: "EngineListing"))
+        case .engineDrain: .engineDrain(try .init(from: &buffer, field: "EngineDrain"))
         }
     }
 
@@ -2407,6 +2506,9 @@ public enum Message: Sendable, Equatable {
         case .engineRegistered(let message): message.write(to: &buffer)
         case .engineHeartbeat(let message): message.write(to: &buffer)
         case .heartbeatAck(let message): message.write(to: &buffer)
+        case .engineList(let message): message.write(to: &buffer)
+        case .engineListing(let message): message.write(to: &buffer)
+        case .engineDrain(let message): message.write(to: &buffer)
         }
     }
 }

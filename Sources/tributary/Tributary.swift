@@ -7,7 +7,7 @@ import WireProtocol
 struct Tributary: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary",
-        abstract: "Tributary's client: datanets, training jobs, adapters, attributed inference and the ledger.",
+        abstract: "Tributary's client: datanets, training jobs, engines, adapters, attributed inference and the ledger.",
         discussion: """
             Engine requests go to --server (TRIBUTARY_SERVER, default 127.0.0.1:7070), job requests to --coordinator \
             (TRIBUTARY_COORDINATOR, default 127.0.0.1:7080), authenticated by --token (TRIBUTARY_TOKEN; from `tributary \
@@ -15,7 +15,7 @@ struct Tributary: AsyncParsableCommand {
             connection, 75 busy (retry), 76 protocol or checksum failure, 77 unauthenticated or not permitted.
             """,
         subcommands: [
-            SignUp.self, DatanetCommand.self, TrainCommand.self, IndexCommand.self, EvaluateCommand.self, AdapterCommand.self, Infer.self,
+            SignUp.self, DatanetCommand.self, TrainCommand.self, IndexCommand.self, EvaluateCommand.self, AdapterCommand.self, EngineCommand.self, Infer.self,
             Attribute.self, Curate.self, LedgerCommand.self, Health.self, Stats.self,
         ])
 }

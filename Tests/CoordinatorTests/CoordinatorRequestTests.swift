@@ -71,4 +71,68 @@ struct CoordinatorRequestTests {
         #expect(try f.store.jobs().isEmpty)
         #expect(f.coordinator.engines.isEmpty)
     }
+
+    @Test("An engine's owner drains it: it is leased no more jobs, its heartbeats say drain, and resuming takes it back")
+    func drainAndResume() throws {
+        let f = try Fixture()
+        let stranger = try f.store.createContributor(displayName: "stranger").contributor.id
+        func register(_ name: String) throws -> UInt64 {
+            let reply = try f.coordinator.respond(
+                to: .engineRegister(Wire.EngineRegister(name: name, address: "\(name):1", computeSlots: 2, memoryBytes: 0, maxAdapters: 0, jobKinds: [.train, .index])),
+                contributor: f.submitter, now: f.start)
+            guard case .engineRegistered(let engine) = reply else { throw CoordinatorError.invalidEngine("not registered") }
+            return engine.engine
+        }
+        func drainOnHeartbeat(_ engine: UInt64) throws -> Bool? {
+            let beat = Wire.EngineHeartbeat(engine: engine, jobsRunning: 0, jobsQueued: 0, load: 0, freeMemoryBytes: 0, loadedAdapters: [])
+            guard case .heartbeatAck(let ack) = try f.coordinator.respond(to: .engineHeartbeat(beat), contributor: f.submitter, now: f.start) else { return nil }
+            return ack.drain
+        }
+        func drain(_ name: String, _ draining: Bool, by contributor: ContributorID?) throws -> Wire.EngineEntry? {
+            guard case .engineListing(let listing) = try f.coordinator.respond(
+                to: .engineDrain(Wire.EngineDrain(name: name, drain: draining)), contributor: contributor, now: f.start)
+            else { return nil }
+            return listing.engines.count == 1 ? listing.engines[0] : nil
+        }
+        let a = try register("a")
+        _ = try register("b")
+        let running = try f.submit()
+        #expect(try f.coordinator.dispatch(now: f.start).map(\.engine.name) == ["a"])
+        #expect(try drainOnHeartbeat(a) == false)
+
+        #expect(throws: CoordinatorError.refused(.permissionDenied, "only the contributor whose token registered engine a may drain it")) {
+            try drain("a", true, by: stranger)
+        }
+        #expect(throws: CoordinatorError.refused(.notFound, "no engine named c is registered")) { try drain("c", true, by: f.submitter) }
+        #expect(throws: CoordinatorError.refused(.unauthenticated, "this request changes state: connect with a contributor token (TRIBUTARY_TOKEN)")) {
+            try drain("a", true, by: nil)
+        }
+        #expect(try drainOnHeartbeat(a) == false)
+
+        let drained = try #require(try drain("a", true, by: f.submitter))
+        #expect(drained.name == "a" && drained.draining && drained.jobsRunning == 1 && drained.computeSlots == 2)
+        #expect(drained.owner == f.submitter.rawValue && drained.jobKinds == [.train, .index] && drained.address == "a:1")
+        #expect(try drainOnHeartbeat(a) == true)
+        // a has a free slot and is the least loaded no more: new jobs go to b; a keeps its running attempt.
+        let next = try (0..<2).map { _ in try f.submit() }
+        #expect(try f.coordinator.dispatch(now: f.start).map(\.engine.name) == ["b", "b"])
+        #expect(try f.store.job(running.id).engine == "a")
+        #expect(try next.map { try f.store.job($0.id).engine } == ["b", "b"])
+
+        // Registering again (a restart) keeps the drain.
+        let again = try register("a")
+        #expect(again != a)
+        #expect(try drainOnHeartbeat(again) == true)
+        guard case .engineListing(let listing) = try f.coordinator.respond(to: .engineList(Wire.EngineList()), contributor: stranger, now: f.start.addingTimeInterval(0.5)) else {
+            Issue.record("expected ENGINE_LISTING"); return
+        }
+        #expect(listing.engines.map(\.name) == ["b", "a"] && listing.engines.map(\.draining) == [false, true])
+        #expect(listing.engines.map(\.jobsRunning) == [2, 1] && listing.engines.allSatisfy { $0.heartbeatAgeMs == 500 })
+
+        #expect(try drain("a", false, by: f.submitter)?.draining == false)
+        #expect(try drainOnHeartbeat(again) == false)
+        let last = try f.submit()
+        #expect(try f.coordinator.dispatch(now: f.start).map(\.lease.job) == [last.id])
+        #expect(try f.store.job(last.id).engine == "a")
+    }
 }

@@ -40,6 +40,38 @@ struct CoordinatorIntegrationTests {
         }
     }
 
+    @Test("A drained engine is told so on its next heartbeat and leased no new job: it runs on the other engine")
+    func drainedEngine() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            try await cluster.startEngine("engine-a")
+            try await cluster.startEngine("engine-b")
+            let client = try await cluster.connect()
+            func engines() async throws -> [Wire.EngineEntry] {
+                guard case .engineListing(let listing) = try await client.call(.engineList(Wire.EngineList())) else {
+                    throw ProcessFailure("EngineList was not answered with EngineListing")
+                }
+                return listing.engines
+            }
+            try await waitUntil("both engines register", cluster) { try await engines().count == 2 }
+            guard case .engineListing(let drained) = try await client.call(.engineDrain(Wire.EngineDrain(name: "engine-a", drain: true))) else {
+                Issue.record("EngineDrain was not answered with EngineListing")
+                return
+            }
+            #expect(drained.engines.map(\.name) == ["engine-a"] && drained.engines.map(\.draining) == [true])
+            try await waitUntil("engine-a hears it drains", cluster) {
+                cluster.engines["engine-a"]!.log.contains("the coordinator leases this engine no more jobs")
+            }
+
+            let job = try await cluster.submit(cluster.trainSpec(steps: 1, checkpointEvery: 1), on: client)
+            #expect(try await followEvents(of: job.id, on: client).last?.kind == .done, "\(cluster.logs)")
+            #expect(try cluster.store.job(JobID(Int64(job.id))).engine == "engine-b")
+            let draining = Dictionary(uniqueKeysWithValues: try await engines().map { ($0.name, $0.draining) })
+            #expect(draining == ["engine-a": true, "engine-b": false])
+            await client.close()
+        }
+    }
+
     @Test("An evaluation's retrains spread over both engines, and the gathering job reports every method's LDS")
     func evaluationFansOut() async throws {
         try await withCluster { cluster in
@@ -192,5 +224,14 @@ struct CoordinatorIntegrationTests {
             #expect(engine.log.contains("refused this engine (check --token or TRIBUTARY_TOKEN): error 200"), "\(engine.log)")
             #expect(try cluster.store.jobs() == jobsBefore && cluster.store.jobEvents() == eventsBefore)
         }
+    }
+}
+
+/// Polls `condition` every 50 ms for up to 20 s.
+func waitUntil(_ what: String, _ cluster: Cluster, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw ProcessFailure("timed out waiting until \(what): \(cluster.logs)") }
+        try await Task.sleep(for: .milliseconds(50))
     }
 }

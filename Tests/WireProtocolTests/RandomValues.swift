@@ -104,6 +104,9 @@ extension Wire.TextTarget: RandomWireValue {
 extension Wire.FlaggedRecord: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(record: .random(using: &rng), contributor: .random(using: &rng), score: .random(using: &rng), reason: .random(using: &rng)) }
 }
+extension Wire.EngineEntry: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(engine: .random(using: &rng), name: .random(using: &rng), address: .random(using: &rng), owner: .random(using: &rng), computeSlots: .random(using: &rng), jobsRunning: .random(using: &rng), jobKinds: .random(using: &rng), draining: .random(using: &rng), heartbeatAgeMs: .random(using: &rng)) }
+}
 extension Wire.Hello: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(magic: .random(using: &rng), minVersion: .random(using: &rng), maxVersion: .random(using: &rng), features: .random(using: &rng), authToken: .random(using: &rng), maxFrameSize: .random(using: &rng), streamCredits: .random(using: &rng), clientName: .random(using: &rng)) }
 }
@@ -281,6 +284,15 @@ extension Wire.EngineHeartbeat: RandomWireValue {
 extension Wire.HeartbeatAck: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(engine: .random(using: &rng), drain: .random(using: &rng)) }
 }
+extension Wire.EngineList: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init() }
+}
+extension Wire.EngineListing: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(engines: .random(using: &rng)) }
+}
+extension Wire.EngineDrain: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(name: .random(using: &rng), drain: .random(using: &rng)) }
+}
 extension Wire.RecordContent: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self {
         switch rng.next() % 2 {
@@ -369,6 +381,9 @@ extension Message {
         case .engineRegistered: .engineRegistered(.random(using: &rng))
         case .engineHeartbeat: .engineHeartbeat(.random(using: &rng))
         case .heartbeatAck: .heartbeatAck(.random(using: &rng))
+        case .engineList: .engineList(.random(using: &rng))
+        case .engineListing: .engineListing(.random(using: &rng))
+        case .engineDrain: .engineDrain(.random(using: &rng))
         }
     }
 }
