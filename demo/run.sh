@@ -145,6 +145,7 @@ as operator datanet publish "${DATANET[held-out]}"
 # ---------------------------------------------------------------- 3. training through the coordinator
 
 heading "5. dave trains an adapter on the three datanets, through the coordinator"
+as operator engine list
 job=$(as dave train submit --adapter-name flywheel \
     --version "${DATANET[recipes]}:1" --version "${DATANET[sea-forecasts]}:1" --version "${DATANET[astronomy-logs]}:1" \
     --rank 8 --alpha 16 --learning-rate 3e-3 --steps "$STEPS" --batch-size 8 --sequence-length 256 \
