@@ -59,7 +59,8 @@ public final class EngineAgent: Sendable {
         var stopped = false
         /// The attempts running here.
         var running: Set<JobLease> = []
-        /// The coordinator's last word: lease this engine no more jobs.
+        /// The last `HeartbeatAck`'s drain: the coordinator leases this engine no new jobs (those leased to it
+        /// already still run here).
         var draining = false
     }
 
@@ -75,10 +76,6 @@ public final class EngineAgent: Sendable {
 
     /// The attempts running on this engine now.
     public var runningAttempts: Set<JobLease> { state.withLock { $0.running } }
-
-    /// True while the coordinator drains this engine (its last `HeartbeatAck`): it is leased no new jobs, and
-    /// runs to the end those leased to it already.
-    public var isDraining: Bool { state.withLock { $0.draining } }
 
     /// Stops taking jobs: ``run()`` returns. Attempts still running are left to their threads; if the process
     /// exits, their leases lapse and the coordinator retries them elsewhere from their last checkpoint.
