@@ -131,7 +131,7 @@ public final class Coordinator: Sendable {
         }
         _ = try store.expireLeases(retry: policy.retry, now: now)
         guard !live.isEmpty else { return [] }
-        var running = Dictionary(grouping: try store.jobs(in: [.running]), by: { $0.engine ?? "" }).mapValues(\.count)
+        var running = try runningAttemptsByEngine()
         var started: [Dispatch] = []
         for job in try store.runnableJobs(now: now) where try isReady(job) {
             let candidates = live.filter {
@@ -150,6 +150,11 @@ public final class Coordinator: Sendable {
 }
 
 extension Coordinator {
+    /// How many attempts the store shows running on each engine, by name.
+    func runningAttemptsByEngine() throws -> [String: Int] {
+        Dictionary(grouping: try store.jobs(in: [.running]), by: { $0.engine ?? "" }).mapValues(\.count)
+    }
+
     /// An evaluation's gathering job waits until every one of its retrains has ended.
     func isReady(_ job: Job) throws -> Bool {
         guard job.kind == .evaluate, case .evaluate(let evaluate)? = try? JobSpecification(decoding: job.specification) else {

@@ -129,7 +129,7 @@ extension Coordinator {
 
     /// The engines as EngineListing shows them, with the attempts the store shows running on each.
     func wireEngines(_ engines: [RegisteredEngine], now: Date) throws -> [Wire.EngineEntry] {
-        let running = Dictionary(grouping: try store.jobs(in: [.running]), by: { $0.engine ?? "" }).mapValues(\.count)
+        let running = try runningAttemptsByEngine()
         return engines.map { engine in
             Wire.EngineEntry(
                 engine: engine.id, name: engine.name, address: engine.address, owner: engine.owner?.rawValue ?? 0,
