@@ -35,7 +35,8 @@ public struct RegisteredEngine: Sendable, Equatable {
     public var lastHeartbeat: Date
     /// The contributor whose token registered it: the one who may drain it (nil: registered in process).
     public var owner: ContributorID?
-    /// Leased no more jobs; it finishes those it has. Kept when it registers again under the same name.
+    /// Leased no more jobs; it finishes those it has. Stored by name: it holds when the engine registers again
+    /// and when the coordinator restarts.
     public var draining = false
 }
 
@@ -46,9 +47,10 @@ public struct Dispatch: Sendable, Equatable {
 }
 
 /// The coordinator's state machine over the store's durable job queue: the engine registry (in memory: engines
-/// register again after a coordinator restart, while the queue and its leases are on disk), heartbeats that
-/// renew the leases of an engine's running attempts, and dispatch of runnable jobs to the least-loaded engine
-/// that runs their kind. Networking is elsewhere; every method takes `now` so tests drive the clock.
+/// register again after a coordinator restart, while the queue, its leases and engine drains are on disk),
+/// heartbeats that renew the leases of an engine's running attempts, and dispatch of runnable jobs to the
+/// least-loaded engine that runs their kind. Networking is elsewhere; every method takes `now` so tests drive
+/// the clock.
 public final class Coordinator: Sendable {
     public let store: Store
     public let policy: CoordinatorPolicy
@@ -73,8 +75,8 @@ public final class Coordinator: Sendable {
         guard !name.isEmpty, name.utf8.count <= 200 else { throw CoordinatorError.invalidEngine("engine names are 1 to 200 bytes") }
         guard computeSlots >= 1 else { throw CoordinatorError.invalidEngine("engine \(name) offers no compute slot") }
         guard !jobKinds.isEmpty else { throw CoordinatorError.invalidEngine("engine \(name) runs no job kind") }
+        let draining = try store.engineDrain(named: name) != nil
         return registry.withLock { registry in
-            let draining = registry.engines.values.contains { $0.name == name && $0.draining }
             registry.engines = registry.engines.filter { $0.value.name != name }
             let engine = RegisteredEngine(
                 id: registry.nextID, name: name, address: address, computeSlots: computeSlots, jobKinds: jobKinds,
@@ -106,13 +108,24 @@ public final class Coordinator: Sendable {
     ///
     /// - Throws: ``CoordinatorError/refused(_:_:)``: `not_found` for no live engine of that name,
     ///   `permission_denied` unless `contributor` registered it.
-    public func drain(engine name: String, draining: Bool, by contributor: ContributorID) throws -> RegisteredEngine {
+    public func drain(engine name: String, draining: Bool, by contributor: ContributorID, now: Date = Date()) throws -> RegisteredEngine {
         try registry.withLock { registry in
-            guard let id = registry.engines.first(where: { $0.value.name == name })?.key else {
+            guard let engine = registry.engines.values.first(where: { $0.name == name }) else {
                 throw CoordinatorError.refused(.notFound, "no engine named \(name) is registered")
             }
-            guard registry.engines[id]!.owner == contributor else {
+            guard engine.owner == contributor else {
                 throw CoordinatorError.refused(.permissionDenied, "only the contributor whose token registered engine \(name) may drain it")
+            }
+        }
+        // The store first: a registration of the same name in between reads the drain from it.
+        if draining {
+            try store.drainEngine(named: name, by: contributor, now: now)
+        } else {
+            try store.resumeEngine(named: name)
+        }
+        return try registry.withLock { registry in
+            guard let id = registry.engines.first(where: { $0.value.name == name })?.key else {
+                throw CoordinatorError.refused(.notFound, "engine \(name) is registered no more")
             }
             registry.engines[id]!.draining = draining
             return registry.engines[id]!

@@ -48,7 +48,7 @@ extension Coordinator {
             _ = try require(contributor)
             return .engineListing(Wire.EngineListing(engines: try wireEngines(engines, now: now)))
         case .engineDrain(let drain):
-            let engine = try self.drain(engine: drain.name, draining: drain.drain, by: try require(contributor))
+            let engine = try self.drain(engine: drain.name, draining: drain.drain, by: try require(contributor), now: now)
             return .engineListing(Wire.EngineListing(engines: try wireEngines([engine], now: now)))
         default:
             throw CoordinatorError.refused(.failedPrecondition, "\(request.type) is not a coordinator request: send it to an engine")

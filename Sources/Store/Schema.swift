@@ -11,6 +11,9 @@ enum Schema {
         migrator.registerMigration("v2-jobs") { db in
             try db.execute(sql: v2Jobs)
         }
+        migrator.registerMigration("v3-engine-drains") { db in
+            try db.execute(sql: v3EngineDrains)
+        }
         return migrator
     }
 
@@ -343,5 +346,15 @@ enum Schema {
         BEGIN SELECT RAISE(ABORT, 'job events are append-only'); END;
         CREATE TRIGGER job_event_no_delete BEFORE DELETE ON job_event
         BEGIN SELECT RAISE(ABORT, 'job events are append-only'); END;
+        """
+
+    /// Engines their operators took out of dispatch, by name: a drain outlasts the engine's re-registration and
+    /// the coordinator's restart. Resuming deletes the row.
+    static let v3EngineDrains = """
+        CREATE TABLE engine_drain (
+            engine TEXT PRIMARY KEY CHECK (length(engine) BETWEEN 1 AND 200),
+            drained_by INTEGER NOT NULL REFERENCES contributor(id),
+            drained_at INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
         """
 }

@@ -135,4 +135,32 @@ struct CoordinatorRequestTests {
         #expect(try f.coordinator.dispatch(now: f.start).map(\.lease.job) == [last.id])
         #expect(try f.store.job(last.id).engine == "a")
     }
+
+    @Test("A drain is stored: it holds when the engine is dropped for silence and registers again, and across a coordinator restart")
+    func drainOutlastsSilenceAndRestart() throws {
+        let f = try Fixture()
+        func register(_ coordinator: Coordinator, now: Date) throws -> RegisteredEngine {
+            try coordinator.register(name: "a", address: "a:1", computeSlots: 1, jobKinds: [.train], owner: f.submitter, now: now)
+        }
+        _ = try register(f.coordinator, now: f.start)
+        _ = try f.coordinator.drain(engine: "a", draining: true, by: f.submitter, now: f.start)
+        let stored = try #require(try f.store.engineDrain(named: "a"))
+        #expect(stored.drainedBy == f.submitter && stored.drainedAt == f.start)
+
+        // Silent past its lease: dropped from the registry; it comes back still draining.
+        let later = f.start.addingTimeInterval(10)
+        _ = try f.submit()
+        #expect(try f.coordinator.dispatch(now: later).isEmpty && f.coordinator.engines.isEmpty)
+        #expect(try register(f.coordinator, now: later).draining)
+        #expect(try f.coordinator.dispatch(now: later).isEmpty)
+
+        // A restarted coordinator reads the drain from the store.
+        let restarted = try f.reopen()
+        #expect(try register(restarted, now: later).draining)
+        #expect(try restarted.dispatch(now: later).isEmpty)
+        #expect(try restarted.drain(engine: "a", draining: false, by: f.submitter, now: later).draining == false)
+        #expect(try f.store.engineDrain(named: "a") == nil)
+        #expect(try restarted.dispatch(now: later).map(\.engine.name) == ["a"])
+        #expect(try f.reopen().register(name: "a", address: "a:1", computeSlots: 1, jobKinds: [.train], now: later).draining == false)
+    }
 }

@@ -24,6 +24,21 @@ struct JobQueueTests {
             by: operator_.contributor.id, now: t0)
     }
 
+    @Test func anEngineDrainKeepsItsFirstRecordUntilResumed() throws {
+        let id = operator_.contributor.id
+        #expect(try store.engineDrain(named: "engine-a") == nil)
+        let first = try store.drainEngine(named: "engine-a", by: id, now: t0)
+        #expect(first == EngineDrain(engine: "engine-a", drainedBy: id, drainedAt: t0))
+        #expect(try store.drainEngine(named: "engine-a", by: other.contributor.id, now: t0.addingTimeInterval(5)) == first)
+        #expect(try store.engineDrain(named: "engine-b") == nil)
+        try expectRefusal(store, .contributorNotFound(ContributorID(99))) {
+            _ = try store.drainEngine(named: "engine-b", by: ContributorID(99), now: t0)
+        }
+        #expect(try store.resumeEngine(named: "engine-a"))
+        #expect(try !store.resumeEngine(named: "engine-a"))
+        #expect(try store.engineDrain(named: "engine-a") == nil)
+    }
+
     @Test func aJobRunsToCompletionWithItsEventsInOrder() throws {
         let job = try submit()
         #expect(job.state == .queued && job.attempt == 0 && job.notBefore == t0)
