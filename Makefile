@@ -24,9 +24,10 @@ demo: deps
 doctor: build
 	.build/release/tributary-engine doctor
 
+# SWIFTNIO_STRICT: work scheduled on a stopped event loop traps instead of printing an error.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	SWIFTNIO_STRICT=1 $(SWIFT) test
 
 # GEMM benchmarks beside raw cblas, in one run; see docs/PERFORMANCE.md.
 bench: deps

@@ -20,7 +20,16 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
 
     private let group: MultiThreadedEventLoopGroup
     private let listener: NIOAsyncChannel<NIOAsyncChannel<Envelope, Envelope>, Never>
-    private let connections = Mutex<[ObjectIdentifier: Connection<Service>]>([:])
+    private struct OpenConnections {
+        var connections: [ObjectIdentifier: Connection<Service>] = [:]
+        /// Each connection's drain once ``shutdown()`` has begun: ``run()`` waits for them before it stops the loops.
+        var drains: [Task<Void, Never>] = []
+
+        mutating func drain(_ connection: Connection<Service>, timeout: Duration) {
+            drains.append(Task { await connection.drain(timeout: timeout) })
+        }
+    }
+    private let open = Mutex(OpenConnections())
     private let draining = Atomic<Bool>(false)
 
     private init(
@@ -75,6 +84,9 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
     public func run() async throws {
         // Accepting runs on the listener's event loop too: it never waits for a cooperative thread.
         await withTaskExecutorPreference(EventLoopTaskExecutor(listener.channel.eventLoop)) { await serveConnections() }
+        // A drain may still be closing the channel of a connection that has ended: the loops must outlive it.
+        // Every drain is known by now: each was started while its connection was open.
+        for drain in open.withLock({ $0.drains }) { await drain.value }
         try? await group.shutdownGracefully()
         logger.info("stopped")
     }
@@ -100,14 +112,13 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
 
     private func serve(_ connection: Connection<Service>) async {
         let key = ObjectIdentifier(connection)
-        let drainNow = connections.withLock { connections -> Bool in
-            connections[key] = connection
-            return isDraining
+        open.withLock { open in
+            open.connections[key] = connection
+            if isDraining { open.drain(connection, timeout: configuration.drainTimeout) }
         }
         service.statistics.connectionOpened()
-        if drainNow { Task { await connection.drain(timeout: configuration.drainTimeout) } }
         await connection.run()
-        connections.withLock { _ = $0.removeValue(forKey: key) }
+        open.withLock { _ = $0.connections.removeValue(forKey: key) }
         service.statistics.connectionClosed()
     }
 
@@ -115,11 +126,11 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
     /// up to the drain timeout, cancel what remains, close. ``run()`` returns when all of that is done.
     public func shutdown() {
         guard !draining.exchange(true, ordering: .relaxed) else { return }
-        logger.info("draining", metadata: ["connections": "\(connections.withLock { $0.count })"])
         listener.channel.close(promise: nil)
-        let open = connections.withLock { Array($0.values) }
-        for connection in open {
-            Task { await connection.drain(timeout: configuration.drainTimeout) }
+        let count = open.withLock { open in
+            for connection in open.connections.values { open.drain(connection, timeout: configuration.drainTimeout) }
+            return open.connections.count
         }
+        logger.info("draining", metadata: ["connections": "\(count)"])
     }
 }

@@ -206,6 +206,24 @@ import WireProtocol
         await connection.close()
     }
 
+    @Test("A client that leaves while its connection drains: run() waits for the drain before it stops the event loops")
+    func shutdownOutlivesTheDrainOfAConnectionThatEnded() async throws {
+        for _ in 0..<5 {
+            let server = try await TestServer.start()
+            let connection = try await server.connect(streamCredits: 1)
+            try await withTaskExecutorPreference(connection.executor) {
+                var replies = try await connection.stream(inferRequest("leave", maxTokens: 200)).makeAsyncIterator()
+                _ = try await replies.next()  // in flight, waiting for a credit
+                server.server.shutdown()  // its drain waits for the request
+            }
+            // Leaving ends the connection (its request is cancelled) while the drain still polls. Before, run()
+            // stopped the event loops then, and the drain's close scheduled work on a stopped loop, which
+            // SWIFTNIO_STRICT (set by `make test`) turns into a trap.
+            await connection.close()
+            try await server.serving.value
+        }
+    }
+
     @Test func generationStopsWhenAskedTo() throws {
         let generator = try randomGenerator()
         var seen = 0
