@@ -159,9 +159,10 @@ extension LlamaModel {
             var sampling = options.sampling
             sampling.seed &+= UInt64(stream)
             samplers.append(try Sampler(sampling))
-            // The tokens that may be generated; the last of them is never fed back.
+            // The tokens that may be generated; the last of them is never fed back. A stream that may generate
+            // none never runs, and needs no cache.
             limits.append(min(options.maxNewTokens, context - prompt.count))
-            caches.append(KVCache(config: config, capacity: prompt.count + limits[stream] - 1))
+            caches.append(limits[stream] > 0 ? KVCache(config: config, capacity: prompt.count + limits[stream] - 1) : .empty)
         }
         let stops = options.stopTokens ?? Set(config.eosTokenIDs)
         var results = prompts.map {

@@ -15,7 +15,11 @@ public struct ByteTokenizer: Sendable, Equatable {
     }
 
     /// The UTF-8 bytes of `text`, one token each.
-    public func encode(_ text: String) -> [Int] { text.utf8.map(Int.init) }
+    public func encode(_ text: String) -> [Int] {
+        // One copy of the contiguous bytes, then a loop that vectorizes: mapping the UTF8View itself walks it
+        // index by index.
+        Array(text.utf8).map(Int.init)
+    }
 
     /// The bytes of `tokens` as text (invalid UTF-8 is repaired with U+FFFD); special tokens are
     /// written by name, or left out when `skipSpecialTokens`.
