@@ -75,8 +75,9 @@ public final class Coordinator: Sendable {
         guard !name.isEmpty, name.utf8.count <= 200 else { throw CoordinatorError.invalidEngine("engine names are 1 to 200 bytes") }
         guard computeSlots >= 1 else { throw CoordinatorError.invalidEngine("engine \(name) offers no compute slot") }
         guard !jobKinds.isEmpty else { throw CoordinatorError.invalidEngine("engine \(name) runs no job kind") }
-        let draining = try store.engineDrain(named: name) != nil
-        return registry.withLock { registry in
+        // Drains and registrations are ordered by the registry's lock, the store read and written under it.
+        return try registry.withLock { registry in
+            let draining = try store.engineDrain(named: name) != nil
             registry.engines = registry.engines.filter { $0.value.name != name }
             let engine = RegisteredEngine(
                 id: registry.nextID, name: name, address: address, computeSlots: computeSlots, jobKinds: jobKinds,
@@ -110,22 +111,16 @@ public final class Coordinator: Sendable {
     ///   `permission_denied` unless `contributor` registered it.
     public func drain(engine name: String, draining: Bool, by contributor: ContributorID, now: Date = Date()) throws -> RegisteredEngine {
         try registry.withLock { registry in
-            guard let engine = registry.engines.values.first(where: { $0.name == name }) else {
+            guard let id = registry.engines.first(where: { $0.value.name == name })?.key else {
                 throw CoordinatorError.refused(.notFound, "no engine named \(name) is registered")
             }
-            guard engine.owner == contributor else {
+            guard registry.engines[id]!.owner == contributor else {
                 throw CoordinatorError.refused(.permissionDenied, "only the contributor whose token registered engine \(name) may drain it")
             }
-        }
-        // The store first: a registration of the same name in between reads the drain from it.
-        if draining {
-            try store.drainEngine(named: name, by: contributor, now: now)
-        } else {
-            try store.resumeEngine(named: name)
-        }
-        return try registry.withLock { registry in
-            guard let id = registry.engines.first(where: { $0.value.name == name })?.key else {
-                throw CoordinatorError.refused(.notFound, "engine \(name) is registered no more")
+            if draining {
+                try store.drainEngine(named: name, by: contributor, now: now)
+            } else {
+                try store.resumeEngine(named: name)
             }
             registry.engines[id]!.draining = draining
             return registry.engines[id]!
