@@ -136,10 +136,12 @@ final class Connection<Service: ProtocolService>: Sendable {
 
     /// GOAWAY, then wait for open requests up to `timeout`, cancel what remains, and close.
     func drain(timeout: Duration) async {
-        let (outbound, last) = state.withLock { state in
+        // Once: a connection accepted as the shutdown began may be handed to it twice.
+        guard let (outbound, last) = state.withLock({ state -> (NIOAsyncChannelOutboundWriter<Envelope>?, UInt64)? in
+            guard !state.draining else { return nil }
             state.draining = true
             return (state.outbound, state.highestRequestID)
-        }
+        }) else { return }
         try? await outbound?.write(
             Envelope(requestID: 0, message: .goAway(Wire.GoAway(lastRequestId: last, code: ErrorCode.unavailable.rawValue, message: "the server is shutting down"))))
         let clock = ContinuousClock()
