@@ -202,6 +202,9 @@ struct WireRoundTrip: AsyncParsableCommand {
         /// to back, so drifts of the machine's speed cancel), with the quartiles.
         var overheadPercent: Double
         var overheadQuartilesPercent: [Double]
+        /// A distribution-free 95% confidence interval of that median (order statistics of the sorted ratios):
+        /// whether one run can tell its overhead from a target.
+        var overheadMedianInterval95Percent: [Double]
     }
 
     /// The decode workload (prompt 32 tokens, 128 new, greedy) on the reference model, in process and through
@@ -269,7 +272,17 @@ struct WireRoundTrip: AsyncParsableCommand {
         return Streaming(
             blasThreads: BLASRuntime.threads, tokens: 128, inProcessSeconds: median(local), servedSeconds: median(served),
             servedComputeSeconds: median(servedCompute), overheadPercent: median(overheads),
-            overheadQuartilesPercent: [overheads[overheads.count / 4], overheads[overheads.count * 3 / 4]])
+            overheadQuartilesPercent: [overheads[overheads.count / 4], overheads[overheads.count * 3 / 4]],
+            overheadMedianInterval95Percent: Self.medianInterval95(overheads))
+    }
+
+    /// The ranks n/2 ∓ 1.96·√n/2 (and + 1 above) of `sorted`, 1-based and rounded: the normal approximation of
+    /// the binomial interval for a median, which assumes nothing about the distribution.
+    static func medianInterval95(_ sorted: [Double]) -> [Double] {
+        let n = Double(sorted.count)
+        let spread = 1.96 * n.squareRoot() / 2
+        let lower = Int((n / 2 - spread).rounded()), upper = Int((1 + n / 2 + spread).rounded())
+        return [sorted[max(lower, 1) - 1], sorted[min(upper, sorted.count) - 1]]
     }
 
     // MARK: - Setup and output
@@ -331,10 +344,10 @@ struct WireRoundTrip: AsyncParsableCommand {
             }
         }
         print(String(
-            format: "\nstreaming %d tokens, %d BLAS threads, token flush %d us: in process %.1f ms, served %.1f ms (of which the server's generation %.1f ms), overhead %.1f%% (paired rounds, quartiles %.1f%% to %.1f%%)",
+            format: "\nstreaming %d tokens, %d BLAS threads, token flush %d us: in process %.1f ms, served %.1f ms (of which the server's generation %.1f ms), overhead %.1f%% (median of paired rounds; its 95%% interval %.1f%% to %.1f%%; quartiles %.1f%% to %.1f%%)",
             streaming.tokens, streaming.blasThreads, tokenFlushMicroseconds, streaming.inProcessSeconds * 1000, streaming.servedSeconds * 1000,
-            streaming.servedComputeSeconds * 1000, streaming.overheadPercent, streaming.overheadQuartilesPercent[0],
-            streaming.overheadQuartilesPercent[1]))
+            streaming.servedComputeSeconds * 1000, streaming.overheadPercent, streaming.overheadMedianInterval95Percent[0],
+            streaming.overheadMedianInterval95Percent[1], streaming.overheadQuartilesPercent[0], streaming.overheadQuartilesPercent[1]))
     }
 }
 
