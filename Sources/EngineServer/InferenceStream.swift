@@ -36,7 +36,7 @@ struct InferenceStream {
 
         // Pieces wait here for credits: at most one per position of the context, so a slow reader holds a
         // bounded amount while generation finishes and frees its compute thread.
-        let pieces = StreamedPieceQueue(flushInterval: engine.tokenFlushInterval)
+        let pieces = StreamedPieceQueue(flushInterval: engine.tokenFlushInterval, pacedOn: replier.eventLoop)
         let stream = replier.stream
         let prompt = request.prompt
         async let generation: GenerationResult = {

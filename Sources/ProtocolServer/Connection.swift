@@ -105,7 +105,8 @@ final class Connection<Service: ProtocolService>: Sendable {
             requests.addTask {
                 let start = ContinuousClock.now
                 statistics.requestStarted()
-                await service.handle(envelope.message, context: context, replier: Replier(stream: stream, outbound: outbound))
+                let replier = Replier(stream: stream, outbound: outbound, eventLoop: self.channel.channel.eventLoop)
+                await service.handle(envelope.message, context: context, replier: replier)
                 statistics.requestFinished(after: ContinuousClock.now - start)
                 self.state.withLock { _ = $0.requests.removeValue(forKey: id) }
                 logger.trace("request done", metadata: ["request": "\(id)", "type": "\(envelope.message.type)"])

@@ -5,6 +5,8 @@ import WireProtocol
 public struct Replier: Sendable {
     public let stream: RequestStream
     let outbound: NIOAsyncChannelOutboundWriter<Envelope>
+    /// The connection's event loop, where the replies are written: a handler may schedule its own pacing there.
+    public let eventLoop: any EventLoop
 
     public func finish(_ message: Message) async throws {
         try await outbound.write(Envelope(requestID: stream.requestID, flags: .final, message: message))

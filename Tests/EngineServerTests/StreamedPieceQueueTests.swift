@@ -1,6 +1,7 @@
 @testable import EngineServer
 import Foundation
 import LlamaModel
+import NIOPosix
 import Testing
 
 /// Pieces from a compute thread reach the connection's reader in order, exactly once, coalesced by the interval.
@@ -10,7 +11,7 @@ import Testing
     /// Pushes `pieces` from a thread of its own (as the compute pool does), then finishes; returns the batches
     /// read. With `lockstep`, each piece is pushed only once the reader has the one before.
     static func relay(_ pieces: [StreamedPiece], interval: Duration, lockstep: Bool = false) async -> [[StreamedPiece]] {
-        let queue = StreamedPieceQueue(flushInterval: interval)
+        let queue = StreamedPieceQueue(flushInterval: interval, pacedOn: MultiThreadedEventLoopGroup.singleton.next())
         let received = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             for piece in pieces {
@@ -48,6 +49,39 @@ import Testing
         let batches = await Self.relay(sent, interval: .zero, lockstep: true)
         #expect(batches.map(\.count) == Array(repeating: 1, count: 60))
         #expect(batches.joined().elementsEqual(sent))
+    }
+
+    @Test func whilePiecesFlowTheReaderWakesOnItsOwnTimerAndTheEndCutsItsSleepShort() async {
+        let queue = StreamedPieceQueue(flushInterval: .seconds(3600), pacedOn: MultiThreadedEventLoopGroup.singleton.next())
+        let sent = Self.pieces(10)
+        queue.push(sent[0])
+        let first = await queue.next()
+        #expect(first.pieces == [sent[0]] && !first.isLast)
+        // The reader sleeps on the loop's timer now: more pieces wake nobody; the end does.
+        Thread.detachNewThread {
+            for piece in sent.dropFirst() { queue.push(piece) }
+            Thread.sleep(forTimeInterval: 0.05)
+            queue.finish()
+        }
+        let start = ContinuousClock.now
+        let rest = await queue.next()
+        #expect(rest.pieces == Array(sent.dropFirst()) && rest.isLast)
+        #expect(ContinuousClock.now - start < .seconds(60))
+    }
+
+    @Test func aPieceThatArrivesAfterTheIntervalWakesTheReaderAtOnce() async {
+        let queue = StreamedPieceQueue(flushInterval: .milliseconds(20), pacedOn: MultiThreadedEventLoopGroup.singleton.next())
+        let sent = Self.pieces(2)
+        queue.push(sent[0])
+        _ = await queue.next()
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 0.1)  // the reader's timer fires first and finds nothing
+            queue.push(sent[1])
+        }
+        let second = await queue.next()
+        #expect(second.pieces == [sent[1]] && !second.isLast)
+        queue.finish()
+        #expect(await queue.next() == ([], true))
     }
 
     @Test func anEmptyGenerationEndsTheReaderAtOnce() async {

@@ -48,7 +48,7 @@ import WireProtocol
             try NIOAsyncChannel<Envelope, Envelope>(wrappingChannelSynchronously: channel)
         }
         try await wrapped.executeThenClose { _, outbound in
-            try await body(Replier(stream: RequestStream(requestID: 9, credits: credits), outbound: outbound))
+            try await body(Replier(stream: RequestStream(requestID: 9, credits: credits), outbound: outbound, eventLoop: channel.eventLoop))
         }
         var frames: [Envelope] = []
         while let frame = try await channel.readOutbound(as: Envelope.self) { frames.append(frame) }
