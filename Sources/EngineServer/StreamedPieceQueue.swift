@@ -87,8 +87,7 @@ final class StreamedPieceQueue: Sendable {
             }
             guard let sleep else { return reader.resume() }
             guard let deadline else { return }
-            let nanoseconds = (deadline - .now).components
-            eventLoop.scheduleTask(in: .nanoseconds(nanoseconds.seconds * 1_000_000_000 + nanoseconds.attoseconds / 1_000_000_000)) {
+            eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) {
                 self.state.withLock { $0.sleeps == sleep ? $0.wake() : nil }?.resume()
             }
         }
