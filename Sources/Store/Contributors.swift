@@ -6,7 +6,19 @@ import GRDB
 public struct Contributor: Hashable, Sendable {
     public var id: ContributorID
     public var displayName: String
+    public var role: ContributorRole
     public var createdAt: Date
+}
+
+/// What a contributor may do beyond their own objects (docs/SECURITY.md). Set only by whoever holds the data
+/// directory (`tributary-engine contributor add --role`), never over the wire.
+public enum ContributorRole: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Owns what they create: datanets, records, adapters, jobs.
+    case contributor
+    /// Holds the data directory: credits accounts, issues engine credentials, and may act on any object.
+    case `operator`
+    /// An engine's credential: registers, heartbeats and drains the engines bound to it.
+    case engine
 }
 
 /// A newly created contributor and their API token. The token is shown once: the store keeps only its
@@ -67,18 +79,41 @@ extension Store {
     ///
     /// - Throws: ``StoreError/invalidDisplayName(_:)`` when the name is empty, longer than 100 characters, or
     ///   contains control characters.
-    public func createContributor(displayName: String) throws -> NewContributor {
+    public func createContributor(displayName: String, role: ContributorRole = .contributor) throws -> NewContributor {
         let name = try Validation.displayName(displayName)
         let token = APIToken.generate()
         let now = nowMillis()
         let id = try write { db in
             try db.execute(
-                sql: "INSERT INTO contributor (display_name, token_hash, created_at) VALUES (?, ?, ?)",
-                arguments: [name, APIToken.hash(token), now])
+                sql: "INSERT INTO contributor (display_name, token_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [name, APIToken.hash(token), role.rawValue, now])
             return ContributorID(db.lastInsertedRowID)
         }
         return NewContributor(
-            contributor: Contributor(id: id, displayName: name, createdAt: Date(millis: now)), token: token)
+            contributor: Contributor(id: id, displayName: name, role: role, createdAt: Date(millis: now)), token: token)
+    }
+
+    /// The contributor's role. - Throws: ``StoreError/contributorNotFound(_:)``.
+    public func role(of id: ContributorID) throws -> ContributorRole {
+        try read { db in try Self.fetchContributor(db, id).role }
+    }
+
+    /// Whether the contributor is an operator; false for an unknown id.
+    public func isOperator(_ id: ContributorID?) throws -> Bool {
+        guard let id else { return false }
+        return try read { db in
+            try String.fetchOne(db, sql: "SELECT role FROM contributor WHERE id = ?", arguments: [id])
+                == ContributorRole.operator.rawValue
+        }
+    }
+
+    /// Gives a contributor another role (whoever holds the data directory).
+    public func setRole(_ role: ContributorRole, for id: ContributorID) throws -> Contributor {
+        try write { db in
+            _ = try Self.fetchContributor(db, id)
+            try db.execute(sql: "UPDATE contributor SET role = ? WHERE id = ?", arguments: [role.rawValue, id])
+            return try Self.fetchContributor(db, id)
+        }
     }
 
     /// The contributor with this id. - Throws: ``StoreError/contributorNotFound(_:)``.
@@ -89,7 +124,7 @@ extension Store {
     /// All contributors, by id.
     public func contributors() throws -> [Contributor] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT id, display_name, created_at FROM contributor ORDER BY id")
+            try Row.fetchAll(db, sql: "SELECT id, display_name, role, created_at FROM contributor ORDER BY id")
                 .map(Self.contributor(from:))
         }
     }
@@ -102,7 +137,7 @@ extension Store {
         let presented = APIToken.hash(token)
         return try read { db in
             guard let row = try Row.fetchOne(
-                db, sql: "SELECT id, display_name, created_at, token_hash FROM contributor WHERE token_hash = ?",
+                db, sql: "SELECT id, display_name, role, created_at, token_hash FROM contributor WHERE token_hash = ?",
                 arguments: [presented])
             else { throw StoreError.invalidToken }
             let stored: Data = try row.decode(forColumn: "token_hash")
@@ -134,7 +169,7 @@ extension Store {
 
     static func fetchContributor(_ db: Database, _ id: ContributorID) throws -> Contributor {
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT id, display_name, created_at FROM contributor WHERE id = ?", arguments: [id])
+            db, sql: "SELECT id, display_name, role, created_at FROM contributor WHERE id = ?", arguments: [id])
         else { throw StoreError.contributorNotFound(id) }
         return try contributor(from: row)
     }
@@ -146,9 +181,14 @@ extension Store {
     }
 
     static func contributor(from row: Row) throws -> Contributor {
-        Contributor(
+        let roleName: String = try row.decode(forColumn: "role")
+        guard let role = ContributorRole(rawValue: roleName) else {
+            throw StoreError.corruptRow("contributor role \"\(roleName)\" is unknown")
+        }
+        return Contributor(
             id: try row.decode(forColumn: "id"),
             displayName: try row.decode(forColumn: "display_name"),
+            role: role,
             createdAt: Date(millis: try row.decode(forColumn: "created_at")))
     }
 }

@@ -14,6 +14,9 @@ enum Schema {
         migrator.registerMigration("v3-engine-drains") { db in
             try db.execute(sql: v3EngineDrains)
         }
+        migrator.registerMigration("v4-roles") { db in
+            try db.execute(sql: v4Roles)
+        }
         return migrator
     }
 
@@ -356,5 +359,13 @@ enum Schema {
             drained_by INTEGER NOT NULL REFERENCES contributor(id),
             drained_at INTEGER NOT NULL
         ) STRICT, WITHOUT ROWID;
+        """
+
+    /// Every contributor has one role: `contributor` (signed up, or added by an operator), `operator` (holds the data
+    /// directory: deposits, engine credentials, acting on any object) or `engine` (an engine's credential: registers
+    /// and heartbeats engines). Roles are set only through the data directory, never over the wire.
+    static let v4Roles = """
+        ALTER TABLE contributor ADD COLUMN role TEXT NOT NULL DEFAULT 'contributor'
+            CHECK (role IN ('contributor', 'operator', 'engine'));
         """
 }
