@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Store", targets: ["Store"]),
         .library(name: "WireProtocol", targets: ["WireProtocol"]),
         .library(name: "ProtocolServer", targets: ["ProtocolServer"]),
+        .library(name: "Authorization", targets: ["Authorization"]),
         .library(name: "EngineServer", targets: ["EngineServer"]),
         .library(name: "TributaryClient", targets: ["TributaryClient"]),
         .library(name: "Serving", targets: ["Serving"]),
@@ -71,7 +72,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "Store", "Serving", "WireProtocol", "ProtocolServer",
+                "Store", "Serving", "WireProtocol", "ProtocolServer", "Authorization",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -92,13 +93,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Who may send each request (docs/SECURITY.md): one rule per request type, checked against the store.
+        .target(name: "Authorization", dependencies: ["ProtocolServer", "WireProtocol", "Store"]),
         // The engine's server: every engine request of the catalogue on the protocol server, attribution and fees
         // through Serving; compute on a bounded pool.
         .target(
             name: "EngineServer",
             dependencies: [
-                "ProtocolServer", "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel", "TensorCore",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "ProtocolServer", "Authorization", "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel",
+                "TensorCore", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -208,6 +211,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "AuthorizationTests", dependencies: ["Authorization", "ProtocolServer", "WireProtocol", "Store"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Store", "Attribution", "Training", "LlamaModel", "SampleCorpus", "TensorCore"]),
         .testTarget(
             name: "CoordinatorTests",

@@ -1,3 +1,4 @@
+import Authorization
 import Foundation
 import Logging
 import NIOPosix
@@ -103,6 +104,13 @@ struct CoordinatorService: ProtocolService {
 
     func handle(_ request: Message, context: RequestContext, replier: Replier) async {
         do {
+            // Who may send what (docs/SECURITY.md), before anything is read or changed.
+            let caller = context.contributor.map { ContributorID($0) }
+            if AccessRule.rule(for: request.type)?.readsStore == true {
+                try await onStore { try Authorizer(store: $0.store).authorize(request, caller: caller) }
+            } else {
+                try Authorizer(store: coordinator.store).authorize(request, caller: caller)
+            }
             switch request {
             case .health:
                 try await replier.finish(
@@ -123,8 +131,7 @@ struct CoordinatorService: ProtocolService {
             case .jobEvents(let events):
                 try await streamEvents(of: events.job, after: events.afterSeq, context: context, replier: replier)
             default:
-                let contributor = context.contributor.map { ContributorID($0) }
-                try await replier.finish(try await onStore { try $0.respond(to: request, contributor: contributor) })
+                try await replier.finish(try await onStore { try $0.respond(to: request, contributor: caller) })
             }
         } catch is CancellationError where replier.stream.isCancelled {
             try? await replier.fail(RequestFailure(.cancelled, "the request was cancelled"))

@@ -80,10 +80,11 @@ extension RequestRouter {
         }
     }
 
-    /// The adapter's owner scores its training records against an evaluation version and, with `apply`, flags
-    /// the most harmful ones in the store.
+    /// Scores the adapter's training records against an evaluation version and, with `apply`, penalises the most
+    /// harmful ones for this adapter only. The caller answers for the adapter's data (``AccessRule/adapterSteward``,
+    /// checked before): its owner or an operator penalises any of its records, a datanet's owner only their own.
     func curate(_ request: Wire.Curate) async throws -> Wire.CurationReport {
-        let owner = try requireContributor()
+        let curator = try requireContributor()
         guard let method = ScorerKind(request.method) else {
             throw RequestFailure(.invalidArgument, "method must name a scorer (datainf, tracin, gradcos, fisher), not off")
         }
@@ -92,15 +93,10 @@ extension RequestRouter {
         }
         let adapter = AdapterID(request.adapter)
         let evaluation = DatanetVersionRef(datanet: DatanetID(request.evaluation.datanet), number: Int(request.evaluation.number))
-        let adapterOwner = try await engine.withStore { try $0.adapter(adapter).owner }
-        guard adapterOwner == owner else {
-            throw RequestFailure(.permissionDenied, "only the owner of adapter \(adapter.rawValue) may curate it")
-        }
         _ = try await visibleDatanet(evaluation.datanet)
         let pipeline = engine.pipeline
         let report = try await engine.withCompute { try pipeline.curate(adapter: adapter, evaluation: evaluation, method: method) }
         let harmful = report.harmfulRecords.prefix(Int(request.maxFlags))
-        let curator = "curate \(method.rawValue) adapter \(adapter.rawValue)"
         let (apply, points) = (request.apply, Int(request.points))
         let flagged = try await engine.withStore { store in
             try harmful.map { entry -> Wire.FlaggedRecord in
@@ -110,10 +106,15 @@ extension RequestRouter {
                 var reason = "net influence \(entry.score) on datanet \(evaluation.datanet.rawValue) version \(evaluation.number)"
                 if apply {
                     do {
-                        try store.flagHarmful(RecordID(record), curator: curator, reason: reason, points: points)
+                        let evidence = PenaltyEvidence(method: method.rawValue, evaluation: evaluation, score: entry.score)
+                        let penalty = try store.penalize(RecordID(record), adapter: adapter, by: curator, evidence: evidence, points: points)
+                        reason = "penalised (ledger entry \(penalty.ledgerSeq)); " + reason
                     } catch StoreError.recordAlreadyFlagged {
-                        // Curating again flags nothing twice.
-                        reason = "already flagged; " + reason
+                        // Curating again penalises nothing twice.
+                        reason = "already penalised on this adapter; " + reason
+                    } catch StoreError.notAdapterOwner {
+                        // A datanet owner answers for their own datanets' records only.
+                        reason = "not penalised: its datanet is not the curator's; " + reason
                     }
                 }
                 return Wire.FlaggedRecord(record: record, contributor: contributor, score: entry.score, reason: reason)

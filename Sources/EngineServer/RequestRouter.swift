@@ -1,3 +1,4 @@
+import Authorization
 import Foundation
 import LlamaModel
 import NIOCore
@@ -5,8 +6,8 @@ import ProtocolServer
 import Store
 import WireProtocol
 
-/// Maps each catalogue request to library calls. The connection's authenticated contributor (nil for an
-/// anonymous connection) is checked here for every request that changes something.
+/// Maps each catalogue request to library calls, once ``Authorizer`` has admitted the connection's contributor
+/// (nil for an anonymous connection) to it (docs/SECURITY.md).
 struct RequestRouter: Sendable {
     let engine: Engine
     let contributor: ContributorID?
@@ -21,12 +22,23 @@ struct RequestRouter: Sendable {
     /// Answers `request`; every failure becomes an ERROR frame on its request id.
     func handle(_ request: Message, replier: Replier) async {
         do {
+            try await authorize(request)
             try await respond(to: request, replier: replier)
         } catch is CancellationError where replier.stream.isCancelled {
             // A request the client cancelled before it could answer (inference answers INFER_END itself).
             try? await replier.fail(RequestFailure(.cancelled, "the request was cancelled"))
         } catch {
             try? await replier.fail(RequestFailure(error))
+        }
+    }
+
+    /// Refuses what the caller may not send, before anything is read or changed.
+    private func authorize(_ request: Message) async throws {
+        let caller = contributor
+        if AccessRule.rule(for: request.type)?.readsStore == true {
+            try await engine.withStore { try Authorizer(store: $0).authorize(request, caller: caller) }
+        } else {
+            try Authorizer(store: engine.store).authorize(request, caller: caller)
         }
     }
 
@@ -142,6 +154,20 @@ struct RequestRouter: Sendable {
                 return try store.ledgerEntries(after: query.afterSeq, limit: Int(min(query.limit, 10_000)))
             }
             try await replier.finish(.ledgerPage(Wire.LedgerPage(entries: entries.map(Wire.LedgerEntry.init))))
+        case .penaltyList(let list):
+            let penalties = try await engine.withStore { store in
+                try store.penalties(of: list.contributor.map { ContributorID($0) }, adapter: list.adapter.map { AdapterID($0) })
+            }
+            try await replier.finish(.penaltyListing(Wire.PenaltyListing(penalties: try penalties.map(Wire.Penalty.init))))
+        case .datanetGrant(let grant):
+            let granter = try requireContributor()
+            let (datanet, grantee) = (DatanetID(grant.datanet), ContributorID(grant.grantee))
+            let grants = try await engine.withStore { store in
+                grant.grant
+                    ? try store.grantRead(on: datanet, to: grantee, by: granter)
+                    : try store.revokeRead(on: datanet, from: grantee, by: granter)
+            }
+            try await replier.finish(.datanetGrants(Wire.DatanetGrants(datanet: grant.datanet, grants: grants.map(Wire.DatanetGrantEntry.init))))
         case .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .engineRegister, .engineHeartbeat, .engineList, .engineDrain:
             throw RequestFailure(.failedPrecondition, "\(request.type) is the coordinator's: send it to the coordinator")
         default:
@@ -149,11 +175,13 @@ struct RequestRouter: Sendable {
         }
     }
 
-    /// The datanet, when the caller may read it: a public one, or a private one of theirs.
+    /// The datanet, when the caller may read it: a public one, their own, one granted to them, or any for an
+    /// operator.
     func visibleDatanet(_ id: DatanetID) async throws -> Datanet {
-        let datanet = try await engine.withStore { try $0.datanet(id) }
-        guard datanet.isPublic || datanet.owner == contributor else {
-            throw RequestFailure(.permissionDenied, "datanet \(id.rawValue) is private: only its owner may read it")
+        let caller = contributor
+        let (datanet, readable) = try await engine.withStore { store in (try store.datanet(id), try store.canRead(id, by: caller)) }
+        guard readable else {
+            throw RequestFailure(.permissionDenied, "datanet \(id.rawValue) is private: its owner grants read access")
         }
         return datanet
     }
@@ -165,7 +193,7 @@ struct RequestRouter: Sendable {
         return try await engine.withStore { store in
             let datanets = try list.datanet.map { [try store.datanet(DatanetID($0))] } ?? store.datanets()
             return try datanets
-                .filter { ($0.isPublic || $0.owner == caller) && (list.owner == nil || $0.owner.rawValue == list.owner) }
+                .filter { try store.canRead($0.id, by: caller) && (list.owner == nil || $0.owner.rawValue == list.owner) }
                 .map { datanet in
                     let counts = try store.recordCounts(in: datanet.id)
                     return Wire.DatanetSummary(

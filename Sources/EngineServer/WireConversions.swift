@@ -70,6 +70,7 @@ extension Wire.LedgerEntry {
             case .ownerShare: .ownerShare
             case .protocolShare: .protocolShare
             case .penaltyForfeit: .penaltyForfeit
+            case .penalty: .penalty
             }
         self.init(
             seq: entry.seq, createdAtMs: entry.createdAtMillis, kind: kind, contributor: entry.account.contributorID,
@@ -226,4 +227,24 @@ extension AttributionInputError: WireFailureConvertible {
 
 extension AttributionError: WireFailureConvertible {
     public var requestFailure: RequestFailure { RequestFailure(.failedPrecondition, description) }
+}
+
+extension Wire.Penalty {
+    init(_ penalty: RecordPenalty) throws {
+        guard let method = ScorerKind(rawValue: penalty.evidence.method)?.wireMethod else {
+            throw RequestFailure(.internal, "penalty on \(penalty.record) names method \(penalty.evidence.method), which the protocol cannot name")
+        }
+        self.init(
+            record: penalty.record.rawValue, contributor: penalty.contributor.rawValue, adapter: penalty.adapter.rawValue,
+            imposedBy: penalty.imposedBy.rawValue, method: method,
+            evaluation: Wire.VersionRef(datanet: penalty.evidence.evaluation.datanet.rawValue, number: UInt32(penalty.evidence.evaluation.number)),
+            score: penalty.evidence.score, points: UInt32(penalty.points), ledgerSeq: penalty.ledgerSeq,
+            createdMs: penalty.createdAt.wireMillis)
+    }
+}
+
+extension Wire.DatanetGrantEntry {
+    init(_ grant: DatanetGrant) {
+        self.init(grantee: grant.grantee.rawValue, grantedBy: grant.grantedBy.rawValue, grantedMs: grant.grantedAt.wireMillis)
+    }
 }

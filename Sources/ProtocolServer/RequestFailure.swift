@@ -32,7 +32,7 @@ public struct RequestFailure: Error, Sendable {
         case .contributorNotFound, .datanetNotFound, .recordNotFound, .versionNotFound, .adapterNotFound,
             .inferenceNotFound, .jobNotFound:
             .notFound
-        case .notDatanetOwner, .contributionNotPermitted, .notAdapterOwner, .notJobOwner: .permissionDenied
+        case .notDatanetOwner, .contributionNotPermitted, .datanetNotReadable, .notAdapterOwner, .notJobOwner: .permissionDenied
         case .datanetNameTaken, .duplicateRecord, .duplicateRequest, .checkpointExists, .metricExists,
             .recordAlreadyFlagged:
             .alreadyExists

@@ -34,7 +34,9 @@ public struct JobRunner: Sendable {
         do {
             let job = try store.job(lease.job)
             let result: Data
-            switch try JobSpecification(decoding: job.specification) {
+            let specification = try JobSpecification(decoding: job.specification)
+            try specification.requireAccess(in: store, by: job.submittedBy)
+            switch specification {
             case .train(let spec): result = try train(spec, job: job, lease: lease)
             case .index(let spec): result = try index(spec, job: job, lease: lease)
             case .retrain(let spec): result = try retrain(spec, lease: lease)

@@ -70,7 +70,8 @@ extension Store {
     ///
     /// - Throws: ``StoreError/invalidAdapter(_:)`` (bad name, base-model hash or hyperparameter, no training
     ///   data), ``StoreError/contributorNotFound(_:)``, ``StoreError/datanetNotFound(_:)``,
-    ///   ``StoreError/versionNotFound(_:)``.
+    ///   ``StoreError/versionNotFound(_:)``, ``StoreError/datanetNotReadable(datanet:contributor:)`` when the owner
+    ///   may not read one of the versions.
     public func registerAdapter(_ spec: NewAdapter, owner: ContributorID) throws -> Adapter {
         let name = spec.name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.count <= 200, !Validation.containsControlCharacters(name) else {
@@ -97,7 +98,11 @@ extension Store {
         return try write { db in
             try Self.requireContributor(db, owner)
             var versionIDs: [Int64] = []
-            for ref in versions { versionIDs.append(try Self.fetchVersion(db, ref).id) }
+            for ref in versions {
+                versionIDs.append(try Self.fetchVersion(db, ref).id)
+                // An adapter carries what it was trained on: its owner must be allowed to read it.
+                try Self.requireReadable(db, ref.datanet, by: owner)
+            }
             try db.execute(
                 sql: """
                     INSERT INTO adapter (name, owner_id, base_model_hash, training_version_count, created_at)

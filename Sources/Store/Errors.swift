@@ -23,6 +23,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case notDatanetOwner(datanet: DatanetID, contributor: ContributorID)
     /// A private datanet accepts contributions from its owner only.
     case contributionNotPermitted(datanet: DatanetID, contributor: ContributorID)
+    /// A private datanet that neither belongs to the contributor nor was granted to them.
+    case datanetNotReadable(datanet: DatanetID, contributor: ContributorID)
 
     // Records
     case recordNotFound(RecordID)
@@ -92,6 +94,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notDatanetOwner(let datanet, let contributor): "\(contributor) is not the owner of \(datanet)"
         case .contributionNotPermitted(let datanet, let contributor):
             "\(datanet) is private: only its owner may contribute, not \(contributor)"
+        case .datanetNotReadable(let datanet, let contributor):
+            "\(datanet) is private and \(contributor) may not read it: its owner grants read access"
         case .recordNotFound(let id): "unknown \(id)"
         case .recordTooLarge(let bytes, let limit): "record is \(bytes) bytes, over the limit of \(limit) bytes"
         case .invalidUTF8(let field, let offset): "\(field) is not valid UTF-8 (first bad byte at offset \(offset))"

@@ -159,7 +159,9 @@ extension Store {
                 datanetShares[datanet, default: 0] += item.share
             }
             var points: [ContributorID: Int] = [:]
-            for contributor in contributorWeights.keys { points[contributor] = try Self.penaltyPoints(db, contributor) }
+            for contributor in contributorWeights.keys {
+                points[contributor] = try Self.penaltyPoints(db, contributor, on: spec.adapter)
+            }
 
             // Contributors whose weight rounds to zero still appear in the attribution, with nothing paid.
             guard contributorWeights.values.contains(where: { $0 > 0 }) else {

@@ -32,6 +32,9 @@ public enum LedgerEntryKind: String, Sendable, Codable, CaseIterable {
     case protocolShare = "protocol_share"
     /// A penalty reduction: the part of a penalised contributor's share (`subject`) forfeited to the protocol.
     case penaltyForfeit = "penalty_forfeit"
+    /// A penalty imposed by curation (amount 0): the account is the penalised contributor, the memo its evidence
+    /// (``Store/penalize(_:adapter:by:evidence:points:)``).
+    case penalty
 }
 
 /// One append-only, hash-chained ledger entry: a credit of `amount` micro-units to `account`.

@@ -48,17 +48,6 @@ public struct DataRecord: Hashable, Sendable {
     public var reviewNote: String?
 }
 
-/// Curation's verdict that a record is harmful. Each flag gives the record's contributor penalty points.
-public struct RecordFlag: Hashable, Sendable {
-    public var record: RecordID
-    public var contributor: ContributorID
-    /// Who or what flagged it, e.g. `"curation/toxicity-v1"`.
-    public var curator: String
-    public var reason: String
-    public var points: Int
-    public var createdAt: Date
-}
-
 /// The owner's decision on a pending record.
 public enum ReviewDecision: String, Sendable {
     case approve, reject
@@ -198,71 +187,6 @@ extension Store {
             }
             return counts
         }
-    }
-
-    /// Records curation's verdict that a record is harmful: its contributor accrues `points` penalty points
-    /// (1 to 1000). A record is flagged at most once. Flags are append-only.
-    ///
-    /// - Throws: ``StoreError/recordNotFound(_:)``, ``StoreError/recordAlreadyFlagged(_:)``,
-    ///   ``StoreError/invalidFlag(_:)``.
-    @discardableResult
-    public func flagHarmful(_ record: RecordID, curator: String, reason: String, points: Int = 1) throws
-        -> RecordFlag
-    {
-        let curator = curator.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !curator.isEmpty, curator.utf8.count <= 200 else {
-            throw StoreError.invalidFlag("curator must be 1 to 200 bytes")
-        }
-        guard reason.utf8.count <= 4096, !reason.utf8.contains(0) else {
-            throw StoreError.invalidFlag("reason must be at most 4096 bytes, without NUL")
-        }
-        guard (1...1000).contains(points) else { throw StoreError.invalidFlag("points must be 1 to 1000") }
-        let now = nowMillis()
-        return try write { db in
-            let target = try Self.fetchRecord(db, record)
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM record_flag WHERE record_id = ?", arguments: [record]) != nil {
-                throw StoreError.recordAlreadyFlagged(record)
-            }
-            try db.execute(
-                sql: """
-                    INSERT INTO record_flag (record_id, contributor_id, curator, reason, points, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [record, target.contributor, curator, reason, points, now])
-            return RecordFlag(
-                record: record, contributor: target.contributor, curator: curator, reason: reason, points: points,
-                createdAt: Date(millis: now))
-        }
-    }
-
-    /// The contributor's penalty points: the sum of the points of the flags on their records.
-    public func penaltyPoints(of contributor: ContributorID) throws -> Int {
-        try read { db in
-            try Self.requireContributor(db, contributor)
-            return try Self.penaltyPoints(db, contributor)
-        }
-    }
-
-    /// The flags on the contributor's records, oldest first.
-    public func flags(of contributor: ContributorID) throws -> [RecordFlag] {
-        try read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM record_flag WHERE contributor_id = ? ORDER BY id", arguments: [contributor]
-            ).map { row in
-                RecordFlag(
-                    record: try row.decode(forColumn: "record_id"),
-                    contributor: try row.decode(forColumn: "contributor_id"),
-                    curator: try row.decode(forColumn: "curator"), reason: try row.decode(forColumn: "reason"),
-                    points: try row.decode(forColumn: "points"),
-                    createdAt: Date(millis: try row.decode(forColumn: "created_at")))
-            }
-        }
-    }
-
-    static func penaltyPoints(_ db: Database, _ contributor: ContributorID) throws -> Int {
-        try Int.fetchOne(
-            db, sql: "SELECT coalesce(sum(points), 0) FROM record_flag WHERE contributor_id = ?",
-            arguments: [contributor]) ?? 0
     }
 
     /// Checks a submission and decodes it. Pure: touches no database.

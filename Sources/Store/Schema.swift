@@ -17,6 +17,9 @@ enum Schema {
         migrator.registerMigration("v4-roles") { db in
             try db.execute(sql: v4Roles)
         }
+        migrator.registerMigration("v7-access-penalties") { db in
+            try db.execute(sql: v7AccessPenalties)
+        }
         return migrator
     }
 
@@ -367,5 +370,42 @@ enum Schema {
     static let v4Roles = """
         ALTER TABLE contributor ADD COLUMN role TEXT NOT NULL DEFAULT 'contributor'
             CHECK (role IN ('contributor', 'operator', 'engine'));
+        """
+
+    /// Read grants on datanets (who besides the owner may read a private one, and train on it), and penalties
+    /// scoped to the adapter whose curation earned them: a penalty cuts payouts on that adapter's inferences only.
+    /// `record_flag` (unscoped, from before) is kept as history and no longer cuts any payout.
+    static let v7AccessPenalties = """
+        CREATE TABLE datanet_grant (
+            datanet_id INTEGER NOT NULL REFERENCES datanet(id),
+            grantee_id INTEGER NOT NULL REFERENCES contributor(id),
+            granted_by INTEGER NOT NULL REFERENCES contributor(id),
+            granted_at INTEGER NOT NULL,
+            PRIMARY KEY (datanet_id, grantee_id)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX datanet_grant_by_grantee ON datanet_grant(grantee_id);
+
+        CREATE TABLE record_penalty (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            record_id INTEGER NOT NULL REFERENCES record(id),
+            contributor_id INTEGER NOT NULL REFERENCES contributor(id),
+            adapter_id INTEGER NOT NULL REFERENCES adapter(id),
+            imposed_by INTEGER NOT NULL REFERENCES contributor(id),
+            method TEXT NOT NULL CHECK (length(method) BETWEEN 1 AND 64),
+            evaluation_version_id INTEGER NOT NULL REFERENCES datanet_version(id),
+            score REAL NOT NULL,
+            points INTEGER NOT NULL CHECK (points BETWEEN 1 AND 1000),
+            ledger_seq INTEGER NOT NULL UNIQUE REFERENCES ledger_entry(seq),
+            created_at INTEGER NOT NULL,
+            UNIQUE (record_id, adapter_id)
+        ) STRICT;
+        CREATE INDEX record_penalty_by_contributor ON record_penalty(contributor_id, adapter_id);
+        CREATE TRIGGER record_penalty_contributor BEFORE INSERT ON record_penalty
+        WHEN NEW.contributor_id IS NOT (SELECT contributor_id FROM record WHERE id = NEW.record_id)
+        BEGIN SELECT RAISE(ABORT, 'a penalty names the contributor of its record'); END;
+        CREATE TRIGGER record_penalty_no_update BEFORE UPDATE ON record_penalty
+        BEGIN SELECT RAISE(ABORT, 'penalties are append-only'); END;
+        CREATE TRIGGER record_penalty_no_delete BEFORE DELETE ON record_penalty
+        BEGIN SELECT RAISE(ABORT, 'penalties are append-only'); END;
         """
 }

@@ -77,6 +77,7 @@ extension Wire {
         case ownerShare = 1
         case protocolShare = 2
         case penaltyForfeit = 3
+        case penalty = 4
         public static let wireName = "LedgerEntryKind"
     }
 
@@ -721,6 +722,76 @@ extension Wire {
             contributor.write(to: &buffer)
             score.write(to: &buffer)
             reason.write(to: &buffer)
+        }
+    }
+
+    public struct Penalty: WireField {
+        public var record: Int64
+        public var contributor: Int64
+        public var adapter: Int64
+        public var imposedBy: Int64
+        public var method: AttributionMethod
+        public var evaluation: VersionRef
+        public var score: Double
+        public var points: UInt32
+        public var ledgerSeq: Int64
+        public var createdMs: Int64
+        public init(record: Int64, contributor: Int64, adapter: Int64, imposedBy: Int64, method: AttributionMethod, evaluation: VersionRef, score: Double, points: UInt32, ledgerSeq: Int64, createdMs: Int64) {
+            self.record = record
+            self.contributor = contributor
+            self.adapter = adapter
+            self.imposedBy = imposedBy
+            self.method = method
+            self.evaluation = evaluation
+            self.score = score
+            self.points = points
+            self.ledgerSeq = ledgerSeq
+            self.createdMs = createdMs
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            record = try .init(from: &buffer, field: "record")
+            contributor = try .init(from: &buffer, field: "contributor")
+            adapter = try .init(from: &buffer, field: "adapter")
+            imposedBy = try .init(from: &buffer, field: "imposed_by")
+            method = try .init(from: &buffer, field: "method")
+            evaluation = try .init(from: &buffer, field: "evaluation")
+            score = try .init(from: &buffer, field: "score")
+            points = try .init(from: &buffer, field: "points")
+            ledgerSeq = try .init(from: &buffer, field: "ledger_seq")
+            createdMs = try .init(from: &buffer, field: "created_ms")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            record.write(to: &buffer)
+            contributor.write(to: &buffer)
+            adapter.write(to: &buffer)
+            imposedBy.write(to: &buffer)
+            method.write(to: &buffer)
+            evaluation.write(to: &buffer)
+            score.write(to: &buffer)
+            points.write(to: &buffer)
+            ledgerSeq.write(to: &buffer)
+            createdMs.write(to: &buffer)
+        }
+    }
+
+    public struct DatanetGrantEntry: WireField {
+        public var grantee: Int64
+        public var grantedBy: Int64
+        public var grantedMs: Int64
+        public init(grantee: Int64, grantedBy: Int64, grantedMs: Int64) {
+            self.grantee = grantee
+            self.grantedBy = grantedBy
+            self.grantedMs = grantedMs
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            grantee = try .init(from: &buffer, field: "grantee")
+            grantedBy = try .init(from: &buffer, field: "granted_by")
+            grantedMs = try .init(from: &buffer, field: "granted_ms")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            grantee.write(to: &buffer)
+            grantedBy.write(to: &buffer)
+            grantedMs.write(to: &buffer)
         }
     }
 
@@ -1787,6 +1858,40 @@ extension Wire {
         public static let type = MessageType.curationReport
     }
 
+    /// 0x53, request.
+    public struct PenaltyList: WireMessage {
+        public var contributor: Int64?
+        public var adapter: Int64?
+        public init(contributor: Int64?, adapter: Int64?) {
+            self.contributor = contributor
+            self.adapter = adapter
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            contributor = try .init(from: &buffer, field: "contributor")
+            adapter = try .init(from: &buffer, field: "adapter")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            contributor.write(to: &buffer)
+            adapter.write(to: &buffer)
+        }
+        public static let type = MessageType.penaltyList
+    }
+
+    /// 0x54, reply.
+    public struct PenaltyListing: WireMessage {
+        public var penalties: [Penalty]
+        public init(penalties: [Penalty]) {
+            self.penalties = penalties
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            penalties = try .init(from: &buffer, field: "penalties")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            penalties.write(to: &buffer)
+        }
+        public static let type = MessageType.penaltyListing
+    }
+
     /// 0x60, request.
     public struct LedgerBalances: WireMessage {
         public var contributor: Int64?
@@ -2159,6 +2264,48 @@ extension Wire {
         public static let type = MessageType.engineDrain
     }
 
+    /// 0x90, request.
+    public struct DatanetGrant: WireMessage {
+        public var datanet: Int64
+        public var grantee: Int64
+        public var grant: Bool
+        public init(datanet: Int64, grantee: Int64, grant: Bool) {
+            self.datanet = datanet
+            self.grantee = grantee
+            self.grant = grant
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            datanet = try .init(from: &buffer, field: "datanet")
+            grantee = try .init(from: &buffer, field: "grantee")
+            grant = try .init(from: &buffer, field: "grant")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            datanet.write(to: &buffer)
+            grantee.write(to: &buffer)
+            grant.write(to: &buffer)
+        }
+        public static let type = MessageType.datanetGrant
+    }
+
+    /// 0x91, reply.
+    public struct DatanetGrants: WireMessage {
+        public var datanet: Int64
+        public var grants: [DatanetGrantEntry]
+        public init(datanet: Int64, grants: [DatanetGrantEntry]) {
+            self.datanet = datanet
+            self.grants = grants
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            datanet = try .init(from: &buffer, field: "datanet")
+            grants = try .init(from: &buffer, field: "grants")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            datanet.write(to: &buffer)
+            grants.write(to: &buffer)
+        }
+        public static let type = MessageType.datanetGrants
+    }
+
 }
 
 /// Every message type of the catalogue, by its code in the frame header.
@@ -2206,6 +2353,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
     case attribute = 0x50
     case curate = 0x51
     case curationReport = 0x52
+    case penaltyList = 0x53
+    case penaltyListing = 0x54
     case ledgerBalances = 0x60
     case balances = 0x61
     case ledgerEntries = 0x62
@@ -2225,14 +2374,16 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
     case engineList = 0x84
     case engineListing = 0x85
     case engineDrain = 0x86
+    case datanetGrant = 0x90
+    case datanetGrants = 0x91
 
     /// Who sends it, and on which request id.
     public var direction: MessageDirection {
         switch self {
         case .hello, .welcome, .ping, .pong, .goAway: .connection
         case .credit, .cancel, .errorReply: .control
-        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .echo, .engineRegister, .engineHeartbeat, .engineList, .engineDrain: .request
-        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .echoed, .engineRegistered, .heartbeatAck, .engineListing: .reply
+        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .penaltyList, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .echo, .engineRegister, .engineHeartbeat, .engineList, .engineDrain, .datanetGrant: .request
+        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .penaltyListing, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .echoed, .engineRegistered, .heartbeatAck, .engineListing, .datanetGrants: .reply
         }
     }
 
@@ -2290,6 +2441,8 @@ public enum Message: Sendable, Equatable {
     case attribute(Wire.Attribute)
     case curate(Wire.Curate)
     case curationReport(Wire.CurationReport)
+    case penaltyList(Wire.PenaltyList)
+    case penaltyListing(Wire.PenaltyListing)
     case ledgerBalances(Wire.LedgerBalances)
     case balances(Wire.Balances)
     case ledgerEntries(Wire.LedgerEntries)
@@ -2309,6 +2462,8 @@ public enum Message: Sendable, Equatable {
     case engineList(Wire.EngineList)
     case engineListing(Wire.EngineListing)
     case engineDrain(Wire.EngineDrain)
+    case datanetGrant(Wire.DatanetGrant)
+    case datanetGrants(Wire.DatanetGrants)
 
     public var type: MessageType {
         switch self {
@@ -2355,6 +2510,8 @@ public enum Message: Sendable, Equatable {
         case .attribute: .attribute
         case .curate: .curate
         case .curationReport: .curationReport
+        case .penaltyList: .penaltyList
+        case .penaltyListing: .penaltyListing
         case .ledgerBalances: .ledgerBalances
         case .balances: .balances
         case .ledgerEntries: .ledgerEntries
@@ -2374,6 +2531,8 @@ public enum Message: Sendable, Equatable {
         case .engineList: .engineList
         case .engineListing: .engineListing
         case .engineDrain: .engineDrain
+        case .datanetGrant: .datanetGrant
+        case .datanetGrants: .datanetGrants
         }
     }
 
@@ -2423,6 +2582,8 @@ public enum Message: Sendable, Equatable {
         case .attribute: .attribute(try .init(from: &buffer, field: "Attribute"))
         case .curate: .curate(try .init(from: &buffer, field: "Curate"))
         case .curationReport: .curationReport(try .init(from: &buffer, field: "CurationReport"))
+        case .penaltyList: .penaltyList(try .init(from: &buffer, field: "PenaltyList"))
+        case .penaltyListing: .penaltyListing(try .init(from: &buffer, field: "PenaltyListing"))
         case .ledgerBalances: .ledgerBalances(try .init(from: &buffer, field: "LedgerBalances"))
         case .balances: .balances(try .init(from: &buffer, field: "Balances"))
         case .ledgerEntries: .ledgerEntries(try .init(from: &buffer, field: "LedgerEntries"))
@@ -2442,6 +2603,8 @@ public enum Message: Sendable, Equatable {
         case .engineList: .engineList(try .init(from: &buffer, field: "EngineList"))
         case .engineListing: .engineListing(try .init(from: &buffer, field: "EngineListing"))
         case .engineDrain: .engineDrain(try .init(from: &buffer, field: "EngineDrain"))
+        case .datanetGrant: .datanetGrant(try .init(from: &buffer, field: "DatanetGrant"))
+        case .datanetGrants: .datanetGrants(try .init(from: &buffer, field: "DatanetGrants"))
         }
     }
 
@@ -2490,6 +2653,8 @@ public enum Message: Sendable, Equatable {
         case .attribute(let message): message.write(to: &buffer)
         case .curate(let message): message.write(to: &buffer)
         case .curationReport(let message): message.write(to: &buffer)
+        case .penaltyList(let message): message.write(to: &buffer)
+        case .penaltyListing(let message): message.write(to: &buffer)
         case .ledgerBalances(let message): message.write(to: &buffer)
         case .balances(let message): message.write(to: &buffer)
         case .ledgerEntries(let message): message.write(to: &buffer)
@@ -2509,6 +2674,8 @@ public enum Message: Sendable, Equatable {
         case .engineList(let message): message.write(to: &buffer)
         case .engineListing(let message): message.write(to: &buffer)
         case .engineDrain(let message): message.write(to: &buffer)
+        case .datanetGrant(let message): message.write(to: &buffer)
+        case .datanetGrants(let message): message.write(to: &buffer)
         }
     }
 }

@@ -246,18 +246,18 @@ extension ProcessWideSuites {
             }
             #expect(dryRun.evaluated == 8 && !dryRun.applied && dryRun.flagged.map(\.record) == expected)
             #expect(dryRun.flagged.map(\.score) == local.harmfulRecords.prefix(2).map(\.score))
-            #expect(try store.flags(of: server.contributor).isEmpty && store.flags(of: fixture.forecaster.id).isEmpty)
+            #expect(try store.penalties(of: server.contributor).isEmpty && store.penalties(of: fixture.forecaster.id).isEmpty)
 
             guard case .curationReport(let applied) = try await connection.call(curate(apply: true)) else {
                 Issue.record("expected CURATION_REPORT")
                 return
             }
             #expect(applied.applied && applied.flagged.map(\.record) == expected)
-            let flags = try store.flags(of: server.contributor) + store.flags(of: fixture.forecaster.id)
+            let flags = try store.penalties(of: server.contributor) + store.penalties(of: fixture.forecaster.id)
             #expect(Set(flags.map(\.record.rawValue)) == Set(expected) && flags.allSatisfy { $0.points == 3 })
             // Again: nothing is flagged twice.
             _ = try await connection.call(curate(apply: true))
-            #expect(try (store.flags(of: server.contributor) + store.flags(of: fixture.forecaster.id)).count == flags.count)
+            #expect(try (store.penalties(of: server.contributor) + store.penalties(of: fixture.forecaster.id)).count == flags.count)
 
             let other = try await server.connect(token: fixture.forecaster.token)
             let refused = await #expect(throws: ServerError.self) { _ = try await other.call(curate(apply: false)) }

@@ -88,7 +88,7 @@ struct FlywheelIntegrationTests {
             else { throw ProcessFailure("Curate was not answered with CurationReport") }
             #expect(report.evaluated == 9 && report.applied && report.flagged.count <= 3)
             let contributors = Set(report.flagged.map(\.contributor))
-            let stored = try contributors.flatMap { try cluster.store.flags(of: ContributorID($0)) }
+            let stored = try contributors.flatMap { try cluster.store.penalties(of: ContributorID($0)) }
             #expect(Set(stored.map(\.record.rawValue)) == Set(report.flagged.map(\.record)))
 
             // The ledger's hash chain holds, checked by the engine.

@@ -272,28 +272,25 @@ struct RecordTests {
                 == sha256Hex(Array("pair".utf8) + [0] + Array("p".utf8) + [0] + Array("c".utf8)))
     }
 
-    @Test func flagsArePerRecordAndAccumulatePoints() throws {
+    @Test func penaltiesArePerRecordAndAdapterAndAccumulatePoints() throws {
         let f = try Fixture()
         let bob = f.bob.contributor.id
-        #expect(try f.store.penaltyPoints(of: bob) == 0)
-        let flag = try f.store.flagHarmful(f.records[2].id, curator: "curation/toxicity", reason: "insults", points: 2)
-        #expect(flag.contributor == bob && flag.points == 2)
-        try f.store.flagHarmful(f.records[3].id, curator: "curation/pii", reason: "phone number")
-        #expect(try f.store.penaltyPoints(of: bob) == 3)
-        #expect(try f.store.flags(of: bob).map(\.record) == [f.records[2].id, f.records[3].id])
-        try expectRefusal(f.store, .recordAlreadyFlagged(f.records[2].id)) {
-            try f.store.flagHarmful(f.records[2].id, curator: "curation/toxicity", reason: "again")
-        }
-        try expectRefusal(f.store, .invalidFlag("points must be 1 to 1000")) {
-            try f.store.flagHarmful(f.records[4].id, curator: "c", reason: "r", points: 0)
-        }
-        try expectRefusal(f.store, .invalidFlag("curator must be 1 to 200 bytes")) {
-            try f.store.flagHarmful(f.records[4].id, curator: " ", reason: "r")
-        }
-        try expectRefusal(f.store, .recordNotFound(RecordID(999))) {
-            try f.store.flagHarmful(RecordID(999), curator: "c", reason: "r")
-        }
-        #expect(try f.store.penaltyPoints(of: f.carol.contributor.id) == 0)
+        #expect(try f.store.penaltyPoints(of: bob, on: f.adapter.id) == 0)
+        let penalty = try f.penalize(f.records[2].id, points: 2)
+        #expect(penalty.contributor == bob && penalty.points == 2 && penalty.adapter == f.adapter.id)
+        try f.penalize(f.records[3].id)
+        #expect(try f.store.penaltyPoints(of: bob, on: f.adapter.id) == 3)
+        #expect(try f.store.penalties(of: bob).map(\.record) == [f.records[2].id, f.records[3].id])
+        // Each is on the ledger, with its evidence.
+        let entry = try #require(try f.store.ledgerEntries(after: penalty.ledgerSeq - 1, limit: 1).first)
+        #expect(entry.kind == .penalty && entry.amount == 0 && entry.account == .contributor(bob) && entry.subject == bob)
+        #expect(entry.memo.contains("datainf") && entry.memo.contains("\(f.version.ref)") && entry.memo.contains("2 points"))
+        try expectRefusal(f.store, .recordAlreadyFlagged(f.records[2].id)) { try f.penalize(f.records[2].id) }
+        try expectRefusal(f.store, .invalidFlag("points must be 1 to 1000")) { try f.penalize(f.records[4].id, points: 0) }
+        try expectRefusal(f.store, .invalidFlag("score must be finite")) { try f.penalize(f.records[4].id, score: .nan) }
+        try expectRefusal(f.store, .recordNotFound(RecordID(999))) { try f.penalize(RecordID(999)) }
+        #expect(try f.store.penaltyPoints(of: f.carol.contributor.id, on: f.adapter.id) == 0)
+        #expect(try f.store.verifyLedger().isValid)
     }
 }
 

@@ -40,7 +40,7 @@ struct DocumentationTests {
         var config = StoreConfiguration()
         config.penaltyPolicy = PenaltyPolicy(thresholdPoints: 0, keepBasisPoints: 2500)
         let f = try Fixture(configuration: config)
-        try f.store.flagHarmful(f.records[2].id, curator: "curation", reason: "harm")
+        try f.penalize(f.records[2].id)
         for i in 0..<12 {
             _ = try f.store.recordInference(
                 f.inference("doc-\(i)", fee: 1_000_003 * Int64(i + 1), shares: [f.records[i % 6].id: 1, f.records[(i + 2) % 6].id: 0.5]))

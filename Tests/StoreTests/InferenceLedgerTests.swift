@@ -213,13 +213,13 @@ struct PenaltyTests {
         let shares: [RecordID: Double] = [f.records[0].id: 0.5, f.records[2].id: 0.5]  // alice, bob
 
         // 3 points: at the threshold, not above it: no reduction.
-        try f.store.flagHarmful(f.records[2].id, curator: "curation/toxicity", reason: "slur", points: 3)
+        try f.penalize(f.records[2].id, points: 3)
         let atThreshold = try f.store.recordInference(f.inference("at", fee: 1_000_001, shares: shares))
         #expect(atThreshold.entries.map(\.kind) == [.contributorShare, .contributorShare, .ownerShare, .protocolShare])
         #expect(atThreshold.entries.map(\.amount) == [350_000, 350_000, 200_000, 100_001])
 
         // 4 points: above. Bob keeps floor(350000 * 0.5); the rest is forfeited to the protocol, in an entry naming him.
-        try f.store.flagHarmful(f.records[3].id, curator: "curation/pii", reason: "address")
+        try f.penalize(f.records[3].id)
         let above = try f.store.recordInference(f.inference("above", fee: 1_000_001, shares: shares))
         #expect(above.entries.map(\.kind) == [.contributorShare, .contributorShare, .penaltyForfeit, .ownerShare, .protocolShare])
         #expect(above.entries.map(\.amount) == [350_000, 175_000, 175_000, 200_000, 100_001])
@@ -249,7 +249,7 @@ struct PenaltyTests {
         var config = StoreConfiguration()
         config.penaltyPolicy = PenaltyPolicy(thresholdPoints: 0, keepBasisPoints: 0)
         let f = try Fixture(configuration: config)
-        try f.store.flagHarmful(f.records[0].id, curator: "c", reason: "r")
+        try f.penalize(f.records[0].id)
         let r = try f.store.recordInference(f.inference("all-forfeit", fee: 100, shares: [f.records[0].id: 1, f.records[2].id: 1]))
         // Alice forfeits all of her 35; she gets no contributor entry.
         #expect(r.entries.map(\.kind) == [.penaltyForfeit, .contributorShare, .ownerShare, .protocolShare])

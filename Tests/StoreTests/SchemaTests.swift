@@ -19,7 +19,7 @@ struct SchemaTests {
         #expect(journal == "wal")
         #expect(sync == 2)  // FULL
         #expect(foreignKeys == 1)
-        #expect(try store.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains"])
+        #expect(try store.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v7-access-penalties"])
     }
 
     @Test func migrationsAreVersionedAndIdempotent() throws {
@@ -30,7 +30,7 @@ struct SchemaTests {
             try store.close()
         }
         let again = try Store(directory: dir.url)
-        #expect(try again.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains"])
+        #expect(try again.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v7-access-penalties"])
         #expect(try again.contributors().count == 1)
         // A database from a newer Tributary is refused rather than misread.
         try again.executeRaw("INSERT INTO grdb_migrations (identifier) VALUES ('v2-from-the-future')")
@@ -43,7 +43,7 @@ struct SchemaTests {
     @Test func appendOnlyAndImmutableTablesRefuseUpdatesAndDeletesInSQL() throws {
         let f = try Fixture()
         _ = try f.store.recordInference(f.inference("r", fee: 1000, shares: [f.records[0].id: 1]))
-        try f.store.flagHarmful(f.records[1].id, curator: "c", reason: "r")
+        try f.penalize(f.records[1].id)
         let before = try f.store.dump()
         let statements = [
             "UPDATE ledger_entry SET amount = amount + 1 WHERE seq = 1",
@@ -66,8 +66,8 @@ struct SchemaTests {
             "DELETE FROM inference",
             "UPDATE inference_record_share SET share = 0",
             "DELETE FROM inference_contributor_share",
-            "UPDATE record_flag SET points = 100",
-            "DELETE FROM record_flag",
+            "UPDATE record_penalty SET points = 100",
+            "DELETE FROM record_penalty",
             "DELETE FROM contributor WHERE id = 4",
             "UPDATE datanet SET owner_id = 2",
             "UPDATE datanet SET name = 'renamed'",

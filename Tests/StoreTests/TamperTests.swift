@@ -97,7 +97,7 @@ struct TamperTests {
         config.penaltyPolicy = PenaltyPolicy(thresholdPoints: 0, keepBasisPoints: 5000)
         let f = try Fixture(configuration: config)
         try Self.fill(f, count: 5)
-        try f.store.flagHarmful(f.records[4].id, curator: "curation", reason: "harmful")
+        try f.penalize(f.records[4].id)
         let receipt = try f.store.recordInference(f.inference("penalised", fee: 987_654, shares: [f.records[4].id: 1]))
         let forfeit = try #require(receipt.entries.first { $0.kind == .penaltyForfeit })
         try Self.fill(f, count: 2, feeBase: 9_000)

@@ -76,6 +76,14 @@ struct Fixture {
             owner: dave.contributor.id)
     }
 
+    /// Penalises `record` on the fixture's adapter, as its owner (dave) curating against the fixture's version.
+    @discardableResult
+    func penalize(_ record: RecordID, points: Int = 1, score: Double = -0.5) throws -> RecordPenalty {
+        try store.penalize(
+            record, adapter: adapter.id, by: dave.contributor.id,
+            evidence: PenaltyEvidence(method: "datainf", evaluation: version.ref, score: score), points: points)
+    }
+
     func inference(_ requestID: String, fee: Int64, shares: [RecordID: Double]) -> NewInference {
         NewInference(
             requestID: requestID, adapter: adapter.id,

@@ -104,6 +104,12 @@ extension Wire.TextTarget: RandomWireValue {
 extension Wire.FlaggedRecord: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(record: .random(using: &rng), contributor: .random(using: &rng), score: .random(using: &rng), reason: .random(using: &rng)) }
 }
+extension Wire.Penalty: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(record: .random(using: &rng), contributor: .random(using: &rng), adapter: .random(using: &rng), imposedBy: .random(using: &rng), method: .random(using: &rng), evaluation: .random(using: &rng), score: .random(using: &rng), points: .random(using: &rng), ledgerSeq: .random(using: &rng), createdMs: .random(using: &rng)) }
+}
+extension Wire.DatanetGrantEntry: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(grantee: .random(using: &rng), grantedBy: .random(using: &rng), grantedMs: .random(using: &rng)) }
+}
 extension Wire.EngineEntry: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(engine: .random(using: &rng), name: .random(using: &rng), address: .random(using: &rng), owner: .random(using: &rng), computeSlots: .random(using: &rng), jobsRunning: .random(using: &rng), jobKinds: .random(using: &rng), draining: .random(using: &rng), heartbeatAgeMs: .random(using: &rng)) }
 }
@@ -236,6 +242,12 @@ extension Wire.Curate: RandomWireValue {
 extension Wire.CurationReport: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(evaluated: .random(using: &rng), applied: .random(using: &rng), flagged: .random(using: &rng)) }
 }
+extension Wire.PenaltyList: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(contributor: .random(using: &rng), adapter: .random(using: &rng)) }
+}
+extension Wire.PenaltyListing: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(penalties: .random(using: &rng)) }
+}
 extension Wire.LedgerBalances: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(contributor: .random(using: &rng)) }
 }
@@ -292,6 +304,12 @@ extension Wire.EngineListing: RandomWireValue {
 }
 extension Wire.EngineDrain: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(name: .random(using: &rng), drain: .random(using: &rng)) }
+}
+extension Wire.DatanetGrant: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(datanet: .random(using: &rng), grantee: .random(using: &rng), grant: .random(using: &rng)) }
+}
+extension Wire.DatanetGrants: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(datanet: .random(using: &rng), grants: .random(using: &rng)) }
 }
 extension Wire.RecordContent: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self {
@@ -365,6 +383,8 @@ extension Message {
         case .attribute: .attribute(.random(using: &rng))
         case .curate: .curate(.random(using: &rng))
         case .curationReport: .curationReport(.random(using: &rng))
+        case .penaltyList: .penaltyList(.random(using: &rng))
+        case .penaltyListing: .penaltyListing(.random(using: &rng))
         case .ledgerBalances: .ledgerBalances(.random(using: &rng))
         case .balances: .balances(.random(using: &rng))
         case .ledgerEntries: .ledgerEntries(.random(using: &rng))
@@ -384,6 +404,8 @@ extension Message {
         case .engineList: .engineList(.random(using: &rng))
         case .engineListing: .engineListing(.random(using: &rng))
         case .engineDrain: .engineDrain(.random(using: &rng))
+        case .datanetGrant: .datanetGrant(.random(using: &rng))
+        case .datanetGrants: .datanetGrants(.random(using: &rng))
         }
     }
 }
