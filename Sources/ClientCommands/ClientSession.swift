@@ -187,6 +187,18 @@ extension ClientSession {
         try await call(.curate(request)) { if case .curationReport(let r) = $0 { r } else { nil } }
     }
 
+    public func penalties(contributor: Int64?, adapter: Int64?) async throws(ClientFailure) -> [Wire.Penalty] {
+        try await call(.penaltyList(Wire.PenaltyList(contributor: contributor, adapter: adapter))) {
+            if case .penaltyListing(let r) = $0 { r.penalties } else { nil }
+        }
+    }
+
+    public func grantRead(on datanet: Int64, to grantee: Int64, granting: Bool) async throws(ClientFailure) -> Wire.DatanetGrants {
+        try await call(.datanetGrant(Wire.DatanetGrant(datanet: datanet, grantee: grantee, grant: granting))) {
+            if case .datanetGrants(let r) = $0 { r } else { nil }
+        }
+    }
+
     public func balances(contributor: Int64?) async throws(ClientFailure) -> [Wire.Balance] {
         try await call(.ledgerBalances(Wire.LedgerBalances(contributor: contributor))) {
             if case .balances(let r) = $0 { r.balances } else { nil }

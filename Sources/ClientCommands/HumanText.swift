@@ -207,6 +207,24 @@ public enum HumanText {
         return lines.joined(separator: "\n")
     }
 
+    public static func penalties(_ penalties: [Wire.Penalty]) -> String {
+        guard !penalties.isEmpty else { return "no penalties" }
+        return table(
+            ["record", "contributor", "adapter", "points", "imposed by", "method", "evaluation", "score", "ledger entry"],
+            penalties.map {
+                [
+                    "\($0.record)", "\($0.contributor)", "\($0.adapter)", "\($0.points)", "\($0.imposedBy)", $0.method.catalogueName,
+                    "\($0.evaluation.datanet):\($0.evaluation.number)", String(format: "%.6g", $0.score), "\($0.ledgerSeq)",
+                ]
+            })
+    }
+
+    public static func grants(_ grants: Wire.DatanetGrants) -> String {
+        guard !grants.grants.isEmpty else { return "datanet \(grants.datanet): no read grants (only its owner and operators read it)" }
+        return "datanet \(grants.datanet) is readable by contributors "
+            + grants.grants.map { "\($0.grantee)" }.joined(separator: ", ") + " (and its owner and operators)"
+    }
+
     public static func balances(_ balances: [Wire.Balance]) -> String {
         guard !balances.isEmpty else { return "no balances" }
         return table(["account", "balance"], balances.map { [$0.contributor.map { "contributor \($0)" } ?? "protocol", "\($0.amount)"] })

@@ -6,7 +6,40 @@ import WireProtocol
 struct DatanetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datanet", abstract: "Create datanets, contribute and review records, publish and export versions.",
-        subcommands: [Create.self, List.self, Show.self, Contribute.self, Records.self, Approve.self, Reject.self, Publish.self, Export.self])
+        subcommands: [Create.self, List.self, Show.self, Contribute.self, Records.self, Approve.self, Reject.self, Publish.self, Export.self,
+                      Grant.self, Revoke.self])
+
+    struct Grant: ClientCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let a contributor read your private datanet and train on its versions (owners and operators).")
+
+        @Argument(help: "The datanet's id.") var datanet: Int64
+        @Option(help: "The contributor to grant.") var contributor: Int64
+        @OptionGroup var options: ClientOptions
+
+        func execute(_ settings: ClientSettings) async throws(ClientFailure) {
+            let grants = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
+                try await session.grantRead(on: datanet, to: contributor, granting: true)
+            }
+            options.show(grants, HumanText.grants(grants))
+        }
+    }
+
+    struct Revoke: ClientCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take back a contributor's read grant; adapters already trained keep their provenance.")
+
+        @Argument(help: "The datanet's id.") var datanet: Int64
+        @Option(help: "The contributor whose grant ends.") var contributor: Int64
+        @OptionGroup var options: ClientOptions
+
+        func execute(_ settings: ClientSettings) async throws(ClientFailure) {
+            let grants = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
+                try await session.grantRead(on: datanet, to: contributor, granting: false)
+            }
+            options.show(grants, HumanText.grants(grants))
+        }
+    }
 
     struct Create: ClientCommand {
         static let configuration = CommandConfiguration(abstract: "Create a datanet that you own.")

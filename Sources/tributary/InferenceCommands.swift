@@ -137,12 +137,12 @@ struct Curate: ClientCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find an adapter's training records that hurt an evaluation datanet version; with --apply, penalise them.")
 
-    @Option(help: "The adapter's id (yours).") var adapter: Int64
+    @Option(help: "The adapter's id (yours, or trained on a datanet of yours).") var adapter: Int64
     @Option(help: "The evaluation datanet version, DATANET:VERSION.") var evaluation: String
     @Option(help: "The attribution method: datainf, tracin, gradcos or fisher.") var method = "datainf"
     @Option(help: "The most records to flag.") var maxFlags: UInt32 = 10
     @Option(help: "Penalty points per flagged record.") var points: UInt32 = 1
-    @Flag(help: "Record the flags and penalties (default: a dry run).") var apply = false
+    @Flag(help: "Record the penalties, on this adapter only and on the ledger (default: a dry run).") var apply = false
     @OptionGroup var options: ClientOptions
 
     func execute(_ settings: ClientSettings) async throws(ClientFailure) {
@@ -152,6 +152,22 @@ struct Curate: ClientCommand {
             apply: apply)
         let report = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in try await session.curate(request) }
         options.show(report, HumanText.curation(report))
+    }
+}
+
+struct Penalties: ClientCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Penalties imposed by curation, each scoped to one adapter, with its evidence and ledger entry.")
+
+    @Option(help: "Only this contributor's penalties.") var contributor: Int64?
+    @Option(help: "Only those on this adapter.") var adapter: Int64?
+    @OptionGroup var options: ClientOptions
+
+    func execute(_ settings: ClientSettings) async throws(ClientFailure) {
+        let penalties = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
+            try await session.penalties(contributor: contributor, adapter: adapter)
+        }
+        options.show(penalties, HumanText.penalties(penalties))
     }
 }
 

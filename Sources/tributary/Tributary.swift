@@ -16,7 +16,7 @@ struct Tributary: AsyncParsableCommand {
             """,
         subcommands: [
             SignUp.self, DatanetCommand.self, TrainCommand.self, IndexCommand.self, EvaluateCommand.self, AdapterCommand.self, EngineCommand.self, Infer.self,
-            Attribute.self, Curate.self, LedgerCommand.self, Health.self, Stats.self,
+            Attribute.self, Curate.self, Penalties.self, LedgerCommand.self, Health.self, Stats.self,
         ])
 }
 

@@ -94,13 +94,22 @@ struct CoordinatorServerTests {
         } catch let error as ServerError {
             #expect(error.errorCode == .failedPrecondition && error.message.contains("send it to an engine"))
         }
+        let heartbeat = Message.engineHeartbeat(Wire.EngineHeartbeat(
+            engine: 42, jobsRunning: 0, jobsQueued: 0, load: 0, freeMemoryBytes: 0, loadedAdapters: []))
         do {
-            _ = try await client.call(.engineHeartbeat(Wire.EngineHeartbeat(
-                engine: 42, jobsRunning: 0, jobsQueued: 0, load: 0, freeMemoryBytes: 0, loadedAdapters: [])))
+            _ = try await client.call(heartbeat)
+            Issue.record("a heartbeat from a contributor without an engine credential was accepted")
+        } catch let error as ServerError {
+            #expect(error.errorCode == .permissionDenied && error.message.contains("engine credential"))
+        }
+        let engine = try await served.connect(token: try served.store.createContributor(displayName: "engine", role: .engine).token)
+        do {
+            _ = try await engine.call(heartbeat)
             Issue.record("a heartbeat from an unknown engine was accepted")
         } catch let error as ServerError {
             #expect(error.errorCode == .notFound && error.message.contains("register again"))
         }
+        await engine.close()
         let anonymous = try await served.connect(token: "")
         do {
             _ = try await anonymous.call(.jobSubmit(Wire.JobSubmit(spec: CoordinatorRequestTests.trainSpec())))

@@ -55,7 +55,7 @@ import WireProtocol
         let hiddenVersion = DatanetVersionRef(datanet: hidden.id, number: 1)
         let anonymous = try await server.connect(token: "")
         let refused = await #expect(throws: ServerError.self) { _ = try await anonymous.call(exportRequest(hiddenVersion)) }
-        #expect(refused?.errorCode == .permissionDenied)
+        #expect(refused?.errorCode == .unauthenticated, "anonymous: a token its owner granted would read it")
         let missing = await #expect(throws: ServerError.self) { _ = try await connection.call(exportRequest(hiddenVersion)) }
         #expect(missing?.errorCode == .notFound, "the owner passes the visibility check; the version does not exist")
         await anonymous.close()
@@ -106,7 +106,7 @@ import WireProtocol
         #expect(try await records(owner, hidden.id, status: .pending, limit: 10).map(\.status) == [.pending])
         #expect(try await records(owner, hidden.id, status: .approved, limit: 10).isEmpty)
         let hiddenRefused = await #expect(throws: ServerError.self) { _ = try await records(anonymous, hidden.id, limit: 10) }
-        #expect(hiddenRefused?.errorCode == .permissionDenied)
+        #expect(hiddenRefused?.errorCode == .unauthenticated)
         let badLimit = await #expect(throws: ServerError.self) { _ = try await records(owner, hidden.id, limit: 0) }
         #expect(badLimit?.errorCode == .invalidArgument)
         await anonymous.close()
