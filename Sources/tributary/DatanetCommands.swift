@@ -7,35 +7,20 @@ struct DatanetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datanet", abstract: "Create datanets, contribute and review records, publish and export versions.",
         subcommands: [Create.self, List.self, Show.self, Contribute.self, Records.self, Approve.self, Reject.self, Publish.self, Export.self,
-                      Grant.self, Revoke.self])
+                      Grant.self])
 
     struct Grant: ClientCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Let a contributor read your private datanet and train on its versions (owners and operators).")
+            abstract: "Let a contributor read your private datanet and train on its versions, or with --revoke take it back (owners and operators).")
 
         @Argument(help: "The datanet's id.") var datanet: Int64
-        @Option(help: "The contributor to grant.") var contributor: Int64
+        @Option(help: "The contributor to grant (or revoke).") var contributor: Int64
+        @Flag(help: "Take the grant back; adapters already trained keep their provenance.") var revoke = false
         @OptionGroup var options: ClientOptions
 
         func execute(_ settings: ClientSettings) async throws(ClientFailure) {
             let grants = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
-                try await session.grantRead(on: datanet, to: contributor, granting: true)
-            }
-            options.show(grants, HumanText.grants(grants))
-        }
-    }
-
-    struct Revoke: ClientCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Take back a contributor's read grant; adapters already trained keep their provenance.")
-
-        @Argument(help: "The datanet's id.") var datanet: Int64
-        @Option(help: "The contributor whose grant ends.") var contributor: Int64
-        @OptionGroup var options: ClientOptions
-
-        func execute(_ settings: ClientSettings) async throws(ClientFailure) {
-            let grants = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
-                try await session.grantRead(on: datanet, to: contributor, granting: false)
+                try await session.grantRead(on: datanet, to: contributor, granting: !revoke)
             }
             options.show(grants, HumanText.grants(grants))
         }
