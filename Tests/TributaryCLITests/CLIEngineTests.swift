@@ -116,6 +116,41 @@ import Testing
         }
     }
 
+    @Test func aPrivateDatanetIsReadOnlyByThoseItsOwnerGrants() throws {
+        let engine = try ServingEngine()
+        defer { engine.stop() }
+        let server = ["--server", engine.address]
+        func signUp(_ name: String) throws -> (id: Int, environment: [String: String]) {
+            let identity = try #require(try tributary(["signup", "--name", name, "--json"] + server).json() as? [String: Any])
+            let token = try #require(identity["token"] as? String)
+            return (try #require(identity["contributor"] as? Int), ["TRIBUTARY_SERVER": engine.address, "TRIBUTARY_TOKEN": token])
+        }
+        let (_, ada) = try signUp("Ada")
+        let (bob, asBob) = try signUp("Bob")
+        let created = try tributary(["datanet", "create", "diary", "--license", "proprietary", "--private", "--json"], environment: ada)
+        let datanet = try #require((try created.json() as? [String: Any])?["id"] as? Int, "\(created.errors)")
+        _ = try tributary(["datanet", "contribute", "\(datanet)", "--text", "Dear diary."], environment: ada)
+        _ = try tributary(["datanet", "approve", "--all-pending", "\(datanet)"], environment: ada)
+        #expect(try tributary(["datanet", "publish", "\(datanet)"], environment: ada).status == 0)
+
+        let refused = try tributary(["datanet", "records", "\(datanet)", "--json"], environment: asBob)
+        #expect(refused.status == 77 && refused.errors.contains("its owner grants read access"), "\(refused.errors)")
+        let notTheirs = try tributary(["datanet", "grant", "\(datanet)", "--contributor", "\(bob)"], environment: asBob)
+        #expect(notTheirs.status == 77, "\(notTheirs.errors)")
+
+        let granted = try tributary(["datanet", "grant", "\(datanet)", "--contributor", "\(bob)", "--json"], environment: ada)
+        let grants = try #require((try granted.json() as? [String: Any])?["grants"] as? [[String: Any]], "\(granted.errors)")
+        #expect(grants.map { $0["grantee"] as? Int } == [bob])
+        let read = try tributary(["datanet", "records", "\(datanet)", "--json"], environment: asBob)
+        #expect(try read.status == 0 && (read.json() as? [Any])?.count == 1, "\(read.errors)")
+        let revoked = try tributary(["datanet", "grant", "\(datanet)", "--contributor", "\(bob)", "--revoke"], environment: ada)
+        #expect(revoked.status == 0 && revoked.output.contains("no read grants"), "\(revoked.output)")
+        #expect(try tributary(["datanet", "records", "\(datanet)"], environment: asBob).status == 77)
+
+        let penalties = try tributary(["penalties", "--contributor", "\(bob)", "--json"] + server)
+        #expect(try penalties.status == 0 && (penalties.json() as? [Any])?.isEmpty == true, "\(penalties.errors)")
+    }
+
     @Test func refusedTokensAndMissingServersGiveShortMessagesAndDistinctStatuses() throws {
         let engine = try ServingEngine()
         defer { engine.stop() }
