@@ -7,7 +7,11 @@ import WireProtocol
 /// transport aside: the connection authenticates and passes the caller's contributor.
 extension Coordinator {
     /// Answers `JobSubmit`, `JobStatus`, `JobCancel`, `EngineRegister`, `EngineHeartbeat`, `EngineList` and
-    /// `EngineDrain`; `JobEvents` streams, see ``jobEvents(_:after:)``.
+    /// `EngineDrain`; `JobEvents` streams, see ``authorizeWatch(job:after:contributor:)``.
+    ///
+    /// Every request needs a token. Who may send what: jobs are seen by their submitter, an operator and the
+    /// engine credential running them (``requireVisible(_:to:)``); engines are registered, heartbeated and
+    /// drained with engine credentials (``register(name:address:computeSlots:jobKinds:owner:now:)``).
     ///
     /// - Throws: ``CoordinatorError/refused(_:_:)`` with the wire code and what to do.
     public func respond(to request: Message, contributor: ContributorID?, now: Date = Date()) throws -> Message {
@@ -22,10 +26,13 @@ extension Coordinator {
             let job = try store.submitJob(NewJob(kind: specification.kind, specification: try specification.encoded()), by: submitter, now: now)
             return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
         case .jobStatus(let status):
-            return .jobInfo(Wire.JobInfo(job: try wireJob(try store.job(JobID(Int64(status.job))))))
+            let reader = try require(contributor, "JobStatus")
+            let job = try store.job(try Self.jobID(status.job, field: "job"))
+            try requireVisible(job, to: reader)
+            return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
         case .jobCancel(let cancel):
             let canceller = try require(contributor)
-            let job = try store.cancelJob(JobID(Int64(cancel.job)), by: canceller, now: now)
+            let job = try store.cancelJob(try Self.jobID(cancel.job, field: "job"), by: canceller, now: now)
             // An evaluation's retrains go with it.
             if case .evaluate(let evaluate)? = try? JobSpecification(decoding: job.specification) {
                 for retrain in evaluate.retrains where !(try store.job(retrain).state.isFinal) {
@@ -39,13 +46,12 @@ extension Coordinator {
             let engine = try self.register(
                 name: register.name, address: register.address, computeSlots: Int(register.computeSlots), jobKinds: kinds,
                 owner: owner, now: now)
-            return .engineRegistered(Wire.EngineRegistered(engine: engine.id, heartbeatIntervalMs: UInt32(policy.heartbeatInterval * 1000)))
+            return .engineRegistered(Wire.EngineRegistered(engine: engine.id, heartbeatIntervalMs: policy.heartbeatIntervalMilliseconds))
         case .engineHeartbeat(let beat):
-            _ = try require(contributor)
-            _ = try heartbeat(engine: beat.engine, now: now)
+            _ = try heartbeat(engine: beat.engine, by: try require(contributor), now: now)
             return .heartbeatAck(Wire.HeartbeatAck(engine: beat.engine, drain: engine(id: beat.engine)?.draining ?? false))
         case .engineList:
-            _ = try require(contributor)
+            _ = try require(contributor, "EngineList")
             return .engineListing(Wire.EngineListing(engines: try wireEngines(engines, now: now)))
         case .engineDrain(let drain):
             let engine = try self.drain(engine: drain.name, draining: drain.drain, by: try require(contributor), now: now)
@@ -55,12 +61,50 @@ extension Coordinator {
         }
     }
 
-    /// The job's events after sequence number `after`, as `JobEvent` frames. The stream is over once the last
-    /// one is `done`, `failed` or `cancelled`.
+    /// The job's events after sequence number `after`, as `JobEvent` frames, read in process (no caller to check:
+    /// over the wire, ``authorizeWatch(job:after:contributor:)`` first). The stream is over once the last one is
+    /// `done`, `failed` or `cancelled`.
     public func jobEvents(_ job: UInt64, after: UInt64) throws -> [Wire.JobEvent] {
-        let id = JobID(Int64(job))
+        let id = try Self.jobID(job, field: "job")
         _ = try store.job(id)
-        return try store.jobEvents(of: id, after: Int64(after)).map(Self.wireEvent)
+        return try store.jobEvents(of: id, after: try Self.sequence(after, field: "after_seq")).map(Self.wireEvent)
+    }
+
+    /// Checks a `JobEvents` request before its stream opens: a token (`unauthenticated`), ids in range
+    /// (`invalid_argument` naming the field), a job that exists (`not_found`) and that the caller may see
+    /// (`permission_denied`). Returns the job and the sequence number to follow from.
+    public func authorizeWatch(job: UInt64, after: UInt64, contributor: ContributorID?) throws -> (job: JobID, after: Int64) {
+        let watcher = try require(contributor, "JobEvents")
+        let id = try Self.jobID(job, field: "job")
+        let after = try Self.sequence(after, field: "after_seq")
+        try requireVisible(try store.job(id), to: watcher)
+        return (id, after)
+    }
+
+    /// A job shows to its submitter, to operators, and to the engine credential its (last) attempt runs under:
+    /// others are refused with `permission_denied` (job ids are sequential, so hiding that one exists would hide
+    /// nothing).
+    public func requireVisible(_ job: Job, to contributor: ContributorID) throws {
+        if try job.submittedBy == contributor || store.isOperator(contributor) { return }
+        if let engine = job.engine, try store.engineBinding(named: engine)?.contributor == contributor { return }
+        throw CoordinatorError.refused(
+            .permissionDenied, "\(job.id) is not yours: a job shows to its submitter, an operator and the engine running it")
+    }
+
+    /// A wire job id as the store's (ids are 1 to 2^63 − 1): a larger u64 is refused, never trapped on.
+    static func jobID(_ raw: UInt64, field: String) throws -> JobID {
+        guard let value = Int64(exactly: raw) else {
+            throw CoordinatorError.refused(.invalidArgument, "\(field): \(raw) is not a job id (at most \(Int64.max))")
+        }
+        return JobID(value)
+    }
+
+    /// A wire event sequence number as the store's (at most 2^63 − 1).
+    static func sequence(_ raw: UInt64, field: String) throws -> Int64 {
+        guard let value = Int64(exactly: raw) else {
+            throw CoordinatorError.refused(.invalidArgument, "\(field): \(raw) is past every sequence number (at most \(Int64.max))")
+        }
+        return value
     }
 
     /// An evaluation fans out: one retrain job per subset, queued for any engine that trains, then the job that
@@ -101,9 +145,17 @@ extension Coordinator {
         }
     }
 
-        private func require(_ contributor: ContributorID?) throws -> ContributorID {
+    private func require(_ contributor: ContributorID?) throws -> ContributorID {
         guard let contributor else {
             throw CoordinatorError.refused(.unauthenticated, "this request changes state: connect with a contributor token (TRIBUTARY_TOKEN)")
+        }
+        return contributor
+    }
+
+    /// Reading jobs and engines needs a token too: anonymous watchers cost the coordinator and see others' work.
+    private func require(_ contributor: ContributorID?, _ request: String) throws -> ContributorID {
+        guard let contributor else {
+            throw CoordinatorError.refused(.unauthenticated, "\(request) needs a contributor token: connect with one (TRIBUTARY_TOKEN)")
         }
         return contributor
     }
@@ -133,9 +185,9 @@ extension Coordinator {
         return engines.map { engine in
             Wire.EngineEntry(
                 engine: engine.id, name: engine.name, address: engine.address, owner: engine.owner?.rawValue ?? 0,
-                computeSlots: UInt32(engine.computeSlots), jobsRunning: UInt32(running[engine.name, default: 0]),
+                computeSlots: UInt32(clamping: engine.computeSlots), jobsRunning: UInt32(clamping: running[engine.name, default: 0]),
                 jobKinds: JobKind.allCases.filter(engine.jobKinds.contains).map(Self.wireKind), draining: engine.draining,
-                heartbeatAgeMs: UInt64(max(0, now.timeIntervalSince(engine.lastHeartbeat)) * 1000))
+                heartbeatAgeMs: UInt64(min(max(0, now.timeIntervalSince(engine.lastHeartbeat)), 1e9) * 1000))
         }
     }
 
@@ -190,27 +242,31 @@ extension Coordinator {
 extension JobSpecification {
     /// The queue's specification of a wire `JobSpec`.
     ///
-    /// - Throws: ``CoordinatorError/refused(_:_:)`` (`invalid_argument`) naming the field that is wrong.
+    /// - Throws: ``CoordinatorError/refused(_:_:)`` (`invalid_argument`) naming the field that is wrong: every
+    ///   parameter is checked against ``JobLimits`` (the bounds the engines check again), before anything is written.
     public init(_ spec: Wire.JobSpec) throws {
+        let job: JobSpecification
         switch spec {
         case .train(let train):
-            guard !train.versions.isEmpty else { throw CoordinatorError.refused(.invalidArgument, "versions: train on at least one datanet version") }
-            guard (train.steps == 0) != (train.epochs == 0) else {
-                throw CoordinatorError.refused(.invalidArgument, "steps, epochs: give exactly one of them (the other 0)")
+            guard train.baseModel.utf8.count <= JobLimits.baseModelBytes.upperBound else {
+                throw CoordinatorError.refused(.invalidArgument, "base_model: at most \(JobLimits.baseModelBytes.upperBound) bytes")
             }
-            guard train.rank >= 1, train.batchSize >= 1, train.sequenceLength >= 2 else {
-                throw CoordinatorError.refused(.invalidArgument, "rank, batch_size, sequence_length: must be at least 1, 1 and 2")
+            guard train.versions.count <= JobLimits.versions.upperBound else {
+                throw CoordinatorError.refused(
+                    .invalidArgument, "versions: \(train.versions.count) datanet versions is out of range 1 to \(JobLimits.versions.upperBound)")
             }
-            self = .train(TrainJob(
+            job = .train(TrainJob(
                 adapterName: train.adapterName,
                 versions: train.versions.map { DatanetVersionRef(datanet: DatanetID($0.datanet), number: Int($0.number)) },
                 rank: Int(train.rank), alpha: Double(train.alpha), targets: train.targets.isEmpty ? ["q", "k", "v", "o"] : train.targets,
                 learningRate: train.learningRate, steps: Int(train.steps), epochs: Int(train.epochs), batchSize: Int(train.batchSize),
                 sequenceLength: Int(train.sequenceLength), seed: train.seed, checkpointEvery: Int(train.checkpointEvery)))
         case .index(let index):
-            self = .index(IndexJob(adapter: AdapterID(index.adapter), projectionDimension: Int(index.projectionDim)))
+            job = .index(IndexJob(adapter: AdapterID(index.adapter), projectionDimension: Int(index.projectionDim)))
         case .evaluate:
             throw CoordinatorError.refused(.invalidArgument, "an evaluation is planned from the store: submit it to the coordinator")
         }
+        do { try JobLimits.check(job) } catch { throw CoordinatorError.refused(.invalidArgument, error.description) }
+        self = job
     }
 }

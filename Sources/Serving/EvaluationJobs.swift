@@ -43,6 +43,7 @@ extension JobRunner {
 
     func retrain(_ spec: RetrainJob, lease: JobLease) throws -> Data {
         let plan = spec.plan
+        try requireBudget(try MemoryEstimate.training(plan.training, model: model.config), for: "retraining subset \(spec.subset)")
         let (records, queries) = try evaluationData(plan)
         let members = AttributionEvaluator.subsetMembers(
             recordCount: records.count, subsets: plan.subsets, fraction: plan.fraction, seed: plan.seed)

@@ -284,6 +284,37 @@ extension Store {
         }
     }
 
+    /// Gives up every running attempt that reported nothing (no `started`, `progress` or `checkpoint` event) for
+    /// longer than `stalledAfter`, as ``failJobAttempt(_:error:retry:now:)`` would: its engine may still send
+    /// heartbeats (which renew the lease) while the attempt is stuck, and without this it would hold the job
+    /// forever. A report the stalled attempt sends later is refused (its lease is stale). Returns the jobs it
+    /// touched.
+    public func expireStalledAttempts(
+        stalledAfter: TimeInterval, retry policy: RetryPolicy = RetryPolicy(), now: Date = Date()
+    ) throws -> [Job] {
+        let cutoff = now.addingTimeInterval(-stalledAfter).millis
+        return try write { db in
+            let stalled = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM job WHERE state = 'running' AND cancel_requested = 0 AND
+                        (SELECT MAX(created_at) FROM job_event
+                         WHERE job_event.job_id = job.id AND job_event.attempt = job.attempt
+                           AND kind IN ('started', 'progress', 'checkpoint')) < ?
+                    ORDER BY id
+                    """,
+                arguments: [cutoff]
+            ).map(Self.job(from:))
+            return try stalled.map { job in
+                try Self.endAttempt(
+                    db, job,
+                    error: "attempt \(job.attempt) on engine \(job.engine ?? "?") reported no progress for \(Int(stalledAfter)) s",
+                    policy: policy, now: now)
+                return try Self.fetchJob(db, job.id)
+            }
+        }
+    }
+
     /// Cancels a job for its submitter. A queued job is cancelled at once; a running one is marked
     /// `cancelRequested` until its engine acknowledges with ``acknowledgeCancellation(_:now:)`` or its attempt
     /// ends. Cancelling a cancelled job does nothing.
@@ -334,6 +365,19 @@ extension Store {
         }
     }
 
+    /// The job's last event (a finished job's is its final one), or nil for an unknown job.
+    public func lastJobEvent(of job: JobID) throws -> JobEvent? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job_event WHERE job_id = ? ORDER BY sequence DESC LIMIT 1", arguments: [job])
+                .map(Self.jobEvent(from:))
+        }
+    }
+
+    /// The sequence number of the last job event (0 for none): where a reader of new events starts.
+    public func lastJobEventSequence() throws -> Int64 {
+        try read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM job_event") ?? 0 }
+    }
+
     // MARK: - Internals
 
     private static func endAttempt(_ db: Database, _ job: Job, error: String, policy: RetryPolicy, now: Date) throws {
@@ -353,6 +397,19 @@ extension Store {
                 db, job.id, .retrying, attempt: job.attempt,
                 detail: ["error": error, "retry_at_ms": retryAt.millis], now: now)
         } else {
+            // Out of attempts: the job is quarantined as failed, not retried, so a job that brings down every engine
+            // that takes it stops doing so. The message says where it failed.
+            let engines = try Data.fetchAll(
+                db, sql: "SELECT detail FROM job_event WHERE job_id = ? AND kind = 'started' ORDER BY sequence", arguments: [job.id]
+            ).compactMap { detail -> String? in
+                guard let object = try? JSONSerialization.jsonObject(with: detail) as? [String: Any] else { return nil }
+                return object["engine"] as? String
+            }
+            var distinct: [String] = []
+            for engine in engines where !distinct.contains(engine) { distinct.append(engine) }
+            let error = String(
+                "failed \(job.attempt) of \(job.maxAttempts) attempts (on engine\(distinct.count == 1 ? "" : "s") \(distinct.joined(separator: ", "))), not retried; the last: \(error)"
+                    .prefix(4096))
             try db.execute(
                 sql: "UPDATE job SET state = 'failed', lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ?",
                 arguments: [error, now.millis, job.id])
