@@ -182,6 +182,7 @@ struct CoordinatorService: ProtocolService {
         func catchUp() async throws -> Bool {
             while true {
                 let seen = after
+                eventFeed.countStoreRead()
                 // The state first: once it is final, the events read next include the final one.
                 let (finished, events) = try await onStore { coordinator in
                     (try coordinator.store.job(id).state.isFinal, try coordinator.store.jobEvents(of: id, after: seen))

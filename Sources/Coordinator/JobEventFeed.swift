@@ -49,6 +49,7 @@ final class JobEventFeed: Sendable {
         var lastSequence: Int64?
         var stopped = false
         var storeReads = 0
+        var ticks = 0
     }
 
     private let state = Mutex(State())
@@ -58,9 +59,16 @@ final class JobEventFeed: Sendable {
         self.limits = limits
     }
 
-    /// Store reads so far: one per tick (more only for a tick with more than a page of new events), however many
-    /// streams are open.
+    /// Reads of job events from the store so far: one per tick (more only for a tick with more than a page of new
+    /// events), however many streams are open, and those of each stream's backlog when it opens or lags
+    /// (``countStoreRead()``).
     var storeReads: Int { state.withLock { $0.storeReads } }
+
+    /// Ticks so far.
+    var ticks: Int { state.withLock { $0.ticks } }
+
+    /// A stream read its backlog from the store.
+    func countStoreRead() { state.withLock { $0.storeReads += 1 } }
 
     /// Streams open now.
     var subscriberCount: Int { state.withLock { $0.subscribers.count } }
@@ -120,7 +128,10 @@ final class JobEventFeed: Sendable {
     /// One round: reads the events after the last one seen (once, whatever the number of streams), pushes each to
     /// the streams of its job, and ends the streams whose requests were cancelled.
     func tick() throws {
-        let (stopped, start) = state.withLock { ($0.stopped, $0.lastSequence) }
+        let (stopped, start) = state.withLock { state in
+            state.ticks += 1
+            return (state.stopped, state.lastSequence)
+        }
         guard !stopped else { return }
         guard let after = start else {
             let last = try store.lastJobEventSequence()
