@@ -251,6 +251,9 @@ extension JobSpecification {
             guard train.baseModel.utf8.count <= JobLimits.baseModelBytes.upperBound else {
                 throw CoordinatorError.refused(.invalidArgument, "base_model: at most \(JobLimits.baseModelBytes.upperBound) bytes")
             }
+            guard (train.steps == 0) != (train.epochs == 0) else {
+                throw CoordinatorError.refused(.invalidArgument, "steps, epochs: give exactly one of them (the other 0)")
+            }
             guard train.versions.count <= JobLimits.versions.upperBound else {
                 throw CoordinatorError.refused(
                     .invalidArgument, "versions: \(train.versions.count) datanet versions is out of range 1 to \(JobLimits.versions.upperBound)")

@@ -70,7 +70,8 @@ public enum JobLimits {
         }
         try within(job.steps, steps, "steps")
         try within(job.epochs, epochs, "epochs")
-        guard (job.steps == 0) != (job.epochs == 0) else {
+        // Steps win over epochs when both are given (the runner's rule); the wire asks for exactly one.
+        guard job.steps > 0 || job.epochs > 0 else {
             throw Violation(field: "steps, epochs", reason: "give exactly one of them (the other 0)")
         }
         try within(job.batchSize, batchSize, "batch_size")
