@@ -43,10 +43,10 @@ final class Cluster: @unchecked Sendable {
     }
 
     /// Starts the coordinator (on `port`, or any free one).
-    func startCoordinator(port: Int = 0) async throws {
+    func startCoordinator(port: Int = 0, missedHeartbeats: Int = 3) async throws {
         coordinator = try await ServerProcess(
             "tributary-coordinator",
-            ["--port", "\(port)", "--json", "--data", data.path, "--heartbeat-seconds", Self.heartbeatSeconds, "--missed-heartbeats", "3"])
+            ["--port", "\(port)", "--json", "--data", data.path, "--heartbeat-seconds", Self.heartbeatSeconds, "--missed-heartbeats", "\(missedHeartbeats)"])
     }
 
     var coordinatorPort: Int { coordinator?.port ?? 0 }

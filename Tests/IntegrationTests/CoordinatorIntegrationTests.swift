@@ -258,6 +258,34 @@ extension CoordinatorIntegrationTests {
     }
 }
 
+extension CoordinatorIntegrationTests {
+    @Test("An engine restarted under its name gives up the attempt its killed process left, which counts as an attempt")
+    func restartedEngineGivesUpItsOrphan() async throws {
+        try await withCluster { cluster in
+            // Leases of 30 heartbeats (9 s): the restarted engine is up long before the killed one's lease lapses.
+            try await cluster.startCoordinator(missedHeartbeats: 30)
+            try await cluster.startEngine("engine-a")
+            let client = try await cluster.connect()
+            let job = try await cluster.submit(cluster.trainSpec(steps: 30, checkpointEvery: 0), on: client)
+            var restarted = false
+            let events = try await followEvents(of: job.id, on: client) { event in
+                guard event.kind == .progress, !restarted else { return }
+                restarted = true
+                // Killed mid-attempt and started again at once: its lease has not lapsed, and the new process's
+                // heartbeats would renew it.
+                await cluster.engines["engine-a"]?.kill()
+                try await cluster.startEngine("engine-a")
+            }
+            let retry = try #require(events.first { $0.kind == .retrying }, "\(events.map(\.kind)) \(cluster.logs)")
+            #expect(retry.message == "attempt 1 failed: engine engine-a restarted during this attempt (it may have crashed on it)")
+            #expect(events.last?.kind == .done, "\(events.map(\.kind)) \(cluster.logs)")
+            let finished = try cluster.store.job(JobID(Int64(job.id)))
+            #expect(finished.state == .succeeded && finished.attempt == 2)
+            await client.close()
+        }
+    }
+}
+
 /// Polls `condition` every 50 ms for up to 20 s.
 func waitUntil(_ what: String, _ cluster: Cluster, _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(20)
