@@ -203,7 +203,7 @@ if [[ $EVALUATE == 1 ]]; then
     as dave evaluate watch "$evaluation" | tail -n 1
     # The coordinator queues an evaluation's 8 retrains just before the job that gathers them.
     retrain_engines=$(for id in $(seq $((evaluation - 8)) $((evaluation - 1))); do
-        "$BIN/tributary" train status "$id" --json | field engine
+        as dave train status "$id" --json | field engine
     done | sort | uniq -c | awk '{ printf "%s%d on %s", (NR > 1 ? ", " : ""), $1, $2 }')
     say "its 8 subset retrains ran: $retrain_engines"
 fi

@@ -284,8 +284,9 @@ extension Store {
         }
     }
 
-    /// Gives up every running attempt that reported nothing (no `started`, `progress` or `checkpoint` event) for
-    /// longer than `stalledAfter`, as ``failJobAttempt(_:error:retry:now:)`` would: its engine may still send
+    /// Gives up every running attempt that reported nothing (no `started`, `progress` or `checkpoint` event: a
+    /// running job's last event is one of them, unless its cancellation was asked for) for longer than
+    /// `stalledAfter` (one indexed read of the last event per running job, every dispatch round), as ``failJobAttempt(_:error:retry:now:)`` would: its engine may still send
     /// heartbeats (which renew the lease) while the attempt is stuck, and without this it would hold the job
     /// forever. A report the stalled attempt sends later is refused (its lease is stale). Returns the jobs it
     /// touched.
@@ -298,9 +299,8 @@ extension Store {
                 db,
                 sql: """
                     SELECT * FROM job WHERE state = 'running' AND cancel_requested = 0 AND
-                        (SELECT MAX(created_at) FROM job_event
-                         WHERE job_event.job_id = job.id AND job_event.attempt = job.attempt
-                           AND kind IN ('started', 'progress', 'checkpoint')) < ?
+                        (SELECT created_at FROM job_event WHERE job_event.job_id = job.id
+                         ORDER BY sequence DESC LIMIT 1) < ?
                     ORDER BY id
                     """,
                 arguments: [cutoff]
