@@ -162,7 +162,8 @@ extension Coordinator {
 
     /// A job as the wire shows it: step and total from its last progress event, the adapter from its result.
     func wireJob(_ job: Job) throws -> Wire.Job {
-        let progress = try store.jobEvents(of: job.id).last { $0.kind == .progress }.flatMap { Self.detail($0.detail) }
+        // The last progress event, however many the job has.
+        let progress = try store.lastJobEvent(of: job.id, kind: .progress).flatMap { Self.detail($0.detail) }
         let result = job.result.flatMap(Self.detail)
         let state: Wire.JobState =
             switch job.state {

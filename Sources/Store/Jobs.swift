@@ -365,11 +365,15 @@ extension Store {
         }
     }
 
-    /// The job's last event (a finished job's is its final one), or nil for an unknown job.
-    public func lastJobEvent(of job: JobID) throws -> JobEvent? {
+    /// The job's last event (a finished job's is its final one), or its last of `kind`; nil for none.
+    public func lastJobEvent(of job: JobID, kind: JobEventKind? = nil) throws -> JobEvent? {
         try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM job_event WHERE job_id = ? ORDER BY sequence DESC LIMIT 1", arguments: [job])
-                .map(Self.jobEvent(from:))
+            let filter = kind == nil ? "" : "AND kind = ?"
+            var arguments: StatementArguments = [job]
+            if let kind { arguments += [kind.rawValue] }
+            return try Row.fetchOne(
+                db, sql: "SELECT * FROM job_event WHERE job_id = ? \(filter) ORDER BY sequence DESC LIMIT 1", arguments: arguments
+            ).map(Self.jobEvent(from:))
         }
     }
 
