@@ -210,7 +210,9 @@ extension Coordinator {
     /// Engines register, heartbeat and drain with an engine's credential (role `engine`, made with
     /// `tributary-engine contributor add --role engine`) or an operator's; a plain contributor's token cannot.
     func requireEngineCredential(_ contributor: ContributorID) throws {
-        let role = try? store.role(of: contributor)
+        // A busy store is its own error, not a refusal; an unknown contributor has no role.
+        let role: ContributorRole?
+        do { role = try store.role(of: contributor) } catch StoreError.contributorNotFound { role = nil }
         guard role == .engine || role == .operator else {
             throw CoordinatorError.refused(
                 .permissionDenied,
