@@ -84,13 +84,17 @@ as() {
 # ---------------------------------------------------------------- 1. the network
 
 heading "1. A coordinator and two engines on loopback"
-operator=$("$BIN/tributary-engine" contributor add --data "$DATA" --name operator --json)
+# Made through the data directory: an operator (drains any engine, lists them) and the engines' credential
+# (role engine: the coordinator registers engines only with such a token, and binds each engine's name to it).
+operator=$("$BIN/tributary-engine" contributor add --data "$DATA" --name operator --role operator --json)
 TOKEN[operator]=$(field token <<<"$operator")
+engines=$("$BIN/tributary-engine" contributor add --data "$DATA" --name engines --role engine --json)
+TOKEN[engines]=$(field token <<<"$engines")
 start coordinator "$BIN/tributary-coordinator" --port 0 --json --data "$DATA" --heartbeat-seconds 1
 coordinator_port=$(port_of coordinator)
 export TRIBUTARY_COORDINATOR=127.0.0.1:$coordinator_port
 for engine in engine-a engine-b; do
-    TRIBUTARY_TOKEN=${TOKEN[operator]} start "$engine" "$BIN/tributary-engine" serve --port 0 --json \
+    TRIBUTARY_TOKEN=${TOKEN[engines]} start "$engine" "$BIN/tributary-engine" serve --port 0 --json \
         --data "$DATA" --model "$MODEL" --coordinator "$TRIBUTARY_COORDINATOR" --name "$engine"
     port=$(port_of "$engine")
     [[ $engine == engine-a ]] && export TRIBUTARY_SERVER=127.0.0.1:$port
@@ -199,7 +203,7 @@ if [[ $EVALUATE == 1 ]]; then
     as dave evaluate watch "$evaluation" | tail -n 1
     # The coordinator queues an evaluation's 8 retrains just before the job that gathers them.
     retrain_engines=$(for id in $(seq $((evaluation - 8)) $((evaluation - 1))); do
-        "$BIN/tributary" train status "$id" --json | field engine
+        as dave train status "$id" --json | field engine
     done | sort | uniq -c | awk '{ printf "%s%d on %s", (NR > 1 ? ", " : ""), $1, $2 }')
     say "its 8 subset retrains ran: $retrain_engines"
 fi

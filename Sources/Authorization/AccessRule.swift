@@ -27,6 +27,8 @@ public enum AccessRule: String, CaseIterable, Sendable {
     /// Train: a reader of every version. Index and evaluate: the adapter's owner or an operator (evaluate also
     /// reads the evaluation version).
     case jobContents = "reader of the job's data, adapter owner for index and evaluate"
+    /// The job's submitter, the engine credential its attempt runs under, or an operator.
+    case jobViewer = "job submitter, engine running it, operator"
     /// The job's submitter or an operator.
     case jobSubmitter = "job submitter, operator"
     /// An engine credential (role `engine`) or an operator; the engine's name is bound to the credential that
@@ -58,7 +60,8 @@ public enum AccessRule: String, CaseIterable, Sendable {
         case .adapterLoad, .adapterUnload: .adapterOwner
         case .curate: .adapterSteward
         case .jobSubmit: .jobContents
-        case .jobStatus, .jobEvents, .jobCancel: .jobSubmitter
+        case .jobStatus, .jobEvents: .jobViewer
+        case .jobCancel: .jobSubmitter
         case .engineRegister, .engineHeartbeat, .engineDrain: .engineCredential
         default: nil
         }

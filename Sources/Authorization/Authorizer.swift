@@ -70,12 +70,12 @@ public struct Authorizer: Sendable {
                 try store.requireReadable(
                     store.adapter(AdapterID(evaluate.adapter)).trainedOn + [DatanetVersionRef(evaluate.version)], by: id)
             }
-        case (.jobSubmitter, .jobStatus(let status)):
-            try requireJobSubmitter(status.job, caller)
-        case (.jobSubmitter, .jobEvents(let events)):
-            try requireJobSubmitter(events.job, caller)
+        case (.jobViewer, .jobStatus(let status)):
+            try requireJob(status.job, caller, orItsEngine: true)
+        case (.jobViewer, .jobEvents(let events)):
+            try requireJob(events.job, caller, orItsEngine: true)
         case (.jobSubmitter, .jobCancel(let cancel)):
-            try requireJobSubmitter(cancel.job, caller)
+            try requireJob(cancel.job, caller, orItsEngine: false)
         case (.engineCredential, _):
             let id = try contributor(caller, "\(request.type) needs an engine credential")
             guard try [.engine, .operator].contains(store.role(of: id)) else {
@@ -107,13 +107,17 @@ public struct Authorizer: Sendable {
         }
     }
 
-    private func requireJobSubmitter(_ job: UInt64, _ caller: ContributorID?) throws {
+    /// The job's submitter or an operator; with `orItsEngine`, also the engine credential the job's (last) attempt
+    /// runs under. Job ids are sequential, so refusing with `permission_denied` hides nothing `not_found` would.
+    private func requireJob(_ job: UInt64, _ caller: ContributorID?, orItsEngine: Bool) throws {
         let id = try contributor(caller, "jobs are shown to their submitter")
-        guard let raw = Int64(exactly: job) else { throw RequestFailure(.invalidArgument, "job \(job) is out of range") }
-        let job = try store.job(JobID(raw))
-        guard try job.submittedBy == id || store.isOperator(id) else {
-            throw StoreError.notJobOwner(job: job.id, contributor: id)
+        guard let raw = Int64(exactly: job) else {
+            throw RequestFailure(.invalidArgument, "job: \(job) is not a job id (at most \(Int64.max))")
         }
+        let job = try store.job(JobID(raw))
+        if try job.submittedBy == id || store.isOperator(id) { return }
+        if orItsEngine, let engine = job.engine, try store.engineBinding(named: engine)?.contributor == id { return }
+        throw StoreError.notJobOwner(job: job.id, contributor: id)
     }
 }
 

@@ -12,11 +12,25 @@ public struct CoordinatorPolicy: Sendable, Equatable {
     public var missedHeartbeats: Int
     /// The backoff between attempts of a failed job.
     public var retry: RetryPolicy
+    /// A running attempt that reports nothing (no progress, no checkpoint) for this long is given up and retried,
+    /// even while its engine sends heartbeats: an engine that only heartbeats cannot hold a job forever. Generous,
+    /// since a slow step or a slow 5% of an index reports nothing in between.
+    public var attemptStallTimeout: TimeInterval
 
-    public init(heartbeatInterval: TimeInterval = 1, missedHeartbeats: Int = 3, retry: RetryPolicy = RetryPolicy()) {
+    public init(
+        heartbeatInterval: TimeInterval = 1, missedHeartbeats: Int = 3, retry: RetryPolicy = RetryPolicy(),
+        attemptStallTimeout: TimeInterval = 3600
+    ) {
         self.heartbeatInterval = heartbeatInterval
         self.missedHeartbeats = missedHeartbeats
         self.retry = retry
+        self.attemptStallTimeout = attemptStallTimeout
+    }
+
+    /// The heartbeat interval as `EngineRegistered` says it, in milliseconds (saturating: never traps).
+    public var heartbeatIntervalMilliseconds: UInt32 {
+        let milliseconds = (heartbeatInterval * 1000).rounded()
+        return milliseconds.isFinite ? UInt32(clamping: Int64(exactly: min(milliseconds, 4e9)) ?? Int64(UInt32.max)) : UInt32.max
     }
 
     /// How long a running attempt's lease lasts past its engine's last heartbeat.
@@ -33,7 +47,8 @@ public struct RegisteredEngine: Sendable, Equatable {
     public var computeSlots: Int
     public var jobKinds: Set<JobKind>
     public var lastHeartbeat: Date
-    /// The contributor whose token registered it: the one who may drain it (nil: registered in process).
+    /// The credential that registered it, to which its name is bound (the store's `engine_binding`): the one who
+    /// heartbeats it and, with operators, drains it (nil: registered in process).
     public var owner: ContributorID?
     /// Leased no more jobs; it finishes those it has. Stored by name: it holds when the engine registers again
     /// and when the coordinator restarts.
@@ -67,14 +82,36 @@ public final class Coordinator: Sendable {
 
     public var engines: [RegisteredEngine] { registry.withLock { $0.engines.values.sorted { $0.id < $1.id } } }
 
+    /// The most compute slots an engine may offer.
+    public static let maximumComputeSlots = 4096
+
     /// Registers an engine (again, under a new id, if its name is registered: it restarted; a drain holds).
+    ///
+    /// With an `owner` (every registration over the wire, where `Authorizer` admitted only engine credentials), the
+    /// name is bound to the owner in the store the first time: registering a name bound to
+    /// another credential is refused with `already_exists`, so nobody takes over (and drains, or heartbeats)
+    /// another's engine by its name, even after a coordinator restart. Nothing is written before the request is
+    /// validated and authorized.
     public func register(
         name: String, address: String, computeSlots: Int, jobKinds: Set<JobKind>, owner: ContributorID? = nil,
         now: Date = Date()
     ) throws -> RegisteredEngine {
-        guard !name.isEmpty, name.utf8.count <= 200 else { throw CoordinatorError.invalidEngine("engine names are 1 to 200 bytes") }
-        guard computeSlots >= 1 else { throw CoordinatorError.invalidEngine("engine \(name) offers no compute slot") }
-        guard !jobKinds.isEmpty else { throw CoordinatorError.invalidEngine("engine \(name) runs no job kind") }
+        guard !name.isEmpty, name.utf8.count <= 200, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw CoordinatorError.invalidEngine("name: engine names are 1 to 200 bytes, without control characters")
+        }
+        guard address.utf8.count <= 300 else { throw CoordinatorError.invalidEngine("address: at most 300 bytes") }
+        guard computeSlots >= 1 else { throw CoordinatorError.invalidEngine("compute_slots: engine \(name) offers no compute slot") }
+        guard computeSlots <= Self.maximumComputeSlots else {
+            throw CoordinatorError.invalidEngine("compute_slots: \(computeSlots) is more than \(Self.maximumComputeSlots)")
+        }
+        guard !jobKinds.isEmpty else { throw CoordinatorError.invalidEngine("job_kinds: engine \(name) runs no job kind") }
+        if let owner {
+            let binding = try store.bindEngine(named: name, to: owner, now: now)
+            guard binding.contributor == owner else {
+                throw CoordinatorError.refused(
+                    .alreadyExists, "the engine name \(name) is bound to another credential (\(binding.contributor)): register under another name")
+            }
+        }
         // Drains and registrations are ordered by the registry's lock, the store read and written under it.
         return try registry.withLock { registry in
             let draining = try store.engineDrain(named: name) != nil
@@ -89,12 +126,18 @@ public final class Coordinator: Sendable {
     }
 
     /// An engine's heartbeat: it is alive, and its running attempts' leases are renewed. Returns those leases.
+    /// With `contributor` (every heartbeat over the wire), only the credential that registered the engine may send
+    /// it: another's heartbeat would keep a dead engine's leases alive.
     ///
     /// - Throws: ``CoordinatorError/unknownEngine(_:)`` for an engine that is not registered (it was dropped
-    ///   after missing heartbeats, or the coordinator restarted): it must register again.
-    public func heartbeat(engine id: UInt64, now: Date = Date()) throws -> [JobLease] {
+    ///   after missing heartbeats, or the coordinator restarted): it must register again. `permission_denied` for
+    ///   an engine another credential registered.
+    public func heartbeat(engine id: UInt64, by contributor: ContributorID? = nil, now: Date = Date()) throws -> [JobLease] {
         let name = try registry.withLock { registry -> String in
-            guard registry.engines[id] != nil else { throw CoordinatorError.unknownEngine(id) }
+            guard let engine = registry.engines[id] else { throw CoordinatorError.unknownEngine(id) }
+            if let contributor, engine.owner != contributor {
+                throw CoordinatorError.refused(.permissionDenied, "engine \(id) was registered by another credential: heartbeat your own engines")
+            }
             registry.engines[id]!.lastHeartbeat = now
             return registry.engines[id]!.name
         }
@@ -107,15 +150,17 @@ public final class Coordinator: Sendable {
     /// Drains the engine named `name` (no more jobs are leased to it; it finishes those it has), or with
     /// `draining` false takes it back into dispatch. Returns the engine.
     ///
-    /// - Throws: ``CoordinatorError/refused(_:_:)``: `not_found` for no live engine of that name,
-    ///   `permission_denied` unless `contributor` registered it.
+    /// - Throws: ``CoordinatorError/refused(_:_:)``: `permission_denied` unless the engine's name is bound to
+    ///   `contributor` or it is an operator (engine credentials only reach here: `Authorizer`); `not_found` for no
+    ///   live engine of that name.
     public func drain(engine name: String, draining: Bool, by contributor: ContributorID, now: Date = Date()) throws -> RegisteredEngine {
-        try registry.withLock { registry in
+        let isOperator = try store.isOperator(contributor)
+        return try registry.withLock { registry in
             guard let id = registry.engines.first(where: { $0.value.name == name })?.key else {
                 throw CoordinatorError.refused(.notFound, "no engine named \(name) is registered")
             }
-            guard registry.engines[id]!.owner == contributor else {
-                throw CoordinatorError.refused(.permissionDenied, "only the contributor whose token registered engine \(name) may drain it")
+            guard registry.engines[id]!.owner == contributor || isOperator else {
+                throw CoordinatorError.refused(.permissionDenied, "only the credential that registered engine \(name), or an operator, may drain it")
             }
             if draining {
                 try store.drainEngine(named: name, by: contributor, now: now)
@@ -138,6 +183,7 @@ public final class Coordinator: Sendable {
             return registry.engines.values.sorted { $0.id < $1.id }
         }
         _ = try store.expireLeases(retry: policy.retry, now: now)
+        _ = try store.expireStalledAttempts(stalledAfter: policy.attemptStallTimeout, retry: policy.retry, now: now)
         guard !live.isEmpty else { return [] }
         var running = try runningAttemptsByEngine()
         var started: [Dispatch] = []

@@ -1,3 +1,4 @@
+import Authorization
 import Foundation
 import Serving
 import Store
@@ -7,10 +8,21 @@ import WireProtocol
 /// transport aside: the connection authenticates and passes the caller's contributor.
 extension Coordinator {
     /// Answers `JobSubmit`, `JobStatus`, `JobCancel`, `EngineRegister`, `EngineHeartbeat`, `EngineList` and
-    /// `EngineDrain`; `JobEvents` streams, see ``jobEvents(_:after:)``.
+    /// `EngineDrain`; `JobEvents` streams, see ``authorizeWatch(job:after:contributor:)``.
+    ///
+    /// Who may send what is `Authorizer`'s, checked first (docs/SECURITY.md); an engine's name is bound to the
+    /// credential that registered it (``register(name:address:computeSlots:jobKinds:owner:now:)``).
     ///
     /// - Throws: ``CoordinatorError/refused(_:_:)`` with the wire code and what to do.
     public func respond(to request: Message, contributor: ContributorID?, now: Date = Date()) throws -> Message {
+        guard request.type.isCoordinatorRequest else {
+            throw CoordinatorError.refused(.failedPrecondition, "\(request.type) is not a coordinator request: send it to an engine")
+        }
+        if case .jobSubmit(let submit) = request, !submit.spec.isEvaluation {
+            // Bounds first: they read nothing, and the access check reads the store for every version named.
+            _ = try JobSpecification(submit.spec)
+        }
+        try Authorizer(store: store).authorize(request, caller: contributor)
         switch request {
         case .jobSubmit(let submit):
             let submitter = try require(contributor)
@@ -22,10 +34,11 @@ extension Coordinator {
             let job = try store.submitJob(NewJob(kind: specification.kind, specification: try specification.encoded()), by: submitter, now: now)
             return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
         case .jobStatus(let status):
-            return .jobInfo(Wire.JobInfo(job: try wireJob(try store.job(JobID(Int64(status.job))))))
+            let job = try store.job(try Self.jobID(status.job, field: "job"))
+            return .jobInfo(Wire.JobInfo(job: try wireJob(job)))
         case .jobCancel(let cancel):
             let canceller = try require(contributor)
-            let job = try store.cancelJob(JobID(Int64(cancel.job)), by: canceller, now: now)
+            let job = try store.cancelJob(try Self.jobID(cancel.job, field: "job"), by: canceller, now: now)
             // An evaluation's retrains go with it.
             if case .evaluate(let evaluate)? = try? JobSpecification(decoding: job.specification) {
                 for retrain in evaluate.retrains where !(try store.job(retrain).state.isFinal) {
@@ -39,28 +52,54 @@ extension Coordinator {
             let engine = try self.register(
                 name: register.name, address: register.address, computeSlots: Int(register.computeSlots), jobKinds: kinds,
                 owner: owner, now: now)
-            return .engineRegistered(Wire.EngineRegistered(engine: engine.id, heartbeatIntervalMs: UInt32(policy.heartbeatInterval * 1000)))
+            return .engineRegistered(Wire.EngineRegistered(engine: engine.id, heartbeatIntervalMs: policy.heartbeatIntervalMilliseconds))
         case .engineHeartbeat(let beat):
-            _ = try require(contributor)
-            _ = try heartbeat(engine: beat.engine, now: now)
+            _ = try heartbeat(engine: beat.engine, by: try require(contributor), now: now)
             return .heartbeatAck(Wire.HeartbeatAck(engine: beat.engine, drain: engine(id: beat.engine)?.draining ?? false))
         case .engineList:
-            _ = try require(contributor)
+            _ = try require(contributor, "EngineList")
             return .engineListing(Wire.EngineListing(engines: try wireEngines(engines, now: now)))
         case .engineDrain(let drain):
             let engine = try self.drain(engine: drain.name, draining: drain.drain, by: try require(contributor), now: now)
             return .engineListing(Wire.EngineListing(engines: try wireEngines([engine], now: now)))
         default:
-            throw CoordinatorError.refused(.failedPrecondition, "\(request.type) is not a coordinator request: send it to an engine")
+            throw CoordinatorError.refused(.failedPrecondition, "\(request.type) is not answered here")
         }
     }
 
-    /// The job's events after sequence number `after`, as `JobEvent` frames. The stream is over once the last
-    /// one is `done`, `failed` or `cancelled`.
+    /// The job's events after sequence number `after`, as `JobEvent` frames, read in process (no caller to check:
+    /// over the wire, ``authorizeWatch(job:after:contributor:)`` first). The stream is over once the last one is
+    /// `done`, `failed` or `cancelled`.
     public func jobEvents(_ job: UInt64, after: UInt64) throws -> [Wire.JobEvent] {
-        let id = JobID(Int64(job))
+        let id = try Self.jobID(job, field: "job")
         _ = try store.job(id)
-        return try store.jobEvents(of: id, after: Int64(after)).map(Self.wireEvent)
+        return try store.jobEvents(of: id, after: try Self.sequence(after, field: "after_seq")).map(Self.wireEvent)
+    }
+
+    /// Checks a `JobEvents` request before its stream opens: a token (`unauthenticated`), ids in range
+    /// (`invalid_argument` naming the field), a job that exists (`not_found`) and that the caller may see
+    /// (`permission_denied`). Returns the job and the sequence number to follow from.
+    public func authorizeWatch(job: UInt64, after: UInt64, contributor: ContributorID?) throws -> (job: JobID, after: Int64) {
+        let id = try Self.jobID(job, field: "job")
+        let sequence = try Self.sequence(after, field: "after_seq")
+        try Authorizer(store: store).authorize(.jobEvents(Wire.JobEvents(job: job, afterSeq: after)), caller: contributor)
+        return (id, sequence)
+    }
+
+    /// A wire job id as the store's (ids are 1 to 2^63 − 1): a larger u64 is refused, never trapped on.
+    static func jobID(_ raw: UInt64, field: String) throws -> JobID {
+        guard let value = Int64(exactly: raw) else {
+            throw CoordinatorError.refused(.invalidArgument, "\(field): \(raw) is not a job id (at most \(Int64.max))")
+        }
+        return JobID(value)
+    }
+
+    /// A wire event sequence number as the store's (at most 2^63 − 1).
+    static func sequence(_ raw: UInt64, field: String) throws -> Int64 {
+        guard let value = Int64(exactly: raw) else {
+            throw CoordinatorError.refused(.invalidArgument, "\(field): \(raw) is past every sequence number (at most \(Int64.max))")
+        }
+        return value
     }
 
     /// An evaluation fans out: one retrain job per subset, queued for any engine that trains, then the job that
@@ -101,16 +140,25 @@ extension Coordinator {
         }
     }
 
-        private func require(_ contributor: ContributorID?) throws -> ContributorID {
+    private func require(_ contributor: ContributorID?) throws -> ContributorID {
         guard let contributor else {
             throw CoordinatorError.refused(.unauthenticated, "this request changes state: connect with a contributor token (TRIBUTARY_TOKEN)")
         }
         return contributor
     }
 
+    /// Reading jobs and engines needs a token too: anonymous watchers cost the coordinator and see others' work.
+    private func require(_ contributor: ContributorID?, _ request: String) throws -> ContributorID {
+        guard let contributor else {
+            throw CoordinatorError.refused(.unauthenticated, "\(request) needs a contributor token: connect with one (TRIBUTARY_TOKEN)")
+        }
+        return contributor
+    }
+
     /// A job as the wire shows it: step and total from its last progress event, the adapter from its result.
     func wireJob(_ job: Job) throws -> Wire.Job {
-        let progress = try store.jobEvents(of: job.id).last { $0.kind == .progress }.flatMap { Self.detail($0.detail) }
+        // The last progress event, however many the job has.
+        let progress = try store.lastJobEvent(of: job.id, kind: .progress).flatMap { Self.detail($0.detail) }
         let result = job.result.flatMap(Self.detail)
         let state: Wire.JobState =
             switch job.state {
@@ -133,9 +181,9 @@ extension Coordinator {
         return engines.map { engine in
             Wire.EngineEntry(
                 engine: engine.id, name: engine.name, address: engine.address, owner: engine.owner?.rawValue ?? 0,
-                computeSlots: UInt32(engine.computeSlots), jobsRunning: UInt32(running[engine.name, default: 0]),
+                computeSlots: UInt32(clamping: engine.computeSlots), jobsRunning: UInt32(clamping: running[engine.name, default: 0]),
                 jobKinds: JobKind.allCases.filter(engine.jobKinds.contains).map(Self.wireKind), draining: engine.draining,
-                heartbeatAgeMs: UInt64(max(0, now.timeIntervalSince(engine.lastHeartbeat)) * 1000))
+                heartbeatAgeMs: UInt64(min(max(0, now.timeIntervalSince(engine.lastHeartbeat)), 1e9) * 1000))
         }
     }
 
@@ -190,27 +238,34 @@ extension Coordinator {
 extension JobSpecification {
     /// The queue's specification of a wire `JobSpec`.
     ///
-    /// - Throws: ``CoordinatorError/refused(_:_:)`` (`invalid_argument`) naming the field that is wrong.
+    /// - Throws: ``CoordinatorError/refused(_:_:)`` (`invalid_argument`) naming the field that is wrong: every
+    ///   parameter is checked against ``JobLimits`` (the bounds the engines check again), before anything is written.
     public init(_ spec: Wire.JobSpec) throws {
+        let job: JobSpecification
         switch spec {
         case .train(let train):
-            guard !train.versions.isEmpty else { throw CoordinatorError.refused(.invalidArgument, "versions: train on at least one datanet version") }
+            guard train.baseModel.utf8.count <= JobLimits.baseModelBytes.upperBound else {
+                throw CoordinatorError.refused(.invalidArgument, "base_model: at most \(JobLimits.baseModelBytes.upperBound) bytes")
+            }
             guard (train.steps == 0) != (train.epochs == 0) else {
                 throw CoordinatorError.refused(.invalidArgument, "steps, epochs: give exactly one of them (the other 0)")
             }
-            guard train.rank >= 1, train.batchSize >= 1, train.sequenceLength >= 2 else {
-                throw CoordinatorError.refused(.invalidArgument, "rank, batch_size, sequence_length: must be at least 1, 1 and 2")
+            guard train.versions.count <= JobLimits.versions.upperBound else {
+                throw CoordinatorError.refused(
+                    .invalidArgument, "versions: \(train.versions.count) datanet versions is out of range 1 to \(JobLimits.versions.upperBound)")
             }
-            self = .train(TrainJob(
+            job = .train(TrainJob(
                 adapterName: train.adapterName,
                 versions: train.versions.map { DatanetVersionRef(datanet: DatanetID($0.datanet), number: Int($0.number)) },
                 rank: Int(train.rank), alpha: Double(train.alpha), targets: train.targets.isEmpty ? ["q", "k", "v", "o"] : train.targets,
                 learningRate: train.learningRate, steps: Int(train.steps), epochs: Int(train.epochs), batchSize: Int(train.batchSize),
                 sequenceLength: Int(train.sequenceLength), seed: train.seed, checkpointEvery: Int(train.checkpointEvery)))
         case .index(let index):
-            self = .index(IndexJob(adapter: AdapterID(index.adapter), projectionDimension: Int(index.projectionDim)))
+            job = .index(IndexJob(adapter: AdapterID(index.adapter), projectionDimension: Int(index.projectionDim)))
         case .evaluate:
             throw CoordinatorError.refused(.invalidArgument, "an evaluation is planned from the store: submit it to the coordinator")
         }
+        do { try JobLimits.check(job) } catch { throw CoordinatorError.refused(.invalidArgument, error.description) }
+        self = job
     }
 }

@@ -57,6 +57,8 @@ public final class EngineAgent: Sendable {
 
     private struct State {
         var stopped = false
+        /// Whether this process has given up the attempts an earlier process of this name left leased to it.
+        var orphansGivenUp = false
         /// The attempts running here.
         var running: Set<JobLease> = []
         /// The last `HeartbeatAck`'s drain: the coordinator leases this engine no new jobs (those leased to it
@@ -85,16 +87,17 @@ public final class EngineAgent: Sendable {
 
     /// Connects, registers and heartbeats until ``stop()``, connecting again whenever the connection fails.
     ///
-    /// - Throws: the coordinator's `ServerError` when it refuses the token (`unauthenticated`): trying again
-    ///   cannot help.
+    /// - Throws: the coordinator's `ServerError` when it refuses the token (`unauthenticated`), the credential
+    ///   (`permission_denied`: not an engine credential) or the name (`already_exists`: bound to another
+    ///   credential): trying again cannot help.
     public func run() async throws {
         slots.start()
         storage.start()
         while !isStopped {
             do {
                 try await serve()
-            } catch let error as ServerError where error.errorCode == .unauthenticated {
-                logger.error("the coordinator refused this engine's token", metadata: ["error": "\(error)"])
+            } catch let error as ServerError where [.unauthenticated, .permissionDenied, .alreadyExists].contains(error.errorCode) {
+                logger.error("the coordinator refused this engine", metadata: ["error": "\(error)"])
                 throw error
             } catch {
                 guard !isStopped else { break }
@@ -111,6 +114,9 @@ public final class EngineAgent: Sendable {
             host: configuration.coordinatorHost, port: configuration.coordinatorPort, token: configuration.token,
             clientName: "tributary-engine \(configuration.name)")
         defer { Task { await connection.close() } }
+        // Before this process registers, nothing can be leased to it: what the store shows leased to its name is
+        // an earlier process's.
+        try await giveUpOrphanedAttempts()
         var registration = try await register(on: connection)
         while !isStopped {
             do {
@@ -123,7 +129,8 @@ public final class EngineAgent: Sendable {
                 registration = try await register(on: connection)
             }
             try await startLeasedAttempts()
-            await sleep(.milliseconds(Int64(registration.heartbeatIntervalMs)))
+            // At least 10 ms: an interval of 0 from a misconfigured coordinator would spin.
+            await sleep(.milliseconds(max(10, Int64(registration.heartbeatIntervalMs))))
         }
     }
 
@@ -140,9 +147,28 @@ public final class EngineAgent: Sendable {
         }
     }
 
+    /// Once per process, before its first registration: the attempts the store shows leased to this engine's name
+    /// are an earlier process's (this one has started none), which died with them: they are failed, so that they
+    /// count as attempts. Otherwise this engine's heartbeats would renew their leases and it would run them again,
+    /// and a job that aborts its engine would take down every restart of it, never reaching its last attempt.
+    private func giveUpOrphanedAttempts() async throws {
+        guard state.withLock({ !$0.orphansGivenUp }) else { return }
+        let (name, store) = (configuration.name, runner.store)
+        let orphans = try await storage.runIfActive { () throws -> [JobLease] in
+            let leases = try store.jobs(in: [.running]).filter { $0.engine == name }.map { JobLease(job: $0.id, attempt: $0.attempt, engine: name) }
+            return leases.filter { lease in
+                (try? store.failJobAttempt(lease, error: "engine \(name) restarted during this attempt (it may have crashed on it)")) != nil
+            }
+        }
+        state.withLock { $0.orphansGivenUp = true }
+        for lease in orphans {
+            logger.warning("gave up an attempt an earlier process of this engine left", metadata: ["job": "\(lease.job)", "attempt": "\(lease.attempt)"])
+        }
+    }
+
     private func register(on connection: TributaryConnection) async throws -> Wire.EngineRegistered {
         let request = Wire.EngineRegister(
-            name: configuration.name, address: configuration.address, computeSlots: UInt32(configuration.jobSlots),
+            name: configuration.name, address: configuration.address, computeSlots: UInt32(clamping: configuration.jobSlots),
             memoryBytes: ProcessInfo.processInfo.physicalMemory, maxAdapters: 0, jobKinds: [.train, .index, .evaluate])
         guard case .engineRegistered(let registered) = try await connection.call(.engineRegister(request)) else {
             throw ConnectionError.protocolViolation("EngineRegister was not answered with EngineRegistered")
@@ -154,7 +180,7 @@ public final class EngineAgent: Sendable {
     private func heartbeat(engine: UInt64) -> Wire.EngineHeartbeat {
         let running = runningAttempts.count
         return Wire.EngineHeartbeat(
-            engine: engine, jobsRunning: UInt32(running), jobsQueued: 0, load: Float(running) / Float(configuration.jobSlots),
+            engine: engine, jobsRunning: UInt32(clamping: running), jobsQueued: 0, load: Float(running) / Float(configuration.jobSlots),
             freeMemoryBytes: 0, loadedAdapters: [])
     }
 

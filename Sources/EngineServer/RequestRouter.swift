@@ -22,6 +22,9 @@ struct RequestRouter: Sendable {
     /// Answers `request`; every failure becomes an ERROR frame on its request id.
     func handle(_ request: Message, replier: Replier) async {
         do {
+            guard !request.type.isCoordinatorRequest else {
+                throw RequestFailure(.failedPrecondition, "\(request.type) is the coordinator's: send it to the coordinator")
+            }
             try await authorize(request)
             try await respond(to: request, replier: replier)
         } catch is CancellationError where replier.stream.isCancelled {
@@ -168,8 +171,6 @@ struct RequestRouter: Sendable {
                     : try store.revokeRead(on: datanet, from: grantee, by: granter)
             }
             try await replier.finish(.datanetGrants(Wire.DatanetGrants(datanet: grant.datanet, grants: grants.map(Wire.DatanetGrantEntry.init))))
-        case .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .engineRegister, .engineHeartbeat, .engineList, .engineDrain:
-            throw RequestFailure(.failedPrecondition, "\(request.type) is the coordinator's: send it to the coordinator")
         default:
             throw RequestFailure(.invalidMessage, "\(request.type) is not a request")
         }

@@ -43,6 +43,7 @@ extension JobRunner {
 
     func retrain(_ spec: RetrainJob, lease: JobLease) throws -> Data {
         let plan = spec.plan
+        try requireBudget(try MemoryEstimate.training(plan.training, model: model.config), for: "retraining subset \(spec.subset)")
         let (records, queries) = try evaluationData(plan)
         let members = AttributionEvaluator.subsetMembers(
             recordCount: records.count, subsets: plan.subsets, fraction: plan.fraction, seed: plan.seed)
@@ -57,6 +58,8 @@ extension JobRunner {
 
     func evaluate(_ spec: EvaluateJob, lease: JobLease) throws -> Data {
         let plan = spec.plan
+        // Scoring takes per-example gradients of the adapter's recipe: at least what one of its batches needs.
+        try requireBudget(try MemoryEstimate.training(plan.training, model: model.config), for: "evaluating with the adapter's recipe")
         var effects: [[Double]] = []
         for id in spec.retrains {
             let retrain = try store.job(id)

@@ -16,12 +16,18 @@ public struct JobRunner: Sendable {
     public let model: LlamaModel
     public let modelFolder: String
     public let workFolder: String
+    /// The bytes one attempt may allocate (``MemoryEstimate``): a job estimated above it fails its attempt with a
+    /// message saying so, rather than aborting the engine on allocation.
+    public let memoryBudget: UInt64
 
-    public init(store: Store, model: LlamaModel, modelFolder: String, workFolder: String) {
+    public init(
+        store: Store, model: LlamaModel, modelFolder: String, workFolder: String, memoryBudget: UInt64 = MemoryEstimate.defaultBudget
+    ) {
         self.store = store
         self.model = model
         self.modelFolder = modelFolder
         self.workFolder = workFolder
+        self.memoryBudget = memoryBudget
     }
 
     public func adapterFolder(_ adapter: AdapterID) -> String { "\(workFolder)/adapters/\(adapter.rawValue)" }
@@ -35,6 +41,9 @@ public struct JobRunner: Sendable {
             let job = try store.job(lease.job)
             let result: Data
             let specification = try JobSpecification(decoding: job.specification)
+            // Checked again here, before any file is touched: a job may have reached the store by other means
+            // than the coordinator's JobSubmit.
+            try JobLimits.check(specification)
             try specification.requireAccess(in: store, by: job.submittedBy)
             switch specification {
             case .train(let spec): result = try train(spec, job: job, lease: lease)
@@ -52,7 +61,16 @@ public struct JobRunner: Sendable {
 
     // MARK: - Training
 
+    /// Refuses what would not fit this engine's memory budget.
+    func requireBudget(_ estimate: MemoryEstimate, for what: String) throws {
+        guard estimate.bytes <= Double(memoryBudget) else {
+            throw JobRunError.overBudget(
+                "\(what) needs about \(estimate), more than this engine's memory budget of \(MemoryEstimate.format(Double(memoryBudget)))")
+        }
+    }
+
     func train(_ spec: TrainJob, job: Job, lease: JobLease) throws -> Data {
+        try requireBudget(try MemoryEstimate.training(spec, model: model.config), for: "training rank \(spec.rank), batch \(spec.batchSize) of \(spec.sequenceLength) tokens")
         let records = try trainingRecords(spec.versions)
         if let long = records.first(where: { $0.sequence.tokens.count > spec.sequenceLength }) {
             throw JobRunError.invalidData("record \(long.id) has \(long.sequence.tokens.count) tokens, more than the sequence length \(spec.sequenceLength)")
@@ -115,6 +133,12 @@ public struct JobRunner: Sendable {
         let adapter = try store.adapter(spec.adapter)
         let folder = adapterFolder(adapter.id)
         let records = try trainingRecords(adapter.trainedOn)
+        let (rank, targets) = adapterShape(folder: folder, stored: adapter)
+        try requireBudget(
+            MemoryEstimate.index(
+                projectionDimension: spec.projectionDimension, rank: rank, targets: targets, records: records.count,
+                longestRecord: records.map(\.sequence.tokens.count).max() ?? 1, model: model.config),
+            for: "an index of \(records.count) records with projection dimension \(spec.projectionDimension)")
         let indexFolder = folder + "/index"
         try? FileManager.default.removeItem(atPath: indexFolder)
         let projection = spec.projectionDimension > 0 ? ProjectionSpec(kind: .gaussian, dimension: spec.projectionDimension, seed: 0) : ProjectionSpec(kind: .none)
@@ -140,6 +164,18 @@ public struct JobRunner: Sendable {
         return try JSONSerialization.data(withJSONObject: [
             "adapter": adapter.id.rawValue, "index": indexFolder, "records": index.records.count,
         ])
+    }
+
+    /// An adapter's rank and targets for the memory estimate: from its PEFT configuration, else its stored rank on
+    /// every target (the larger estimate).
+    func adapterShape(folder: String, stored: Adapter) -> (rank: Int, targets: [LoRATarget]) {
+        let config = (try? Data(contentsOf: URL(fileURLWithPath: folder + "/adapter_config.json")))
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let storedRank: Int? = if case .int(let rank)? = stored.hyperparameters["rank"] { Int(exactly: rank) } else { nil }
+        let rank = (config?["r"] as? NSNumber)?.intValue ?? storedRank ?? JobLimits.rank.upperBound
+        let names = (config?["target_modules"] as? [String]) ?? []
+        let targets = LoRATarget.allCases.filter { names.contains($0.rawValue) }
+        return (max(1, rank), targets.isEmpty ? LoRATarget.allCases : targets)
     }
 
     // MARK: - Data

@@ -86,12 +86,14 @@ public struct IndexJob: Sendable, Equatable, Codable {
 public enum JobRunError: Error, Equatable, CustomStringConvertible {
     case invalidSpecification(String)
     case invalidData(String)
+    /// The job would need more memory than this engine's budget (``MemoryEstimate``).
+    case overBudget(String)
     /// The job's cancellation was asked for; the attempt stopped.
     case cancelled
 
     public var description: String {
         switch self {
-        case .invalidSpecification(let message), .invalidData(let message): message
+        case .invalidSpecification(let message), .invalidData(let message), .overBudget(let message): message
         case .cancelled: "the job was cancelled"
         }
     }

@@ -284,7 +284,38 @@ extension Store {
         }
     }
 
-    /// Cancels a job for its submitter. A queued job is cancelled at once; a running one is marked
+    /// Gives up every running attempt that reported nothing (no `started`, `progress` or `checkpoint` event: a
+    /// running job's last event is one of them, unless its cancellation was asked for) for longer than
+    /// `stalledAfter` (one indexed read of the last event per running job, every dispatch round), as ``failJobAttempt(_:error:retry:now:)`` would: its engine may still send
+    /// heartbeats (which renew the lease) while the attempt is stuck, and without this it would hold the job
+    /// forever. A report the stalled attempt sends later is refused (its lease is stale). Returns the jobs it
+    /// touched.
+    public func expireStalledAttempts(
+        stalledAfter: TimeInterval, retry policy: RetryPolicy = RetryPolicy(), now: Date = Date()
+    ) throws -> [Job] {
+        let cutoff = now.addingTimeInterval(-stalledAfter).millis
+        return try write { db in
+            let stalled = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM job WHERE state = 'running' AND cancel_requested = 0 AND
+                        (SELECT created_at FROM job_event WHERE job_event.job_id = job.id
+                         ORDER BY sequence DESC LIMIT 1) < ?
+                    ORDER BY id
+                    """,
+                arguments: [cutoff]
+            ).map(Self.job(from:))
+            return try stalled.map { job in
+                try Self.endAttempt(
+                    db, job,
+                    error: "attempt \(job.attempt) on engine \(job.engine ?? "?") reported no progress for \(Int(stalledAfter)) s",
+                    policy: policy, now: now)
+                return try Self.fetchJob(db, job.id)
+            }
+        }
+    }
+
+    /// Cancels a job for its submitter (or an operator). A queued job is cancelled at once; a running one is marked
     /// `cancelRequested` until its engine acknowledges with ``acknowledgeCancellation(_:now:)`` or its attempt
     /// ends. Cancelling a cancelled job does nothing.
     ///
@@ -292,7 +323,9 @@ extension Store {
     public func cancelJob(_ id: JobID, by contributor: ContributorID, now: Date = Date()) throws -> Job {
         try write { db in
             let job = try Self.fetchJob(db, id)
-            guard job.submittedBy == contributor else { throw StoreError.notJobOwner(job: id, contributor: contributor) }
+            guard try job.submittedBy == contributor || Self.isOperator(db, contributor) else {
+                throw StoreError.notJobOwner(job: id, contributor: contributor)
+            }
             switch job.state {
             case .cancelled: return job
             case .succeeded, .failed: throw StoreError.jobAlreadyFinished(id, state: job.state)
@@ -334,6 +367,23 @@ extension Store {
         }
     }
 
+    /// The job's last event (a finished job's is its final one), or its last of `kind`; nil for none.
+    public func lastJobEvent(of job: JobID, kind: JobEventKind? = nil) throws -> JobEvent? {
+        try read { db in
+            let filter = kind == nil ? "" : "AND kind = ?"
+            var arguments: StatementArguments = [job]
+            if let kind { arguments += [kind.rawValue] }
+            return try Row.fetchOne(
+                db, sql: "SELECT * FROM job_event WHERE job_id = ? \(filter) ORDER BY sequence DESC LIMIT 1", arguments: arguments
+            ).map(Self.jobEvent(from:))
+        }
+    }
+
+    /// The sequence number of the last job event (0 for none): where a reader of new events starts.
+    public func lastJobEventSequence() throws -> Int64 {
+        try read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM job_event") ?? 0 }
+    }
+
     // MARK: - Internals
 
     private static func endAttempt(_ db: Database, _ job: Job, error: String, policy: RetryPolicy, now: Date) throws {
@@ -353,6 +403,19 @@ extension Store {
                 db, job.id, .retrying, attempt: job.attempt,
                 detail: ["error": error, "retry_at_ms": retryAt.millis], now: now)
         } else {
+            // Out of attempts: the job is quarantined as failed, not retried, so a job that brings down every engine
+            // that takes it stops doing so. The message says where it failed.
+            let engines = try Data.fetchAll(
+                db, sql: "SELECT detail FROM job_event WHERE job_id = ? AND kind = 'started' ORDER BY sequence", arguments: [job.id]
+            ).compactMap { detail -> String? in
+                guard let object = try? JSONSerialization.jsonObject(with: detail) as? [String: Any] else { return nil }
+                return object["engine"] as? String
+            }
+            var distinct: [String] = []
+            for engine in engines where !distinct.contains(engine) { distinct.append(engine) }
+            let error = String(
+                "failed \(job.attempt) of \(job.maxAttempts) attempts (on engine\(distinct.count == 1 ? "" : "s") \(distinct.joined(separator: ", "))), not retried; the last: \(error)"
+                    .prefix(4096))
             try db.execute(
                 sql: "UPDATE job SET state = 'failed', lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ?",
                 arguments: [error, now.millis, job.id])

@@ -17,6 +17,9 @@ enum Schema {
         migrator.registerMigration("v4-roles") { db in
             try db.execute(sql: v4Roles)
         }
+        migrator.registerMigration("v6-engine-bindings") { db in
+            try db.execute(sql: v6EngineBindings)
+        }
         migrator.registerMigration("v7-access-penalties") { db in
             try db.execute(sql: v7AccessPenalties)
         }
@@ -370,6 +373,18 @@ enum Schema {
     static let v4Roles = """
         ALTER TABLE contributor ADD COLUMN role TEXT NOT NULL DEFAULT 'contributor'
             CHECK (role IN ('contributor', 'operator', 'engine'));
+        """
+
+    /// Engine names bound to the credential that first registered them: another credential cannot register an engine
+    /// under a bound name (and so cannot drain or heartbeat it), across coordinator restarts. Bindings are never
+    /// deleted over the wire.
+    static let v6EngineBindings = """
+        CREATE TABLE engine_binding (
+            engine TEXT PRIMARY KEY CHECK (length(engine) BETWEEN 1 AND 200),
+            contributor_id INTEGER NOT NULL REFERENCES contributor(id),
+            bound_at INTEGER NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX engine_binding_by_contributor ON engine_binding(contributor_id);
         """
 
     /// Read grants on datanets (who besides the owner may read a private one, and train on it), and penalties

@@ -32,6 +32,15 @@ struct TributaryCoordinator: AsyncParsableCommand {
     @Option(help: "Heartbeats an engine may miss before its running attempts are retried elsewhere.")
     var missedHeartbeats = 3
 
+    @Option(help: "Seconds a running attempt may report no progress, heartbeats or not, before it is given up and retried.")
+    var attemptStallSeconds = 3600.0
+
+    @Option(help: "JobEvents streams one connection may hold open.")
+    var watchersPerConnection = 16
+
+    @Option(help: "JobEvents streams one contributor may hold open, over all connections.")
+    var watchersPerContributor = 64
+
     @Option(help: "Seconds shutdown waits for in-flight requests before cancelling them.")
     var drainSeconds = 10
 
@@ -39,8 +48,12 @@ struct TributaryCoordinator: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard heartbeatSeconds > 0, heartbeatSeconds.isFinite else { throw ValidationError("--heartbeat-seconds must be positive") }
-        guard missedHeartbeats >= 1 else { throw ValidationError("--missed-heartbeats must be at least 1") }
+        guard heartbeatSeconds >= 0.01, heartbeatSeconds <= 3600 else { throw ValidationError("--heartbeat-seconds must be from 0.01 to 3600") }
+        guard (1...1000).contains(missedHeartbeats) else { throw ValidationError("--missed-heartbeats must be from 1 to 1000") }
+        guard attemptStallSeconds.isFinite, attemptStallSeconds >= 1 else { throw ValidationError("--attempt-stall-seconds must be at least 1") }
+        guard watchersPerConnection >= 1, watchersPerContributor >= 1 else {
+            throw ValidationError("--watchers-per-connection and --watchers-per-contributor must be at least 1")
+        }
     }
 
     func run() async throws {
@@ -57,11 +70,15 @@ struct TributaryCoordinator: AsyncParsableCommand {
             throw ValidationError("--data \(data): \(error)")
         }
         let coordinator = Coordinator(
-            store: store, policy: CoordinatorPolicy(heartbeatInterval: heartbeatSeconds, missedHeartbeats: missedHeartbeats))
+            store: store,
+            policy: CoordinatorPolicy(
+                heartbeatInterval: heartbeatSeconds, missedHeartbeats: missedHeartbeats, attemptStallTimeout: attemptStallSeconds))
         var configuration = ServerConfiguration(host: host, port: port)
         configuration.serverName = "tributary-coordinator"
         configuration.drainTimeout = .seconds(drainSeconds)
-        let server = try await CoordinatorServer.bind(configuration, coordinator: coordinator, logger: logger)
+        let server = try await CoordinatorServer.bind(
+            configuration, coordinator: coordinator,
+            watchers: WatcherLimits(perConnection: watchersPerConnection, perContributor: watchersPerContributor), logger: logger)
         let signals = TerminationSignals { server.shutdown() }
         // Announced once signals drain the server: a parent may stop it as soon as it reads the port.
         announceListening(host: host, port: server.localPort, json: json)

@@ -55,7 +55,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Jobs this engine runs at once, each on a thread of its own.")
     var jobSlots = 1
 
-    @Option(help: "The contributor token the engine connects to the coordinator with (default: TRIBUTARY_TOKEN).")
+    @Option(help: "MiB one job may allocate, by its estimate: a larger job fails its attempt instead of aborting the engine (default: half the physical memory).")
+    var jobMemoryMib: Int?
+
+    @Option(help: "The engine credential the engine connects to the coordinator with (default: TRIBUTARY_TOKEN; made with `contributor add --role engine`).")
     var token: String?
 
     @Flag(help: "Print the listening address as one JSON object ({\"host\", \"port\"}) instead of text; logs go to standard error.")
@@ -65,7 +68,8 @@ struct Serve: AsyncParsableCommand {
         if let coordinator, AgentConfiguration.hostAndPort(coordinator) == nil {
             throw ValidationError("--coordinator \(coordinator): expected HOST:PORT")
         }
-        guard jobSlots >= 1 else { throw ValidationError("--job-slots must be at least 1") }
+        guard (1...4096).contains(jobSlots) else { throw ValidationError("--job-slots must be from 1 to 4096") }
+        if let jobMemoryMib, jobMemoryMib < 1 || jobMemoryMib > 1 << 30 { throw ValidationError("--job-memory-mib must be from 1 to 2^30") }
         guard tokenFlushMicroseconds >= 0 else { throw ValidationError("--token-flush-microseconds must be at least 0") }
         if coordinator != nil, (token ?? ProcessInfo.processInfo.environment["TRIBUTARY_TOKEN"] ?? "").isEmpty {
             throw ValidationError("--coordinator needs a contributor token: --token or TRIBUTARY_TOKEN")
@@ -102,7 +106,9 @@ struct Serve: AsyncParsableCommand {
                 coordinatorHost: coordinator.host, coordinatorPort: coordinator.port,
                 token: token ?? ProcessInfo.processInfo.environment["TRIBUTARY_TOKEN"] ?? "", name: name ?? address,
                 address: address, jobSlots: jobSlots)
-            let runner = JobRunner(store: engine.store, model: engine.generator.model, modelFolder: model, workFolder: data)
+            let runner = JobRunner(
+                store: engine.store, model: engine.generator.model, modelFolder: model, workFolder: data,
+                memoryBudget: jobMemoryMib.map { UInt64($0) << 20 } ?? MemoryEstimate.defaultBudget)
             return EngineAgent(configuration, runner: runner, logger: Logger(label: "tributary.agent"))
         }
         let signals = TerminationSignals {

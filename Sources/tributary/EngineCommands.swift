@@ -21,7 +21,7 @@ struct EngineCommand: AsyncParsableCommand {
     struct Drain: ClientCommand {
         static let configuration = CommandConfiguration(
             abstract: "Lease an engine no more jobs; it finishes those it runs.",
-            discussion: "Only the contributor whose token registered the engine may drain it. `tributary engine list` shows when its jobs are done.")
+            discussion: "Only the engine credential that registered the engine (its name is bound to it), or an operator, may drain it: run this with that token. `tributary engine list` shows when its jobs are done.")
 
         @Argument(help: "The engine's name.") var name: String
         @OptionGroup var options: ClientOptions

@@ -10,12 +10,15 @@ struct Fixture {
     let store: Store
     let coordinator: Coordinator
     let submitter: ContributorID
+    /// An engine's credential (role `engine`): what engines register, heartbeat and drain with.
+    let engineCredential: ContributorID
     let start = Date(timeIntervalSince1970: 2_000_000_000)
 
     init(policy: CoordinatorPolicy = CoordinatorPolicy(heartbeatInterval: 1, missedHeartbeats: 3, retry: RetryPolicy(base: 2))) throws {
         store = try Store(directory: folder)
         coordinator = Coordinator(store: store, policy: policy)
         submitter = try store.createContributor(displayName: "builder").contributor.id
+        engineCredential = try store.createContributor(displayName: "engines", role: .engine).contributor.id
         try publishTrainingVersion(in: store, by: submitter)
     }
 

@@ -259,10 +259,11 @@ extension ProcessWideSuites {
             _ = try await connection.call(curate(apply: true))
             #expect(try (store.penalties(of: server.contributor) + store.penalties(of: fixture.forecaster.id)).count == flags.count)
 
-            let other = try await server.connect(token: fixture.forecaster.token)
-            let refused = await #expect(throws: ServerError.self) { _ = try await other.call(curate(apply: false)) }
+            // A contributor with no stake in the adapter's data may not curate it.
+            let stranger = try await server.connect(token: try store.createContributor(displayName: "stranger").token)
+            let refused = await #expect(throws: ServerError.self) { _ = try await stranger.call(curate(apply: false)) }
             #expect(refused?.errorCode == .permissionDenied)
-            await other.close()
+            await stranger.close()
             await connection.close()
             try await server.stop()
         }

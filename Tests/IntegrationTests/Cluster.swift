@@ -16,6 +16,8 @@ final class Cluster: @unchecked Sendable {
     let data: URL
     let store: Store
     let token: String
+    /// The engines' credential (role `engine`): engines register and heartbeat with it, and drain their own.
+    let engineToken: String
     let contributor: ContributorID
     let version: DatanetVersionRef
     /// The texts of the datanet's records, in contribution order.
@@ -28,6 +30,7 @@ final class Cluster: @unchecked Sendable {
         store = try Store(directory: data)
         let owner = try store.createContributor(displayName: "recipe writer")
         token = owner.token
+        engineToken = try store.createContributor(displayName: "engines", role: .engine).token
         contributor = owner.contributor.id
         let datanet = try store.createDatanet(NewDatanet(name: "recipes", license: "CC-BY-4.0"), owner: contributor)
         let samples = SampleCorpus(seed: 3).records(.recipes, count: records, contributor: "\(contributor)", maxBytes: 60)
@@ -40,10 +43,10 @@ final class Cluster: @unchecked Sendable {
     }
 
     /// Starts the coordinator (on `port`, or any free one).
-    func startCoordinator(port: Int = 0) async throws {
+    func startCoordinator(port: Int = 0, missedHeartbeats: Int = 3) async throws {
         coordinator = try await ServerProcess(
             "tributary-coordinator",
-            ["--port", "\(port)", "--json", "--data", data.path, "--heartbeat-seconds", Self.heartbeatSeconds, "--missed-heartbeats", "3"])
+            ["--port", "\(port)", "--json", "--data", data.path, "--heartbeat-seconds", Self.heartbeatSeconds, "--missed-heartbeats", "\(missedHeartbeats)"])
     }
 
     var coordinatorPort: Int { coordinator?.port ?? 0 }
@@ -55,7 +58,7 @@ final class Cluster: @unchecked Sendable {
                 "serve", "--port", "0", "--json", "--data", data.path, "--model", baseModelFolder, "--compute-threads", "1",
                 "--coordinator", "127.0.0.1:\(coordinatorPort)", "--name", name,
             ],
-            environment: ["TRIBUTARY_TOKEN": token ?? self.token, "OPENBLAS_NUM_THREADS": "1"])
+            environment: ["TRIBUTARY_TOKEN": token ?? engineToken, "OPENBLAS_NUM_THREADS": "1"])
     }
 
     func connect(token: String? = nil) async throws -> TributaryConnection {

@@ -54,7 +54,11 @@ struct CoordinatorIntegrationTests {
                 return listing.engines
             }
             try await waitUntil("both engines register", cluster) { try await engines().count == 2 }
-            guard case .engineListing(let drained) = try await client.call(.engineDrain(Wire.EngineDrain(name: "engine-a", drain: true))) else {
+            // The submitter's token may not drain the engines; their credential may.
+            await #expect(throws: ServerError.self) { _ = try await client.call(.engineDrain(Wire.EngineDrain(name: "engine-a", drain: true))) }
+            let operatorConnection = try await cluster.connect(token: cluster.engineToken)
+            defer { Task { await operatorConnection.close() } }
+            guard case .engineListing(let drained) = try await operatorConnection.call(.engineDrain(Wire.EngineDrain(name: "engine-a", drain: true))) else {
                 Issue.record("EngineDrain was not answered with EngineListing")
                 return
             }
@@ -223,6 +227,61 @@ struct CoordinatorIntegrationTests {
             #expect(await engine.waitForExit() != 0)
             #expect(engine.log.contains("refused this engine (check --token or TRIBUTARY_TOKEN): error 200"), "\(engine.log)")
             #expect(try cluster.store.jobs() == jobsBefore && cluster.store.jobEvents() == eventsBefore)
+        }
+    }
+}
+
+extension CoordinatorIntegrationTests {
+    @Test("An engine with a plain contributor's token stops with permission_denied; a u64 job id of 2^63 is refused and the coordinator stays up")
+    func untrustedCallers() async throws {
+        try await withCluster { cluster in
+            try await cluster.startCoordinator()
+            let client = try await cluster.connect()
+            do {
+                _ = try await client.call(.jobStatus(Wire.JobStatus(job: 1 << 63)))
+                Issue.record("JobStatus of job 2^63 was answered")
+            } catch let error as ServerError {
+                #expect(error.errorCode == .invalidArgument && error.message.hasPrefix("job: 9223372036854775808"), "\(error)")
+            }
+            try await cluster.startEngine("engine-a", token: cluster.token)
+            let engine = try #require(cluster.engines["engine-a"])
+            #expect(await engine.waitForExit() != 0)
+            #expect(engine.log.contains("refused this engine (check --token or TRIBUTARY_TOKEN): error 201"), "\(engine.log)")
+            guard case .healthStatus(let health) = try await client.call(.health(Wire.Health())) else {
+                Issue.record("expected HealthStatus")
+                return
+            }
+            #expect(health.state == .serving && cluster.coordinator!.process.isRunning)
+            #expect(try cluster.store.engineBinding(named: "engine-a") == nil)
+            await client.close()
+        }
+    }
+}
+
+extension CoordinatorIntegrationTests {
+    @Test("An engine restarted under its name gives up the attempt its killed process left, which counts as an attempt")
+    func restartedEngineGivesUpItsOrphan() async throws {
+        try await withCluster { cluster in
+            // Leases of 30 heartbeats (9 s): the restarted engine is up long before the killed one's lease lapses.
+            try await cluster.startCoordinator(missedHeartbeats: 30)
+            try await cluster.startEngine("engine-a")
+            let client = try await cluster.connect()
+            let job = try await cluster.submit(cluster.trainSpec(steps: 30, checkpointEvery: 0), on: client)
+            var restarted = false
+            let events = try await followEvents(of: job.id, on: client) { event in
+                guard event.kind == .progress, !restarted else { return }
+                restarted = true
+                // Killed mid-attempt and started again at once: its lease has not lapsed, and the new process's
+                // heartbeats would renew it.
+                await cluster.engines["engine-a"]?.kill()
+                try await cluster.startEngine("engine-a")
+            }
+            let retry = try #require(events.first { $0.kind == .retrying }, "\(events.map(\.kind)) \(cluster.logs)")
+            #expect(retry.message == "attempt 1 failed: engine engine-a restarted during this attempt (it may have crashed on it)")
+            #expect(events.last?.kind == .done, "\(events.map(\.kind)) \(cluster.logs)")
+            let finished = try cluster.store.job(JobID(Int64(job.id)))
+            #expect(finished.state == .succeeded && finished.attempt == 2)
+            await client.close()
         }
     }
 }

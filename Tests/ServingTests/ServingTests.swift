@@ -152,6 +152,42 @@ struct ServingTests {
         #expect(ended.error?.contains("specification") == true)
     }
 
+    @Test("A job out of bounds, or over the engine's memory budget, fails its attempt with a message before it touches a file")
+    func boundsAndBudget() throws {
+        let flywheel = try Flywheel(domains: [.astronomy], recordsPerDomain: 2)
+        defer { flywheel.remove() }
+        let owner = flywheel.owners[.astronomy]!
+        let work = flywheel.runner.workFolder
+        let config = flywheel.runner.model.config
+        // A sane job fits the default budget with room to spare; an absurd one does not fit any machine.
+        let sane = flywheel.trainJob(name: "sane", steps: 2, checkpointEvery: 0)
+        #expect(try MemoryEstimate.training(sane, model: config).bytes < Double(1 << 30))
+        var absurd = sane
+        absurd.rank = 1024
+        absurd.batchSize = 4096
+        absurd.sequenceLength = 65_536
+        absurd.targets = ["all-linear"]
+        #expect(try MemoryEstimate.training(absurd, model: config).bytes > Double(UInt64(1) << 40))
+
+        // Out of bounds, written to the store by other means than JobSubmit: refused by the runner too.
+        var outOfBounds = sane
+        outOfBounds.rank = 0
+        let bad = try flywheel.submit(.train(outOfBounds), by: owner)
+        let refused = try flywheel.runner.run(try flywheel.store.startJob(bad.id, engine: "engine-a", leaseDuration: 600))
+        #expect(refused.state == .queued && refused.error == "rank: 0 is out of range 1 to 1024")
+
+        // Within bounds, over this engine's budget: refused with the estimate, on every engine with that budget.
+        let small = JobRunner(
+            store: flywheel.store, model: flywheel.runner.model, modelFolder: baseModelFolder, workFolder: work, memoryBudget: 1 << 20)
+        let big = try flywheel.submit(.train(absurd), by: owner)
+        let over = try small.run(try flywheel.store.startJob(big.id, engine: "engine-a", leaseDuration: 600))
+        #expect(over.state == .queued)
+        #expect(over.error?.hasPrefix("training rank 1024, batch 4096 of 65536 tokens needs about ") == true, "\(over.error ?? "")")
+        #expect(over.error?.hasSuffix("more than this engine's memory budget of 1.0 MiB") == true, "\(over.error ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: work), "nothing was written to the work folder")
+        #expect(try flywheel.store.adapters(owner: owner).isEmpty)
+    }
+
     @Test("Inference is attributed to its domain's contributor, recorded, and its fee split on the ledger")
     func inferenceSettles() throws {
         let flywheel = try Flywheel(recordsPerDomain: 6)

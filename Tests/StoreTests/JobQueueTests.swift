@@ -39,6 +39,37 @@ struct JobQueueTests {
         #expect(try store.engineDrain(named: "engine-a") == nil)
     }
 
+    @Test func anEngineNameIsBoundToItsFirstCredentialAcrossAReopen() throws {
+        let first = try store.bindEngine(named: "engine-a", to: operator_.contributor.id, now: t0)
+        #expect(first == EngineBinding(engine: "engine-a", contributor: operator_.contributor.id, boundAt: t0))
+        // Binding again, by anyone, returns the first binding: the caller compares.
+        #expect(try store.bindEngine(named: "engine-a", to: other.contributor.id, now: t0.addingTimeInterval(5)) == first)
+        try expectRefusal(store, .contributorNotFound(ContributorID(99))) {
+            _ = try store.bindEngine(named: "engine-b", to: ContributorID(99), now: t0)
+        }
+        #expect(try store.engineBinding(named: "engine-b") == nil)
+        let reopened = try Store(directory: directory.url)
+        #expect(try reopened.engineBinding(named: "engine-a") == first)
+    }
+
+    @Test func anAttemptThatReportsNothingIsGivenUpWhileOneThatReportsIsNot() throws {
+        let quiet = try submit()
+        let busy = try submit()
+        let quietLease = try store.startJob(quiet.id, engine: "engine-a", leaseDuration: 10, now: t0)
+        let busyLease = try store.startJob(busy.id, engine: "engine-a", leaseDuration: 10, now: t0)
+        try store.recordJobProgress(busyLease, detail: Data("{}".utf8), now: t0.addingTimeInterval(50))
+        // Heartbeats renew both leases; only reports count as progress.
+        _ = try store.renewLeases(engine: "engine-a", leaseDuration: 10, now: t0.addingTimeInterval(60))
+        #expect(try store.expireStalledAttempts(stalledAfter: 60, now: t0.addingTimeInterval(60)).isEmpty)
+        let stalled = try store.expireStalledAttempts(stalledAfter: 60, retry: RetryPolicy(base: 1), now: t0.addingTimeInterval(61))
+        #expect(stalled.map(\.id) == [quiet.id] && stalled[0].state == .queued)
+        #expect(stalled[0].error == "attempt 1 on engine engine-a reported no progress for 60 s")
+        #expect(try store.job(busy.id).state == .running)
+        try expectRefusal(store, .staleJobLease(job: quiet.id, attempt: 1, engine: "engine-a")) {
+            try store.recordJobProgress(quietLease, detail: Data("{}".utf8))
+        }
+    }
+
     @Test func aJobRunsToCompletionWithItsEventsInOrder() throws {
         let job = try submit()
         #expect(job.state == .queued && job.attempt == 0 && job.notBefore == t0)
@@ -82,7 +113,7 @@ struct JobQueueTests {
         let second = try store.startJob(job.id, engine: "engine-b", leaseDuration: 10, now: t0.addingTimeInterval(2))
         #expect(second.attempt == 2)
         let failed = try store.failJobAttempt(second, error: "again", retry: policy, now: t0.addingTimeInterval(3))
-        #expect(failed.state == .failed && failed.error == "again")
+        #expect(failed.state == .failed && failed.error == "failed 2 of 2 attempts (on engines engine-a, engine-b), not retried; the last: again")
         #expect(try store.jobEvents(of: job.id).map(\.kind) == [.queued, .started, .checkpoint, .retrying, .started, .failed])
     }
 

@@ -19,7 +19,7 @@ struct SchemaTests {
         #expect(journal == "wal")
         #expect(sync == 2)  // FULL
         #expect(foreignKeys == 1)
-        #expect(try store.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v7-access-penalties"])
+        #expect(try store.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v6-engine-bindings", "v7-access-penalties"])
     }
 
     @Test func migrationsAreVersionedAndIdempotent() throws {
@@ -30,7 +30,7 @@ struct SchemaTests {
             try store.close()
         }
         let again = try Store(directory: dir.url)
-        #expect(try again.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v7-access-penalties"])
+        #expect(try again.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v6-engine-bindings", "v7-access-penalties"])
         #expect(try again.contributors().count == 1)
         // A database from a newer Tributary is refused rather than misread.
         try again.executeRaw("INSERT INTO grdb_migrations (identifier) VALUES ('v2-from-the-future')")

@@ -15,9 +15,13 @@ import Testing
         let coordinator = try ServerProcess(
             "tributary-coordinator", ["--data", engine.data.path, "--heartbeat-seconds", "1"])
         defer { coordinator.stop() }
+        // Engines connect with an engine credential, made through the data directory.
+        let credential = try tributary(
+            ["contributor", "add", "--data", engine.data.path, "--name", "engine a", "--role", "engine", "--json"], program: "tributary-engine")
+        let engineToken = try #require((try credential.json() as? [String: Any])?["token"] as? String, "\(credential.errors)")
         let agent = try ServerProcess(
             "tributary-engine", ["serve", "--data", engine.data.path, "--model", baseModel, "--coordinator", coordinator.address, "--name", "a"],
-            environment: ["TRIBUTARY_TOKEN": token])
+            environment: ["TRIBUTARY_TOKEN": engineToken])
         defer { agent.stop() }
         let asAda = ["TRIBUTARY_SERVER": engine.address, "TRIBUTARY_COORDINATOR": coordinator.address, "TRIBUTARY_TOKEN": token]
 

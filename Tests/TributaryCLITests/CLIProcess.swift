@@ -25,11 +25,11 @@ struct CLIRun {
     }
 }
 
-/// Runs `tributary arguments` as a user would, with `variables` over an environment from which the
+/// Runs `tributary arguments` (or another of the built `program`s) as a user would, with `variables` over an environment from which the
 /// TRIBUTARY_* variables of this process are removed.
-func tributary(_ arguments: [String], environment variables: [String: String] = [:]) throws -> CLIRun {
+func tributary(_ arguments: [String], environment variables: [String: String] = [:], program: String = "tributary") throws -> CLIRun {
     let process = Process()
-    process.executableURL = productsFolder.appendingPathComponent("tributary")
+    process.executableURL = productsFolder.appendingPathComponent(program)
     process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TRIBUTARY_") }
     environment.merge(variables) { _, new in new }
