@@ -87,7 +87,7 @@ struct RequestRouter: Sendable {
                 .adapterListing(Wire.AdapterListing(adapters: adapters.map { Wire.Adapter($0, loaded: resident.contains($0.id)) })))
         case .adapterLoad(let load):
             _ = try requireContributor()
-            let bytes = try await engine.loadAdapter(AdapterID(load.adapter))
+            let bytes = try await engine.loadAdapter(AdapterID(load.adapter), for: computeBucket)
             try await replier.finish(.adapterState(Wire.AdapterState(adapter: load.adapter, loaded: true, residentBytes: UInt64(bytes))))
         case .adapterUnload(let unload):
             _ = try requireContributor()
@@ -117,9 +117,9 @@ struct RequestRouter: Sendable {
             }
             try await replier.finish(.recordListing(Wire.RecordListing(records: records.map(Wire.Record.init))))
         case .attribute(let attribute):
-            try await replier.finish(.attribution(try await self.attribute(attribute)))
+            try await replier.finish(.attribution(try await self.attribute(attribute, stream: replier.stream)))
         case .curate(let curate):
-            try await replier.finish(.curationReport(try await self.curate(curate)))
+            try await replier.finish(.curationReport(try await self.curate(curate, stream: replier.stream)))
         case .ledgerVerify(let verify):
             let anchors = verify.anchors.map { LedgerHead(seq: $0.seq, hash: Data($0.hash)) }
             let verification = try await engine.withStore { try $0.verifyLedger(anchors: anchors) }
@@ -175,6 +175,9 @@ struct RequestRouter: Sendable {
                 }
         }
     }
+
+    /// Whose turn this request's compute work waits for: the contributor's, or the anonymous connections'.
+    var computeBucket: ComputeBucket { ComputeBucket(contributor) }
 
     func requireContributor() throws -> ContributorID {
         guard let contributor else {
