@@ -14,7 +14,9 @@ extension ProcessWideSuites { @Suite(.serialized) struct ReliabilityTests {
     static let mebibyte = 1 << 20
 
     @Test func sixtyFourClientsStreamInferenceWithoutErrorsAndBoundedMemory() async throws {
-        let server = try await TestServer.start()
+        // Sixty-four anonymous clients at once, within bounds their operator raised: by default anonymous
+        // connections together hold at most 16 compute requests (see ComputeQueueTests for the refusals).
+        let server = try await TestServer.start(computeLimits: ComputeLimits(maxQueued: 64, maxQueuedPerContributor: 64))
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let duration = Duration.seconds(3)
         let connections = try await withThrowingTaskGroup(of: TributaryConnection.self) { group in
