@@ -262,4 +262,64 @@ func errorReply(_ envelope: Envelope?) -> Wire.ErrorReply? {
         try await group.shutdownGracefully()
         try await server.stop()
     }
+
+    /// Every request the engine answers, with its integer and float fields drawn (seeded) from their extremes:
+    /// 0, 1, the type's bounds, 2^63 and its neighbours, NaN and infinities. Each is answered (a reply or an
+    /// ERROR on its request id), and the connection and the server go on.
+    @Test func extremeNumbersInRequestsNeverTakeTheServerDown() async throws {
+        let server = try await TestServer.start { $0.maxConcurrentRequests = 8 }
+        let connection = try await server.connect()
+        var random = SeededRandom(seed: 2_063)
+        func i64() -> Int64 { [0, 1, -1, Int64.max, Int64.min, Int64.max - 1, Int64(bitPattern: random.next())][Int(random.next() % 7)] }
+        func u32() -> UInt32 { [0, 1, UInt32.max, UInt32(Int32.max), UInt32(truncatingIfNeeded: random.next())][Int(random.next() % 5)] }
+        func u64() -> UInt64 { [0, 1, UInt64.max, 1 << 63, (1 << 63) - 1, random.next()][Int(random.next() % 6)] }
+        func f32() -> Float { [0, 1, -1, .nan, .infinity, -.infinity, .greatestFiniteMagnitude, .leastNonzeroMagnitude][Int(random.next() % 8)] }
+        func maybe<T>(_ value: T) -> T? { random.next() % 2 == 0 ? nil : value }
+        var answered = 0
+        for round in 0..<240 {
+            let request: Message =
+                switch round % 16 {
+                case 0: .recordList(Wire.RecordList(datanet: i64(), status: maybe(.approved), after: i64(), limit: u32()))
+                case 1: .ledgerEntries(Wire.LedgerEntries(afterSeq: i64(), limit: u32(), inference: maybe(i64())))
+                case 2: .ledgerBalances(Wire.LedgerBalances(contributor: maybe(i64())))
+                case 3: .adapterList(Wire.AdapterList(owner: maybe(i64())))
+                case 4: .adapterLoad(Wire.AdapterLoad(adapter: i64()))
+                case 5: .adapterUnload(Wire.AdapterUnload(adapter: i64()))
+                case 6: .export(Wire.Export(version: Wire.VersionRef(datanet: i64(), number: u32())))
+                case 7: .datanetList(Wire.DatanetList(datanet: maybe(i64()), owner: maybe(i64())))
+                case 8:
+                    .infer(Wire.Infer(
+                        adapter: maybe(i64()), prompt: "x", maxTokens: min(u32(), 300), temperature: f32(), topK: u32(), topP: f32(),
+                        seed: u64(), stop: [], method: random.next() % 2 == 0 ? .off : .datainf, topRecords: u32(), fee: i64()))
+                case 9: .attribute(Wire.Attribute(target: .inference(Wire.InferenceTarget(requestId: "\(i64())")), method: .tracin, topRecords: u32(), allScores: false))
+                case 10:
+                    .attribute(Wire.Attribute(
+                        target: .text(Wire.TextTarget(adapter: i64(), prompt: "p", completion: "c")), method: .gradcos, topRecords: u32(),
+                        allScores: random.next() % 2 == 0))
+                case 11:
+                    .curate(Wire.Curate(
+                        adapter: i64(), evaluation: Wire.VersionRef(datanet: i64(), number: u32()), method: .datainf, maxFlags: u32(),
+                        points: u32(), apply: random.next() % 2 == 0))
+                case 12: .review(Wire.Review(record: i64(), decision: .approve, note: nil))
+                case 13: .publish(Wire.Publish(datanet: i64()))
+                case 14: .jobStatus(Wire.JobStatus(job: u64()))
+                default: .ledgerVerify(Wire.LedgerVerify(anchors: [Wire.LedgerHead(seq: i64(), hash: [])]))
+                }
+            do {
+                for try await _ in try await connection.stream(request) {}
+                answered += 1
+            } catch let error as ServerError {
+                #expect(error.retryClass != .overloaded || error.errorCode == .overloaded, "\(request.type): \(error)")
+                answered += 1
+            }
+        }
+        #expect(answered == 240)
+        try await expectServing(server)
+        guard case .healthStatus = try await connection.call(.health(Wire.Health())) else {
+            Issue.record("expected HEALTH_STATUS on the same connection")
+            return
+        }
+        await connection.close()
+        try await server.stop()
+    }
 }
