@@ -114,6 +114,38 @@ extension ProcessWideSuites { @Suite(.serialized) struct ReliabilityTests {
         try await server.stop()
     }
 
+    /// 300 unauthenticated connections each send a frame of 1 MB (under the server's post-handshake limit)
+    /// before any HELLO: each is refused from its length bytes and closed, and the server does not grow. (Before
+    /// the handshake limit was checked from the length, 500 such connections grew this process by 528 MiB.)
+    @Test func framesAboveTheHandshakeLimitBeforeHelloAreNotBuffered() async throws {
+        let server = try await TestServer.start { $0.maxHandshakingConnections = 10_000 }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let length = 1_000_000
+        var frame = ByteBufferAllocator().buffer(capacity: length + FrameLimits.headerSize)
+        frame.writeMultipleIntegers(UInt32(length), UInt8(1), MessageType.hello.rawValue, UInt16(0), UInt64(0), endianness: .big)
+        frame.writeRepeatingByte(0x41, count: length)
+        let baseline = residentBytes()
+        var connections: [RawConnection] = []
+        for _ in 0..<300 {
+            let raw = try await RawConnection.open(port: server.port, group: group)
+            // The same storage for every connection: the clients' side of this process does not grow.
+            raw.channel.writeAndFlush(frame, promise: nil)
+            connections.append(raw)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while clock.now < deadline, !connections.allSatisfy({ $0.received.snapshot.closed }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let grown = residentBytes() - baseline
+        #expect(connections.allSatisfy { $0.received.snapshot.closed })
+        #expect(connections.allSatisfy { errorReply($0.received.snapshot.envelopes.first)?.code == ErrorCode.frameTooLarge.rawValue })
+        #expect(grown < 32 * Self.mebibyte, "resident memory grew by \(grown / 1024) KiB")
+        for raw in connections { try? await raw.channel.close() }
+        try await group.shutdownGracefully()
+        try await server.stop()
+    }
+
     /// Garbage on many connections, before and after a valid HELLO: each is refused or closed, and the server
     /// goes on serving.
     @Test func garbageNeverTakesTheServerDown() async throws {
