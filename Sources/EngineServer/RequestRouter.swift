@@ -41,9 +41,10 @@ struct RequestRouter: Sendable {
             let stats = engine.statistics.snapshot()
             try await replier.finish(
                 .statsReport(Wire.StatsReport(
-                    connections: UInt32(stats.connections), requestsInFlight: UInt32(stats.requestsInFlight),
+                    // Gauges: saturated at the field's range, never a trap.
+                    connections: UInt32(clamping: stats.connections), requestsInFlight: UInt32(clamping: stats.requestsInFlight),
                     requestsCompleted: stats.requestsCompleted, tokensGenerated: stats.tokensGenerated,
-                    adaptersLoaded: UInt32(engine.residentAdapterIDs.count), jobsQueued: 0, jobsRunning: 0,
+                    adaptersLoaded: UInt32(clamping: engine.residentAdapterIDs.count), jobsQueued: 0, jobsRunning: 0,
                     latencyP50Us: stats.latencyP50Microseconds, latencyP99Us: stats.latencyP99Microseconds)))
         case .signUp(let signUp):
             guard allowsSignUp else {
@@ -170,8 +171,8 @@ struct RequestRouter: Sendable {
                     let counts = try store.recordCounts(in: datanet.id)
                     return Wire.DatanetSummary(
                         datanet: Wire.Datanet(datanet), versions: try store.versions(of: datanet.id).map(Wire.DatanetVersion.init),
-                        pending: UInt32(counts[.pending] ?? 0), approved: UInt32(counts[.approved] ?? 0),
-                        rejected: UInt32(counts[.rejected] ?? 0))
+                        pending: UInt32(clamping: counts[.pending] ?? 0), approved: UInt32(clamping: counts[.approved] ?? 0),
+                        rejected: UInt32(clamping: counts[.rejected] ?? 0))
                 }
         }
     }
