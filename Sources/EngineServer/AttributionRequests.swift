@@ -6,22 +6,23 @@ import WireProtocol
 
 /// ATTRIBUTE and CURATE: attribution queries on an adapter's gradient index, computed on the compute pool.
 extension RequestRouter {
-    func attribute(_ request: Wire.Attribute) async throws -> Wire.Attribution {
+    /// `stream`: the request's, so that work whose client has cancelled it is not started.
+    func attribute(_ request: Wire.Attribute, stream: RequestStream) async throws -> Wire.Attribution {
         switch request.target {
         case .inference(let target): try await recordedAttribution(target.requestId, request)
-        case .text(let target): try await textAttribution(target, request)
+        case .text(let target): try await textAttribution(target, request, stream: stream)
         }
     }
 
     /// A given prompt and completion on an adapter: every training record scored, nothing recorded.
-    private func textAttribution(_ target: Wire.TextTarget, _ request: Wire.Attribute) async throws -> Wire.Attribution {
+    private func textAttribution(_ target: Wire.TextTarget, _ request: Wire.Attribute, stream: RequestStream) async throws -> Wire.Attribution {
         guard let method = ScorerKind(request.method) else {
             throw RequestFailure(.invalidArgument, "method must name a scorer (datainf, tracin, gradcos, fisher), not off")
         }
         let pipeline = engine.pipeline
         let adapter = AdapterID(target.adapter)
         let top = Int(request.topRecords)
-        let (attribution, scores) = try await engine.withCompute {
+        let (attribution, scores) = try await engine.withCompute(for: computeBucket, isCancelled: { stream.isCancelled }) {
             try pipeline.scoredAttribution(
                 adapter: adapter, prompt: target.prompt,
                 completion: try pipeline.completionTokens(prompt: target.prompt, completion: target.completion), method: method,
@@ -60,8 +61,10 @@ extension RequestRouter {
             let inference: InferenceRecord
             do {
                 inference = try store.inference(requestID: requestID)
-            } catch StoreError.inferenceNotFound where Int64(requestID) != nil {
-                inference = try store.inference(InferenceID(Int64(requestID)!))
+            } catch StoreError.inferenceNotFound {
+                // Or the store's id of the inference, as its ATTRIBUTION named it.
+                guard let id = Int64(requestID) else { throw StoreError.inferenceNotFound(requestID) }
+                inference = try store.inference(InferenceID(id))
             }
             let records = try inference.recordShares.sorted { ($1.share, $0.record) < ($0.share, $1.record) }.prefix(top).map { share in
                 let record = try store.record(share.record)
@@ -83,7 +86,7 @@ extension RequestRouter {
     /// Scores the adapter's training records against an evaluation version and, with `apply`, penalises the most
     /// harmful ones for this adapter only. The caller answers for the adapter's data (``AccessRule/adapterSteward``,
     /// checked before): its owner or an operator penalises any of its records, a datanet's owner only their own.
-    func curate(_ request: Wire.Curate) async throws -> Wire.CurationReport {
+    func curate(_ request: Wire.Curate, stream: RequestStream) async throws -> Wire.CurationReport {
         let curator = try requireContributor()
         guard let method = ScorerKind(request.method) else {
             throw RequestFailure(.invalidArgument, "method must name a scorer (datainf, tracin, gradcos, fisher), not off")
@@ -95,7 +98,9 @@ extension RequestRouter {
         let evaluation = DatanetVersionRef(datanet: DatanetID(request.evaluation.datanet), number: Int(request.evaluation.number))
         _ = try await visibleDatanet(evaluation.datanet)
         let pipeline = engine.pipeline
-        let report = try await engine.withCompute { try pipeline.curate(adapter: adapter, evaluation: evaluation, method: method) }
+        let report = try await engine.withCompute(for: computeBucket, isCancelled: { stream.isCancelled }) {
+            try pipeline.curate(adapter: adapter, evaluation: evaluation, method: method)
+        }
         let harmful = report.harmfulRecords.prefix(Int(request.maxFlags))
         let (apply, points) = (request.apply, Int(request.points))
         let flagged = try await engine.withStore { store in

@@ -13,8 +13,10 @@ import TensorCore
 public final class Engine: Sendable {
     public let store: Store
     public let generator: TextGenerator
-    /// Generation and adapter loading: a fixed number of threads; requests beyond them queue.
+    /// Generation, attribution and adapter loading: a fixed number of threads, fed by `computeQueue`.
     let compute: NIOThreadPool
+    /// Work waiting for `compute`, bounded per contributor and in all, and served in turns.
+    let computeQueue: ComputeQueue
     /// Store reads and writes (SQLite waits on fsync): apart from compute so a long generation never delays them.
     let storage: NIOThreadPool
     let statistics = ServerStatistics()
@@ -22,14 +24,19 @@ public final class Engine: Sendable {
     let tokenFlushInterval: Duration
     private let resident = Mutex<[AdapterID: LoRAAdapter]>([:])
 
-    /// `computeThreads`: how many generations run at once. `tokenFlushInterval`: streamed tokens chosen
-    /// within it of each other go out together (zero: each at once).
-    public init(store: Store, generator: TextGenerator, computeThreads: Int = 2, tokenFlushInterval: Duration = .milliseconds(5)) {
+    /// `computeThreads`: how many generations run at once. `computeLimits`: how much compute work may wait
+    /// or run before more is refused with `overloaded`. `tokenFlushInterval`: streamed tokens chosen within it
+    /// of each other go out together (zero: each at once).
+    public init(
+        store: Store, generator: TextGenerator, computeThreads: Int = 2, computeLimits: ComputeLimits = ComputeLimits(),
+        tokenFlushInterval: Duration = .milliseconds(5)
+    ) {
         precondition(computeThreads >= 1, "at least one compute thread")
         self.store = store
         self.generator = generator
         self.tokenFlushInterval = tokenFlushInterval
         compute = NIOThreadPool(numberOfThreads: computeThreads)
+        computeQueue = ComputeQueue(pool: compute, threads: computeThreads, limits: computeLimits)
         storage = NIOThreadPool(numberOfThreads: 2)
     }
 
@@ -55,9 +62,12 @@ public final class Engine: Sendable {
         return try await withStore { try $0.authenticate(token: token).id }
     }
 
-    /// Runs attribution (or other long compute) on the compute pool.
-    func withCompute<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await compute.runIfActive(body)
+    /// Runs attribution (or other long compute) on the compute pool, in `bucket`'s turn (see ``ComputeQueue``).
+    func withCompute<T: Sendable>(
+        for bucket: ComputeBucket, isCancelled: @escaping @Sendable () -> Bool = { false },
+        _ body: @escaping @Sendable () throws -> T
+    ) async throws -> T {
+        try await computeQueue.run(for: bucket, isCancelled: isCancelled, body)
     }
 
     /// Attribution, inference records and fee splits on this engine's store and model.
@@ -69,7 +79,8 @@ public final class Engine: Sendable {
     var residentAdapterIDs: Set<AdapterID> { resident.withLock { Set($0.keys) } }
 
     /// Makes the adapter's latest checkpoint (a PEFT adapter folder) resident; returns its size in bytes.
-    public func loadAdapter(_ id: AdapterID) async throws -> Int {
+    /// Loading is compute work of `bucket`'s.
+    public func loadAdapter(_ id: AdapterID, for bucket: ComputeBucket = .local) async throws -> Int {
         let location = try await withStore { store -> String in
             guard let latest = try store.checkpoints(of: id).last else {
                 throw StoreError.invalidAdapter("adapter \(id) has no checkpoint to load")
@@ -77,7 +88,7 @@ public final class Engine: Sendable {
             return latest.location
         }
         let config = generator.model.config
-        let adapter = try await compute.runIfActive { try LoRAAdapter(folder: location, model: config) }
+        let adapter = try await withCompute(for: bucket) { try LoRAAdapter(folder: location, model: config) }
         resident.withLock { $0[id] = adapter }
         return adapter.residentBytes
     }
@@ -87,14 +98,14 @@ public final class Engine: Sendable {
 
     // MARK: - Inference
 
-    /// Generates on the compute pool, handing each piece to `onPiece` (on a compute thread) as it is chosen;
-    /// `shouldStop` is asked after every token.
+    /// Generates on the compute pool in `bucket`'s turn, handing each piece to `onPiece` (on a compute thread)
+    /// as it is chosen; `shouldStop` is asked after every token.
     func generate(
-        prompt: String, options: GenerationOptions, adapter: LoRAAdapter?,
+        for bucket: ComputeBucket, prompt: String, options: GenerationOptions, adapter: LoRAAdapter?,
         shouldStop: @escaping @Sendable () -> Bool, onPiece: @escaping @Sendable (StreamedPiece) -> Void
     ) async throws -> GenerationResult {
         let generator = generator
-        return try await compute.runIfActive {
+        return try await computeQueue.run(for: bucket) {
             try generator.generate(prompt: prompt, options: options, adapter: adapter, onPiece: onPiece, shouldStop: shouldStop)
         }
     }

@@ -10,13 +10,17 @@ struct ExportStream {
     let engine: Engine
     let version: DatanetVersionRef
     let replier: Replier
-    /// The client's largest accepted payload.
+    /// The client's largest accepted payload (the handshake holds it to at least 4096).
     let maxPayload: Int
 
     /// Room in a chunk's payload for the field's length prefix, with margin.
     static let headroom = 64
 
     func run() async throws {
+        // The handshake refuses a max_frame_size below 4096; a smaller one here is refused, never a trap.
+        guard maxPayload > Self.headroom else {
+            throw RequestFailure(.invalidArgument, "max_frame_size \(maxPayload) leaves no room for an export chunk")
+        }
         let version = version
         // A published version never changes: its export and its record count agree.
         // Hashed there too: this task runs on the connection's event loop.

@@ -39,10 +39,11 @@ struct InferenceStream {
         let pieces = StreamedPieceQueue(flushInterval: engine.tokenFlushInterval, pacedOn: replier.eventLoop)
         let stream = replier.stream
         let prompt = request.prompt
+        let bucket = ComputeBucket(contributor)
         async let generation: GenerationResult = {
             defer { pieces.finish() }
             return try await engine.generate(
-                prompt: prompt, options: options, adapter: adapter, shouldStop: { stream.isCancelled },
+                for: bucket, prompt: prompt, options: options, adapter: adapter, shouldStop: { stream.isCancelled },
                 onPiece: { pieces.push($0) })
         }()
         var sent: UInt32 = 0
@@ -111,7 +112,8 @@ struct InferenceStream {
     private func settle(_ result: GenerationResult, adapter: AdapterID, method: ScorerKind) async throws {
         let pipeline = engine.pipeline
         let (request, requestID) = (request, storeRequestID)
-        let (attribution, receipt) = try await engine.withCompute {
+        let bucket = ComputeBucket(contributor)
+        let (attribution, receipt) = try await engine.withCompute(for: bucket) {
             try pipeline.settle(
                 requestID: requestID, adapter: adapter, prompt: request.prompt, output: result.text, completion: result.tokens,
                 method: method, fee: request.fee)

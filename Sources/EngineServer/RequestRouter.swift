@@ -56,9 +56,10 @@ struct RequestRouter: Sendable {
             let stats = engine.statistics.snapshot()
             try await replier.finish(
                 .statsReport(Wire.StatsReport(
-                    connections: UInt32(stats.connections), requestsInFlight: UInt32(stats.requestsInFlight),
+                    // Gauges: saturated at the field's range, never a trap.
+                    connections: UInt32(clamping: stats.connections), requestsInFlight: UInt32(clamping: stats.requestsInFlight),
                     requestsCompleted: stats.requestsCompleted, tokensGenerated: stats.tokensGenerated,
-                    adaptersLoaded: UInt32(engine.residentAdapterIDs.count), jobsQueued: 0, jobsRunning: 0,
+                    adaptersLoaded: UInt32(clamping: engine.residentAdapterIDs.count), jobsQueued: 0, jobsRunning: 0,
                     latencyP50Us: stats.latencyP50Microseconds, latencyP99Us: stats.latencyP99Microseconds)))
         case .signUp(let signUp):
             guard allowsSignUp else {
@@ -102,7 +103,7 @@ struct RequestRouter: Sendable {
                 .adapterListing(Wire.AdapterListing(adapters: adapters.map { Wire.Adapter($0, loaded: resident.contains($0.id)) })))
         case .adapterLoad(let load):
             _ = try requireContributor()
-            let bytes = try await engine.loadAdapter(AdapterID(load.adapter))
+            let bytes = try await engine.loadAdapter(AdapterID(load.adapter), for: computeBucket)
             try await replier.finish(.adapterState(Wire.AdapterState(adapter: load.adapter, loaded: true, residentBytes: UInt64(bytes))))
         case .adapterUnload(let unload):
             _ = try requireContributor()
@@ -132,9 +133,9 @@ struct RequestRouter: Sendable {
             }
             try await replier.finish(.recordListing(Wire.RecordListing(records: records.map(Wire.Record.init))))
         case .attribute(let attribute):
-            try await replier.finish(.attribution(try await self.attribute(attribute)))
+            try await replier.finish(.attribution(try await self.attribute(attribute, stream: replier.stream)))
         case .curate(let curate):
-            try await replier.finish(.curationReport(try await self.curate(curate)))
+            try await replier.finish(.curationReport(try await self.curate(curate, stream: replier.stream)))
         case .ledgerVerify(let verify):
             let anchors = verify.anchors.map { LedgerHead(seq: $0.seq, hash: Data($0.hash)) }
             let verification = try await engine.withStore { try $0.verifyLedger(anchors: anchors) }
@@ -199,11 +200,14 @@ struct RequestRouter: Sendable {
                     let counts = try store.recordCounts(in: datanet.id)
                     return Wire.DatanetSummary(
                         datanet: Wire.Datanet(datanet), versions: try store.versions(of: datanet.id).map(Wire.DatanetVersion.init),
-                        pending: UInt32(counts[.pending] ?? 0), approved: UInt32(counts[.approved] ?? 0),
-                        rejected: UInt32(counts[.rejected] ?? 0))
+                        pending: UInt32(clamping: counts[.pending] ?? 0), approved: UInt32(clamping: counts[.approved] ?? 0),
+                        rejected: UInt32(clamping: counts[.rejected] ?? 0))
                 }
         }
     }
+
+    /// Whose turn this request's compute work waits for: the contributor's, or the anonymous connections'.
+    var computeBucket: ComputeBucket { ComputeBucket(contributor) }
 
     func requireContributor() throws -> ContributorID {
         guard let contributor else {

@@ -47,7 +47,7 @@ final class Connection<Service: ProtocolService>: Sendable {
                 }
             }
         } catch {
-            logger.debug("connection ended", metadata: ["error": "\(error)"])
+            logger.debug("connection ended", metadata: ["error": "\(String(describing: error).escapedForLog)"])
         }
         cancelOpenRequests()
     }
@@ -62,7 +62,8 @@ final class Connection<Service: ProtocolService>: Sendable {
         do {
             contributor = try await server.service.authenticate(token: hello.authToken)
         } catch {
-            logger.notice("handshake refused", metadata: ["client": "\(hello.clientName)", "error": "\(error)"])
+            logger.notice(
+                "handshake refused", metadata: ["client": "\(hello.clientName.escapedForLog)", "error": "\(String(describing: error).escapedForLog)"])
             let failure = RequestFailure(error)
             try await outbound.write(Envelope.error(failure, requestID: 0))
             return nil
@@ -73,7 +74,7 @@ final class Connection<Service: ProtocolService>: Sendable {
                 version: UInt16(WireVersion.current), features: 0, maxFrameSize: configuration.maxFramePayload,
                 maxConcurrentRequests: UInt32(configuration.maxConcurrentRequests), contributor: contributor,
                 serverName: configuration.serverName))))
-        logger.info("connected", metadata: ["client": "\(hello.clientName)", "contributor": "\(contributor.map(String.init) ?? "anonymous")"])
+        logger.info("connected", metadata: ["client": "\(hello.clientName.escapedForLog)", "contributor": "\(contributor.map(String.init) ?? "anonymous")"])
         state.withLock { $0.streamCredits = hello.streamCredits }
         return RequestContext(
             contributor: contributor, serverStartedAt: server.startedAt, isDraining: { [server] in server.isDraining },
@@ -88,7 +89,13 @@ final class Connection<Service: ProtocolService>: Sendable {
         switch envelope.message {
         case .credit(let credit):
             // A request that has just finished may still receive credits in flight: nothing to do.
-            state.withLock { $0.requests[id] }?.grant(credit.credits)
+            guard let stream = state.withLock({ $0.requests[id] }), !stream.grant(credit.credits) else { return }
+            // Credit past 2^31 - 1 breaks flow control: the connection cannot go on.
+            logger.notice("credit overflow", metadata: ["request": "\(id)"])
+            try await outbound.write(Envelope.error(
+                .flowControl, "CREDIT of \(credit.credits) on request \(id) raises its credit above \(RequestStream.maxCredits)",
+                requestID: 0))
+            try await channel.channel.close()
         case .cancel:
             state.withLock { $0.requests[id] }?.cancel()
         default:

@@ -9,6 +9,10 @@ import WireProtocol
 ///
 /// What passes upward: the HELLO (once), requests, CREDIT and CANCEL. Authentication and WELCOME are the
 /// application's (they need the store, which never runs on an event loop).
+///
+/// Until its WELCOME goes out a connection counts against the server's ``HandshakeGate``: beyond the gate's
+/// limit a new connection is refused at once (`overloaded`), and one still without WELCOME after the gate's
+/// timeout is refused (`timeout`) and closed.
 public final class ProtocolHandler: ChannelDuplexHandler {
     public typealias InboundIn = Frame
     public typealias InboundOut = Envelope
@@ -26,9 +30,78 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     private var readPending = false
 
     private let statistics: ServerStatistics
+    private let handshake: HandshakeGate
+    /// Whether this connection has been counted in by the gate (it may have been refused instead).
+    private var handshakeStarted = false
+    /// Whether this connection is counted in the gate now: from its start to its WELCOME or its end.
+    private var inHandshake = false
+    private var handshakeTimer: Scheduled<Void>?
 
-    public init(statistics: ServerStatistics = ServerStatistics()) {
+    /// HELLO's `stream_credits` (PROTOCOL.md, handshake).
+    static let streamCreditRange: ClosedRange<UInt32> = 1...65_535
+    /// HELLO's `client_name`, in UTF-8 bytes.
+    static let maxClientNameBytes = 200
+
+    public init(
+        statistics: ServerStatistics = ServerStatistics(), handshake: HandshakeGate = HandshakeGate(limit: 256, timeout: .seconds(10))
+    ) {
         self.statistics = statistics
+        self.handshake = handshake
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startHandshake(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        startHandshake(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        endHandshake()
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        endHandshake()
+    }
+
+    /// Counts the connection in (or refuses it, past the gate's limit) and starts its handshake's clock.
+    private func startHandshake(context: ChannelHandlerContext) {
+        guard !handshakeStarted else { return }
+        handshakeStarted = true
+        guard handshake.enter() else {
+            return refuse(
+                context: context, .overloaded, "\(handshake.limit) connections are already in their handshake: try again later",
+                retryAfterMs: UInt32(clamping: handshake.timeout.nanoseconds / 1_000_000))
+        }
+        inHandshake = true
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        handshakeTimer = context.eventLoop.scheduleTask(in: handshake.timeout) {
+            bound.value.handler.handshakeTimedOut(context: bound.value.context)
+        }
+    }
+
+    private func handshakeTimedOut(context: ChannelHandlerContext) {
+        guard inHandshake else { return }
+        endHandshake()
+        refuse(context: context, .timeout, "the handshake did not complete within \(handshake.timeout.nanoseconds / 1_000_000) ms")
+    }
+
+    /// The connection leaves the gate: WELCOME went out, or it ended. Idempotent.
+    private func endHandshake() {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        if inHandshake {
+            inHandshake = false
+            handshake.leave()
+        }
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .welcome = unwrapOutboundIn(data).message { endHandshake() }
+        context.write(data, promise: promise)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -48,7 +121,8 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         guard frame.type == MessageType.hello.rawValue, frame.requestID == 0 else {
             return refuse(context: context, .handshakeRequired, "the first frame must be HELLO on request id 0")
         }
-        // The decoder admits the negotiated size; before WELCOME only 64 KiB is allowed.
+        // The server's decoder already holds the first frame to 64 KiB from its length bytes; this holds for
+        // any decoder.
         guard frame.payload.readableBytes <= FrameLimits.handshakeMaxPayload else {
             return refuse(
                 context: context, .frameTooLarge,
@@ -61,6 +135,11 @@ public final class ProtocolHandler: ChannelDuplexHandler {
             return refuse(context: context, error.code, error.description)
         }
         guard case .hello(let hello) = envelope.message else { return }
+        guard hello.magic == WireVersion.helloMagic else {
+            // Not a Tributary client: it gets no answer it could misread (PROTOCOL.md, HELLO's magic).
+            state = .closed
+            return context.close(promise: nil)
+        }
         if let refusal = Self.refusal(of: hello) {
             return refuse(context: context, refusal.code, refusal.message)
         }
@@ -68,11 +147,8 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         context.fireChannelRead(wrapInboundOut(envelope))
     }
 
-    /// Why this server cannot accept `hello`, if it cannot.
+    /// Why this server cannot accept `hello` (its magic already checked), if it cannot.
     static func refusal(of hello: Wire.Hello) -> (code: ErrorCode, message: String)? {
-        guard hello.magic == WireVersion.helloMagic else {
-            return (.malformedFrame, "HELLO magic 0x\(String(hello.magic, radix: 16)) is not \"TRBW\"")
-        }
         let ours = UInt16(WireVersion.supported.lowerBound)...UInt16(WireVersion.supported.upperBound)
         guard hello.minVersion <= hello.maxVersion, ours.overlaps(hello.minVersion...hello.maxVersion) else {
             return (
@@ -80,8 +156,21 @@ public final class ProtocolHandler: ChannelDuplexHandler {
                 "the client speaks versions \(hello.minVersion)-\(hello.maxVersion); this server speaks \(ours.lowerBound)-\(ours.upperBound)"
             )
         }
-        guard hello.streamCredits > 0 else {
-            return (.flowControl, "HELLO stream_credits must be at least 1")
+        let frameSizes = FrameLimits.minimumMaxPayload...FrameLimits.absoluteMaxPayload
+        guard frameSizes.contains(hello.maxFrameSize) else {
+            return (
+                .invalidMessage,
+                "HELLO max_frame_size \(hello.maxFrameSize) is out of range (\(frameSizes.lowerBound) to \(frameSizes.upperBound))"
+            )
+        }
+        guard streamCreditRange.contains(hello.streamCredits) else {
+            return (
+                .invalidMessage,
+                "HELLO stream_credits \(hello.streamCredits) is out of range (\(streamCreditRange.lowerBound) to \(streamCreditRange.upperBound))"
+            )
+        }
+        guard hello.clientName.utf8.count <= maxClientNameBytes else {
+            return (.invalidMessage, "HELLO client_name of \(hello.clientName.utf8.count) bytes is above \(maxClientNameBytes)")
         }
         return nil
     }
@@ -103,9 +192,13 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         case (.connection, .goAway) where envelope.requestID == 0:
             // The client is leaving: it sends nothing more, so its replies are what remains.
             break
+        case (.connection, .hello):
+            refuse(context: context, .handshakeRequired, "a second HELLO: the handshake is over")
         case (.connection, _):
             refuse(context: context, .invalidMessage, "\(type) is not allowed after the handshake or off request id 0")
-        case (.request, .echo(let echo)) where envelope.requestID != 0:
+        case (.request, _) where envelope.requestID == 0:
+            refuse(context: context, .duplicateRequestID, "\(type) on request id 0, the connection's own: a request needs another id")
+        case (.request, .echo(let echo)):
             // A round-trip probe: answered here, ahead of everything the application has queued.
             let reply = Envelope(requestID: envelope.requestID, flags: .final, message: .echoed(Wire.Echoed(payload: echo.payload)))
             context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
@@ -151,10 +244,10 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     }
 
     /// An ERROR on request id 0, then close: the connection cannot go on.
-    private func refuse(context: ChannelHandlerContext, _ code: ErrorCode, _ message: String) {
+    private func refuse(context: ChannelHandlerContext, _ code: ErrorCode, _ message: String, retryAfterMs: UInt32 = 0) {
         guard state != .closed else { return }
         state = .closed
-        let error = Envelope.error(code, message, requestID: 0)
+        let error = Envelope.error(code, message, requestID: 0, retryAfterMs: retryAfterMs)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(error)).whenComplete { _ in bound.value.close(promise: nil) }
     }

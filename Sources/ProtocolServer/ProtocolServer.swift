@@ -50,6 +50,7 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
         let maxPayload = configuration.maxFramePayload
         let buffered = configuration.maxBufferedBytes
         let statistics = service.statistics
+        let handshake = HandshakeGate(limit: configuration.maxHandshakingConnections, timeout: configuration.handshakeTimeout)
         let listener: NIOAsyncChannel<NIOAsyncChannel<Envelope, Envelope>, Never>
         do {
             listener = try await ServerBootstrap(group: group)
@@ -60,9 +61,10 @@ public final class ProtocolServer<Service: ProtocolService>: Sendable {
                 .bind(host: configuration.host, port: configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload)),
+                            // The HELLO is held to the handshake limit from its length bytes, before any buffering.
+                            ByteToMessageHandler(FrameDecoder(maxPayload: maxPayload, firstFrameMaxPayload: FrameLimits.handshakeMaxPayload)),
                             MessageToByteHandler(EnvelopeEncoder()),
-                            ProtocolHandler(statistics: statistics))
+                            ProtocolHandler(statistics: statistics, handshake: handshake))
                         // Inbound frames wait here; past the high mark the socket is not read.
                         return try NIOAsyncChannel<Envelope, Envelope>(
                             wrappingChannelSynchronously: channel,

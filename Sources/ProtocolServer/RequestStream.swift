@@ -22,13 +22,20 @@ public final class RequestStream: Sendable {
     /// True once the client cancelled the request or the connection is being torn down; checked by compute.
     public var isCancelled: Bool { state.withLock { $0.cancelled } }
 
-    func grant(_ credits: UInt32) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+    /// The most credit a stream may hold (PROTOCOL.md, flow control): a grant beyond it is a `flow_control` error.
+    public static let maxCredits: UInt64 = (1 << 31) - 1
+
+    /// Adds `credits`; false (and nothing added) when the stream's credit would exceed ``maxCredits``.
+    @discardableResult
+    func grant(_ credits: UInt32) -> Bool {
+        let (granted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, any Error>?) in
+            guard state.credits + UInt64(credits) <= Self.maxCredits else { return (false, nil) }
             state.credits += UInt64(credits)
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?.resume()
+        return granted
     }
 
     public func cancel() {

@@ -14,6 +14,13 @@ public struct ServerConfiguration: Sendable {
     public var maxBufferedBytes = 1 << 20
     /// How long shutdown waits for in-flight requests before cancelling them.
     public var drainTimeout: Duration = .seconds(10)
+    /// How long a connection may take from its opening to WELCOME (HELLO and authentication); then it is refused
+    /// with `timeout` and closed, so connections that never finish their handshake are not kept.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// Connections that may be in their handshake at once, across the server; a new one beyond it is refused at
+    /// once with `overloaded`. With the 64 KiB handshake frame limit, unauthenticated peers can hold at most this
+    /// many × 64 KiB of the server's memory.
+    public var maxHandshakingConnections = 256
     /// Event-loop threads (networking only: compute and storage run on the service's pools).
     public var eventLoopThreads = 1
     /// Whether anyone may create a contributor with an engine's `SignUp`; closed, it is refused with `permission_denied`.

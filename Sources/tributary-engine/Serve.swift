@@ -37,11 +37,23 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Generations that run at once (compute threads).")
     var computeThreads = 2
 
+    @Option(help: "Compute requests (generation, attribution, adapter loads) the engine holds, running or waiting; more are refused with overloaded.")
+    var computeQueue = ComputeLimits().maxQueued
+
+    @Option(help: "Compute requests one contributor may hold, running or waiting (anonymous connections share one such share); more are refused with overloaded.")
+    var computeQueuePerContributor = ComputeLimits().maxQueuedPerContributor
+
     @Option(help: "Microseconds within which streamed tokens go out together, in one write (0: each token at once).")
     var tokenFlushMicroseconds = 5000
 
     @Option(help: "Requests one connection may have open at once.")
     var maxConcurrentRequests = 64
+
+    @Option(help: "Seconds a connection may take from opening to WELCOME; then it is refused with timeout and closed.")
+    var handshakeSeconds = 10
+
+    @Option(help: "Connections that may be in their handshake at once; more are refused at once with overloaded.")
+    var maxHandshaking = ServerConfiguration(host: "", port: 0).maxHandshakingConnections
 
     @Option(help: "Seconds shutdown waits for in-flight requests before cancelling them.")
     var drainSeconds = 10
@@ -70,6 +82,12 @@ struct Serve: AsyncParsableCommand {
         }
         guard (1...4096).contains(jobSlots) else { throw ValidationError("--job-slots must be from 1 to 4096") }
         if let jobMemoryMib, jobMemoryMib < 1 || jobMemoryMib > 1 << 30 { throw ValidationError("--job-memory-mib must be from 1 to 2^30") }
+        guard computeQueue >= 1, computeQueuePerContributor >= 1 else {
+            throw ValidationError("--compute-queue and --compute-queue-per-contributor must be at least 1")
+        }
+        guard handshakeSeconds >= 1, maxHandshaking >= 1 else {
+            throw ValidationError("--handshake-seconds and --max-handshaking must be at least 1")
+        }
         guard tokenFlushMicroseconds >= 0 else { throw ValidationError("--token-flush-microseconds must be at least 0") }
         if coordinator != nil, (token ?? ProcessInfo.processInfo.environment["TRIBUTARY_TOKEN"] ?? "").isEmpty {
             throw ValidationError("--coordinator needs a contributor token: --token or TRIBUTARY_TOKEN")
@@ -88,6 +106,7 @@ struct Serve: AsyncParsableCommand {
             let store = try Store(directory: URL(fileURLWithPath: data))
             engine = Engine(
                 store: store, generator: try TextGenerator(folder: model), computeThreads: computeThreads,
+                computeLimits: ComputeLimits(maxQueued: computeQueue, maxQueuedPerContributor: computeQueuePerContributor),
                 tokenFlushInterval: .microseconds(tokenFlushMicroseconds))
         } catch {
             throw CommandFailure("\(error)")
@@ -98,6 +117,8 @@ struct Serve: AsyncParsableCommand {
         BLASRuntime.configure(computePools: computeThreads + (coordinator == nil ? 0 : jobSlots))
         var configuration = ServerConfiguration(host: host, port: port)
         configuration.maxConcurrentRequests = maxConcurrentRequests
+        configuration.handshakeTimeout = .seconds(handshakeSeconds)
+        configuration.maxHandshakingConnections = maxHandshaking
         configuration.drainTimeout = .seconds(drainSeconds)
         let server = try await EngineServer.bind(configuration, engine: engine, logger: logger)
         let agent = coordinator.flatMap(AgentConfiguration.hostAndPort).map { coordinator in

@@ -14,7 +14,9 @@ extension ProcessWideSuites { @Suite(.serialized) struct ReliabilityTests {
     static let mebibyte = 1 << 20
 
     @Test func sixtyFourClientsStreamInferenceWithoutErrorsAndBoundedMemory() async throws {
-        let server = try await TestServer.start()
+        // Sixty-four anonymous clients at once, within bounds their operator raised: by default anonymous
+        // connections together hold at most 16 compute requests (see ComputeQueueTests for the refusals).
+        let server = try await TestServer.start(computeLimits: ComputeLimits(maxQueued: 64, maxQueuedPerContributor: 64))
         let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let duration = Duration.seconds(3)
         let connections = try await withThrowingTaskGroup(of: TributaryConnection.self) { group in
@@ -77,7 +79,7 @@ extension ProcessWideSuites { @Suite(.serialized) struct ReliabilityTests {
         var flood = ByteBufferAllocator().buffer(capacity: 10 << 20)
         Envelope(requestID: 0, message: .hello(Wire.Hello(
             magic: WireVersion.helloMagic, minVersion: 1, maxVersion: 1, features: 0, authToken: "",
-            maxFrameSize: 1 << 20, streamCredits: 1 << 30, clientName: "silent"))).write(to: &flood)
+            maxFrameSize: 1 << 20, streamCredits: 65_535, clientName: "silent"))).write(to: &flood)
         for id in 1...64 { Envelope(requestID: UInt64(id), message: inferRequest("never read \(id)", maxTokens: 250)).write(to: &flood) }
         for opaque in 0..<400_000 { Envelope(requestID: 0, message: .ping(Wire.Ping(opaque: UInt64(opaque)))).write(to: &flood) }
         let statistics = server.server.engine.statistics
@@ -108,6 +110,38 @@ extension ProcessWideSuites { @Suite(.serialized) struct ReliabilityTests {
         }
         #expect(connections == 1)
         await other.close()
+        try await group.shutdownGracefully()
+        try await server.stop()
+    }
+
+    /// 300 unauthenticated connections each send a frame of 1 MB (under the server's post-handshake limit)
+    /// before any HELLO: each is refused from its length bytes and closed, and the server does not grow. (Before
+    /// the handshake limit was checked from the length, 500 such connections grew this process by 528 MiB.)
+    @Test func framesAboveTheHandshakeLimitBeforeHelloAreNotBuffered() async throws {
+        let server = try await TestServer.start { $0.maxHandshakingConnections = 10_000 }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let length = 1_000_000
+        var frame = ByteBufferAllocator().buffer(capacity: length + FrameLimits.headerSize)
+        frame.writeMultipleIntegers(UInt32(length), UInt8(1), MessageType.hello.rawValue, UInt16(0), UInt64(0), endianness: .big)
+        frame.writeRepeatingByte(0x41, count: length)
+        let baseline = residentBytes()
+        var connections: [RawConnection] = []
+        for _ in 0..<300 {
+            let raw = try await RawConnection.open(port: server.port, group: group)
+            // The same storage for every connection: the clients' side of this process does not grow.
+            raw.channel.writeAndFlush(frame, promise: nil)
+            connections.append(raw)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while clock.now < deadline, !connections.allSatisfy({ $0.received.snapshot.closed }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let grown = residentBytes() - baseline
+        #expect(connections.allSatisfy { $0.received.snapshot.closed })
+        #expect(connections.allSatisfy { errorReply($0.received.snapshot.envelopes.first)?.code == ErrorCode.frameTooLarge.rawValue })
+        #expect(grown < 32 * Self.mebibyte, "resident memory grew by \(grown / 1024) KiB")
+        for raw in connections { try? await raw.channel.close() }
         try await group.shutdownGracefully()
         try await server.stop()
     }

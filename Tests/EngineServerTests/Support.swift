@@ -32,17 +32,21 @@ struct TestServer {
     var port: Int { server.localPort }
 
     static func start(
-        computeThreads: Int = 2, generator: TextGenerator? = nil, configure: (inout ServerConfiguration) -> Void = { _ in }
+        computeThreads: Int = 2, computeLimits: ComputeLimits = ComputeLimits(), generator: TextGenerator? = nil,
+        logger: Logger? = nil, configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("engine-server-\(UUID().uuidString)")
         let store = try Store(directory: directory)
         let owner = try store.createContributor(displayName: "owner")
-        let engine = Engine(store: store, generator: try generator ?? randomGenerator(), computeThreads: computeThreads)
+        let engine = Engine(store: store, generator: try generator ?? randomGenerator(), computeThreads: computeThreads, computeLimits: computeLimits)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.drainTimeout = .seconds(5)
         configure(&configuration)
-        var logger = Logger(label: "test.engine")
-        logger.logLevel = .warning
+        let logger = logger ?? {
+            var logger = Logger(label: "test.engine")
+            logger.logLevel = .warning
+            return logger
+        }()
         let server = try await EngineServer.bind(configuration, engine: engine, logger: logger)
         let serving = Task { try await server.run() }
         return TestServer(

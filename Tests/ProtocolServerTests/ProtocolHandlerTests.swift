@@ -16,10 +16,34 @@ import WireProtocol
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7070)).wait()
     }
 
-    static func hello(minVersion: UInt16 = 1, maxVersion: UInt16 = 1, magic: UInt32 = WireVersion.helloMagic) -> Envelope {
+    static func hello(
+        minVersion: UInt16 = 1, maxVersion: UInt16 = 1, magic: UInt32 = WireVersion.helloMagic, maxFrameSize: UInt32 = 1 << 20,
+        streamCredits: UInt32 = 8, clientName: String = "test"
+    ) -> Envelope {
         Envelope(requestID: 0, message: .hello(Wire.Hello(
-            magic: magic, minVersion: minVersion, maxVersion: maxVersion, features: 0, authToken: "", maxFrameSize: 1 << 20,
-            streamCredits: 8, clientName: "test")))
+            magic: magic, minVersion: minVersion, maxVersion: maxVersion, features: 0, authToken: "", maxFrameSize: maxFrameSize,
+            streamCredits: streamCredits, clientName: clientName)))
+    }
+
+    static let welcome = Envelope(requestID: 0, message: .welcome(Wire.Welcome(
+        version: 1, features: 0, maxFrameSize: 1 << 20, maxConcurrentRequests: 64, contributor: nil, serverName: "test")))
+
+    /// A channel with a server's pipeline (the handshake limit on the first frame) and `gate`.
+    static func serverChannel(gate: HandshakeGate) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers(
+            ByteToMessageHandler(FrameDecoder(maxPayload: FrameLimits.absoluteMaxPayload, firstFrameMaxPayload: FrameLimits.handshakeMaxPayload)),
+            MessageToByteHandler(EnvelopeEncoder()), ProtocolHandler(handshake: gate))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7070)).wait()
+        return channel
+    }
+
+    static func errorCode(of channel: EmbeddedChannel) throws -> ErrorCode? {
+        guard var out = try channel.readOutbound(as: ByteBuffer.self),
+            let frame = try Frame.read(from: &out, maxPayload: FrameLimits.absoluteMaxPayload),
+            case .errorReply(let error) = try Envelope(decoding: frame).message
+        else { return nil }
+        return ErrorCode(rawValue: error.code)
     }
 
     func send(_ envelope: Envelope) throws {
@@ -73,7 +97,7 @@ import WireProtocol
         #expect(try channel.readInbound(as: Envelope.self) == nil)
         // Off request id 0 only, like any request.
         try send(Envelope(requestID: 0, message: .echo(Wire.Echo(payload: payload))))
-        #expect(errorCode(try written().first) == .invalidMessage)
+        #expect(errorCode(try written().first) == .duplicateRequestID)
         #expect(!channel.isActive)
     }
 
@@ -94,10 +118,113 @@ import WireProtocol
         #expect(!channel.isActive)
     }
 
-    @Test func aWrongMagicIsRefused() throws {
+    @Test func aWrongMagicIsClosedWithoutAnswering() throws {
         try send(Self.hello(magic: 0x4854_5450))
-        #expect(errorCode(try written().first) == .malformedFrame)
+        #expect(try written().isEmpty)
         #expect(!channel.isActive)
+        #expect(try channel.readInbound(as: Envelope.self) == nil)
+    }
+
+    /// HELLO's fields outside PROTOCOL.md's ranges: `invalid_message` naming the field, and the connection closed.
+    @Test(arguments: [
+        (hello: hello(maxFrameSize: 16), field: "max_frame_size"),
+        (hello: hello(maxFrameSize: 4095), field: "max_frame_size"),
+        (hello: hello(maxFrameSize: (1 << 24) + 1), field: "max_frame_size"),
+        (hello: hello(streamCredits: 0), field: "stream_credits"),
+        (hello: hello(streamCredits: 65_536), field: "stream_credits"),
+        (hello: hello(clientName: String(repeating: "n", count: 201)), field: "client_name"),
+    ])
+    func aHelloFieldOutOfRangeIsRefusedByName(hello: Envelope, field: String) throws {
+        try send(hello)
+        let replies = try written()
+        guard case .errorReply(let error) = replies.first?.message else {
+            Issue.record("expected ERROR, got \(replies)")
+            return
+        }
+        #expect(ErrorCode(rawValue: error.code) == .invalidMessage && replies.first?.requestID == 0)
+        #expect(error.message.contains(field), "\(error.message)")
+        #expect(!channel.isActive)
+        #expect(try channel.readInbound(as: Envelope.self) == nil)
+    }
+
+    @Test func theRangesEndsAreAccepted() throws {
+        try send(Self.hello(maxFrameSize: 4096, streamCredits: 65_535, clientName: String(repeating: "é", count: 100)))
+        #expect(try channel.readInbound(as: Envelope.self) != nil)
+        #expect(channel.isActive)
+    }
+
+    @Test func aSecondHelloIsHandshakeRequired() throws {
+        try send(Self.hello())
+        _ = try channel.readInbound(as: Envelope.self)
+        try send(Self.hello())
+        #expect(errorCode(try written().first) == .handshakeRequired)
+        #expect(!channel.isActive)
+        #expect(try channel.readInbound(as: Envelope.self) == nil)
+    }
+
+    @Test func aRequestOnRequestIdZeroIsDuplicateRequestID() throws {
+        try send(Self.hello())
+        _ = try channel.readInbound(as: Envelope.self)
+        try send(Envelope(requestID: 0, message: .health(Wire.Health())))
+        let replies = try written()
+        #expect(errorCode(replies.first) == .duplicateRequestID && replies.first?.requestID == 0)
+        #expect(!channel.isActive)
+        #expect(try channel.readInbound(as: Envelope.self) == nil)
+    }
+
+    /// A 16 MiB frame announced before HELLO, on a pipeline that admits 16 MiB after the handshake: refused from
+    /// its 4 length bytes with the handshake limit, and nothing passes up.
+    @Test func aHugeFrameBeforeHelloIsRefusedFromItsLength() throws {
+        let server = try Self.serverChannel(gate: HandshakeGate(limit: 4, timeout: .seconds(10)))
+        var header = server.allocator.buffer(capacity: 16)
+        header.writeMultipleIntegers(FrameLimits.absoluteMaxPayload, UInt8(1), MessageType.hello.rawValue, UInt16(0), UInt64(0), endianness: .big)
+        _ = try? server.writeInbound(header)
+        #expect(try Self.errorCode(of: server) == .frameTooLarge)
+        #expect(!server.isActive)
+        #expect(try server.readInbound(as: Envelope.self) == nil)
+    }
+
+    @Test func aHandshakeThatDoesNotFinishInTimeIsRefusedAndClosed() throws {
+        let gate = HandshakeGate(limit: 4, timeout: .seconds(2))
+        let silent = try Self.serverChannel(gate: gate)
+        let welcomed = try Self.serverChannel(gate: gate)
+        #expect(gate.handshaking == 2)
+        var hello = welcomed.allocator.buffer(capacity: 64)
+        Self.hello().write(to: &hello)
+        try welcomed.writeInbound(hello)
+        _ = try welcomed.readInbound(as: Envelope.self)
+        try welcomed.writeOutbound(Self.welcome)
+        #expect(gate.handshaking == 1)
+        silent.embeddedEventLoop.advanceTime(by: .milliseconds(1999))
+        #expect(silent.isActive)
+        silent.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(try Self.errorCode(of: silent) == .timeout)
+        #expect(!silent.isActive)
+        #expect(gate.handshaking == 0)
+        // A connection past its WELCOME has no handshake clock.
+        welcomed.embeddedEventLoop.advanceTime(by: .seconds(60))
+        #expect(welcomed.isActive)
+    }
+
+    @Test func connectionsBeyondTheHandshakeLimitAreRefusedAtOnce() throws {
+        let gate = HandshakeGate(limit: 2, timeout: .seconds(10))
+        let first = try Self.serverChannel(gate: gate)
+        let second = try Self.serverChannel(gate: gate)
+        let third = try Self.serverChannel(gate: gate)
+        var out = try #require(try third.readOutbound(as: ByteBuffer.self))
+        let refusal = try Envelope(decoding: #require(try Frame.read(from: &out, maxPayload: 1 << 20)))
+        guard case .errorReply(let error) = refusal.message else {
+            Issue.record("expected ERROR, got \(refusal)")
+            return
+        }
+        #expect(ErrorCode(rawValue: error.code) == .overloaded && refusal.requestID == 0 && error.retryAfterMs > 0)
+        #expect(!third.isActive)
+        #expect(first.isActive && second.isActive && gate.handshaking == 2)
+        // A connection that goes makes room.
+        try first.close().wait()
+        #expect(gate.handshaking == 1)
+        let fourth = try Self.serverChannel(gate: gate)
+        #expect(fourth.isActive && gate.handshaking == 2)
     }
 
     @Test func aMalformedPayloadOnARequestIdIsAnsweredThereAndTheConnectionGoesOn() throws {

@@ -24,4 +24,14 @@ import Testing
         await #expect(throws: CancellationError.self) { _ = try await waiting.value }
         await #expect(throws: CancellationError.self) { _ = try await stream.takeCredits(upTo: 1) }
     }
+
+    /// PROTOCOL.md: a CREDIT that would raise a stream's credit above 2^31 - 1 is refused, and adds nothing.
+    @Test func creditBeyondTwoToTheThirtyOneIsRefused() async throws {
+        let stream = RequestStream(requestID: 9, credits: 1)
+        #expect(stream.grant(UInt32(RequestStream.maxCredits) - 1))
+        #expect(!stream.grant(1))
+        #expect(!stream.grant(UInt32.max))
+        #expect(try await stream.takeCredits(upTo: Int.max) == Int(RequestStream.maxCredits))
+        #expect(stream.grant(UInt32(RequestStream.maxCredits)))
+    }
 }

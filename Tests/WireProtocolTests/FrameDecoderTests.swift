@@ -56,6 +56,30 @@ struct FrameDecoderTests {
         #expect(try channel.finish().isClean)
     }
 
+    /// A server's first frame (HELLO) is held to the handshake limit from its 4 length bytes, whatever the
+    /// post-handshake limit: a 16 MiB announcement is refused with nothing of it buffered.
+    @Test func theFirstFrameHasTheHandshakeLimitFromItsFourBytes() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(
+            maxPayload: FrameLimits.absoluteMaxPayload, firstFrameMaxPayload: FrameLimits.handshakeMaxPayload)))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(FrameLimits.absoluteMaxPayload)
+        #expect(throws: WireError.frameTooLarge(length: FrameLimits.absoluteMaxPayload, limit: FrameLimits.handshakeMaxPayload)) {
+            try channel.writeInbound(buffer)
+        }
+        _ = try? channel.finish()
+    }
+
+    @Test func afterTheFirstFrameTheNegotiatedLimitApplies() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maxPayload: 1 << 20, firstFrameMaxPayload: 4096)))
+        let small = Envelope(requestID: 0, message: .ping(.init(opaque: 7)))
+        let large = Envelope(requestID: 1, message: .exportChunk(.init(jsonl: Array(repeating: 0x61, count: 100_000))))
+        try channel.writeInbound(small.frameBytes)
+        try channel.writeInbound(large.frameBytes)
+        #expect(try Envelope(decoding: #require(try channel.readInbound(as: Frame.self))) == small)
+        #expect(try Envelope(decoding: #require(try channel.readInbound(as: Frame.self))) == large)
+        #expect(try channel.finish().isClean)
+    }
+
     @Test func badHeadersAreRefusedBeforeThePayloadArrives() throws {
         for (header, error) in [
             ([0, 0, 0, 100, 2, 3, 0, 0] + [UInt8](repeating: 0, count: 8), WireError.unsupportedVersion(2)),
