@@ -226,8 +226,18 @@ public enum HumanText {
 
     public static func verification(_ verification: Wire.LedgerVerification) -> String {
         let head = verification.head.map { ", head \($0.seq) \(hexString($0.hash))" } ?? ""
-        guard let broken = verification.broken else { return "ledger intact: \(verification.checked) entries checked\(head)" }
+        guard let broken = verification.broken else {
+            return "ledger intact: \(verification.checked) entries checked\(head); balances \(verification.balances), "
+                + "deposits \(verification.deposits)"
+        }
         return "ledger BROKEN at entry \(broken.seq) (\(broken.kind.catalogueName)): \(broken.reason); \(verification.checked) entries checked\(head)"
+    }
+
+    public static func deposited(_ deposited: Wire.Deposited, key: String) -> String {
+        let entry = deposited.entry
+        let account = entry.contributor.map { "contributor \($0)" } ?? "protocol"
+        return (deposited.replayed ? "already deposited (key \(key)): " : "deposited: ")
+            + "\(entry.amount) to \(account), ledger entry \(entry.seq) \(short(entry.hash)); balance \(deposited.balance)"
     }
 
     public static func health(_ health: Wire.HealthStatus, address: ServerAddress) -> String {

@@ -68,7 +68,7 @@ struct FixtureError: Error, CustomStringConvertible {
 func attributedInfer(_ prompt: String, adapter: AdapterID, method: Wire.AttributionMethod, fee: Int64, topRecords: UInt32 = 3) -> Message {
     .infer(Wire.Infer(
         adapter: adapter.rawValue, prompt: prompt, maxTokens: 6, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [],
-        method: method, topRecords: topRecords, fee: fee))
+        method: method, topRecords: topRecords, fee: fee, idempotencyKey: ""))
 }
 
 /// Every reply of one request, in order, up to its FINAL one.

@@ -67,7 +67,7 @@ struct FlywheelIntegrationTests {
             var frames: [Message] = []
             for try await frame in try await writer.stream(.infer(Wire.Infer(
                 adapter: adapter, prompt: "Braised beef", maxTokens: 12, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [],
-                method: .gradcos, topRecords: 3, fee: 1_000)))
+                method: .gradcos, topRecords: 3, fee: 1_000, idempotencyKey: "")))
             {
                 frames.append(frame)
             }
