@@ -100,8 +100,9 @@ public enum LedgerBreak: Hashable, Sendable, CustomStringConvertible {
     /// The chain ends before an anchor's seq: it was truncated.
     case anchorMissing(seq: Int64)
     /// The chain's hashes hold but its money does not: at `seq` an inference's entries do not net to zero
-    /// against its fee, an account goes negative, or (at the head) the stored balances or their sum differ from
-    /// what the entries add up to. Money was minted or destroyed by an edit.
+    /// against its fee, an account goes negative, a deposit has no operator's deposit request, or (at
+    /// the head) the stored balances or their sum differ from what the entries add up to. Money was minted or
+    /// destroyed by an edit.
     case unbalanced(seq: Int64, reason: String)
 
     /// The entry named.
@@ -383,6 +384,7 @@ private struct Conservation {
     /// Entries before this seq were written before accounts began (`ledger_accounts_epoch`).
     let epoch: Int64
     let inferenceStatement: Statement
+    let depositStatement: Statement
     let db: Database
     /// By `account_balance.contributor_id`: 0 for the protocol.
     var balances: [Int64: Int64] = [:]
@@ -397,6 +399,7 @@ private struct Conservation {
         self.db = db
         epoch = try Int64.fetchOne(db, sql: "SELECT first_seq FROM ledger_accounts_epoch WHERE id = 1") ?? 1
         inferenceStatement = try db.makeStatement(sql: "SELECT fee, payer_id FROM inference WHERE id = ?")
+        depositStatement = try db.makeStatement(sql: "SELECT operator_id FROM deposit_request WHERE ledger_seq = ?")
     }
 
     /// Takes the next entry, whose hash is good; returns the break it shows, if any.
@@ -421,6 +424,11 @@ private struct Conservation {
             guard entry.inferenceID == nil, entry.contributorID != nil, entry.subjectContributorID != nil,
                 (1...MoneyBounds.maximumDeposit).contains(entry.amount)
             else { return unbalanced("a deposit credits a contributor 1 to \(MoneyBounds.maximumDeposit), made by an operator") }
+            // Money enters only through Store.deposit, which checked the operator's role then (a role may change
+            // later): its request row names the operator the entry names.
+            guard try Int64.fetchOne(depositStatement, arguments: [seq]) == entry.subjectContributorID else {
+                return unbalanced("deposit of \(entry.amount) has no deposit request from contributor \(entry.subjectContributorID ?? 0)")
+            }
             let (total, overflow) = deposits.addingReportingOverflow(entry.amount)
             guard !overflow, total <= MoneyBounds.maximumTotalDeposits else {
                 return unbalanced("deposits pass \(MoneyBounds.maximumTotalDeposits)")
