@@ -84,7 +84,8 @@ as() {
 # ---------------------------------------------------------------- 1. the network
 
 heading "1. A coordinator and two engines on loopback"
-operator=$("$BIN/tributary-engine" contributor add --data "$DATA" --name operator --json)
+# The operator holds the data directory: their role lets them credit accounts (tributary ledger deposit).
+operator=$("$BIN/tributary-engine" contributor add --data "$DATA" --name operator --role operator --json)
 TOKEN[operator]=$(field token <<<"$operator")
 start coordinator "$BIN/tributary-coordinator" --port 0 --json --data "$DATA" --heartbeat-seconds 1
 coordinator_port=$(port_of coordinator)
@@ -161,6 +162,11 @@ as dave index watch "$index_job"
 # ---------------------------------------------------------------- 4. serving, attribution, rewards
 
 heading "7. erin streams inference, one prompt per domain, and pays for each"
+# Fees are paid from an account: the operator credits erin's first (sent twice with one key: credited once).
+for attempt in 1 2; do
+    as operator ledger deposit --contributor "${ID[erin]}" --amount 10000000 --memo "erin's prepaid credit" \
+        --idempotency-key demo-erin-credit
+done
 as operator adapter load "$adapter"
 declare -A PROMPT=(
     [recipes]="Braised beef shin with garlic"
@@ -225,6 +231,10 @@ if [[ $EVALUATE == 1 ]]; then
         "$([[ $retrain_engines == *engine-a* && $retrain_engines == *engine-b* ]] && echo true)"
 fi
 check "the ledger verifies" "$("$BIN/tributary" ledger verify --json | field broken | grep -qx None && echo true)"
+verification=$("$BIN/tributary" ledger verify --json)
+deposits=$(field deposits <<<"$verification")
+check "money is conserved: the balances sum to the deposits ($deposits micro-units, erin's credit once)" \
+    "$([[ $deposits == 10000000 && $(field balances <<<"$verification") == "$deposits" ]] && echo true)"
 say ""
 say "balances (micro-units):"
 "$BIN/tributary" ledger balances --json | python3 -c '
