@@ -50,9 +50,10 @@ struct Infer: ClientCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate from a prompt, printing tokens as they arrive, then the usage, the attribution and the reward split.",
         discussion: """
-            With --json, one JSON object per frame ("type": token, infer_end, attribution, reward_split), after a first \
-            object ("type": "request") that carries the request's idempotency_key. A paid request sent again with the same \
-            --idempotency-key, on any connection, is charged once and gets the original inference and reward split.
+            With --json, one JSON object per frame ("type": token, infer_end, attribution, reward_split); a request with an \
+            idempotency key (every paid one) starts with an object ("type": "request") that carries it. A paid request sent \
+            again with the same --idempotency-key, on any connection, is charged once and gets the original inference and \
+            reward split.
             """)
 
     @Option(help: "The prompt.") var prompt: String
@@ -78,7 +79,7 @@ struct Infer: ClientCommand {
             stop: stop, method: try catalogueValue(method, of: Wire.AttributionMethod.self, option: "--method"), topRecords: top, fee: fee,
             idempotencyKey: key)
         let json = options.json
-        if json {
+        if json, !key.isEmpty {
             print(WireJSON.line(["type": "request", "idempotency_key": key] as [String: Any]))
         } else if !key.isEmpty {
             FileHandle.standardError.write(Data("idempotency key \(key) (retry with --idempotency-key to be charged once)\n".utf8))
