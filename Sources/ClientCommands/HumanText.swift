@@ -218,7 +218,9 @@ public enum HumanText {
             ["seq", "kind", "account", "amount", "inference", "hash", "memo"],
             entries.map {
                 [
-                    "\($0.seq)", $0.kind.catalogueName, $0.contributor.map { "contributor \($0)" } ?? "protocol", "\($0.amount)",
+                    // A fee payment is a debit: shown with its sign.
+                    "\($0.seq)", $0.kind.catalogueName, $0.contributor.map { "contributor \($0)" } ?? "protocol",
+                    $0.kind == .feePayment ? "-\($0.amount)" : "\($0.amount)",
                     $0.inference.map(String.init) ?? "", short($0.hash), $0.memo,
                 ]
             })

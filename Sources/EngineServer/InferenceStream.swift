@@ -128,7 +128,9 @@ struct InferenceStream {
         if let payer {
             // A retry under a recorded key passes (it is charged once, already); otherwise the balance must cover it.
             let (fee, key) = (request.fee, idempotencyKey)
-            _ = try await engine.withStore { try $0.authorizePayment(of: fee, by: payer, idempotencyKey: key) }
+            _ = try await engine.withStore {
+                try $0.authorizePayment(of: fee, by: payer, on: AdapterID(adapter), idempotencyKey: key)
+            }
         }
     }
 

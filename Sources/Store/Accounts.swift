@@ -91,13 +91,16 @@ extension Store {
         }
     }
 
-    /// Checks, before any work is done for it, that `payer` can pay `fee` for a request with `idempotencyKey`:
-    /// returns the inference already recorded under the key (a retry, charged once already), or nil when the
-    /// balance covers the fee. Recording re-checks the balance in its own transaction.
+    /// Checks, before any work is done for it, that `payer` can pay `fee` for a request on `adapter` with
+    /// `idempotencyKey`: returns the inference already recorded under the key (a retry, charged once already), or
+    /// nil when the balance covers the fee. Recording re-checks the balance in its own transaction.
     ///
     /// - Throws: ``StoreError/invalidFee(_:)``, ``StoreError/insufficientFunds(payer:balance:fee:)``,
-    ///   ``StoreError/contributorNotFound(_:)``, ``StoreError/invalidInference(_:)`` for a malformed key.
-    public func authorizePayment(of fee: Int64, by payer: ContributorID, idempotencyKey: String?) throws -> InferenceID? {
+    ///   ``StoreError/contributorNotFound(_:)``, ``StoreError/invalidInference(_:)`` for a malformed key,
+    ///   ``StoreError/idempotencyKeyReused(key:reason:)`` when the key names a request for another fee or adapter.
+    public func authorizePayment(
+        of fee: Int64, by payer: ContributorID, on adapter: AdapterID? = nil, idempotencyKey: String?
+    ) throws -> InferenceID? {
         guard (0...MoneyBounds.maximumFee).contains(fee) else { throw StoreError.invalidFee(fee) }
         if let idempotencyKey, !Self.isValidKey(idempotencyKey) { throw StoreError.invalidInference(Self.keyRule) }
         return try read { db in
@@ -107,6 +110,12 @@ extension Store {
                     db, sql: "SELECT id FROM inference WHERE payer_id = ? AND idempotency_key = ?",
                     arguments: [payer, idempotencyKey])
             {
+                let original = try Self.fetchInference(db, existing)
+                guard original.fee == fee, adapter == nil || original.adapter == adapter else {
+                    throw StoreError.idempotencyKeyReused(
+                        key: idempotencyKey,
+                        reason: "it paid \(original.fee) for inference \(original.id.rawValue) on \(original.adapter)")
+                }
                 return existing
             }
             let balance = try Self.balance(db, of: .contributor(payer))

@@ -66,6 +66,11 @@ extension ProcessWideSuites {
             #expect(try store.inferenceCount() == 1)
             #expect(try store.ledgerHead() == head)
             #expect(try store.balance(of: .contributor(payer)) == afterFirst)
+            // The key with another fee names another request: refused before any token.
+            let changed = await repliesAndError(try await retryConnection.stream(
+                attributedInfer(prompt, adapter: fixture.adapter, method: .gradcos, fee: 2_000_000, idempotencyKey: "order-17")))
+            #expect(changed.replies.isEmpty && changed.error?.errorCode == .failedPrecondition)
+            #expect(changed.error?.message.hasPrefix("idempotency key \"order-17\" was already used") == true)
             await retryConnection.close()
 
             // The forecaster earned a share, but not 10 units: refused before generation, nothing written.

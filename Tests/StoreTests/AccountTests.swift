@@ -131,7 +131,13 @@ struct AccountTests {
         #expect(try f.store.balance(of: .contributor(erin)) == balance)
         #expect(throws: StoreError.inferenceNotFound("\"conn-b/7\"")) { try f.store.inference(requestID: "conn-b/7") }
 
-        // The same key for a different fee is a different request.
+        // The same key for a different fee or adapter is a different request, refused before any work too.
+        #expect(throws: StoreError.idempotencyKeyReused(key: "retry-me", reason: "it paid 5000 for inference 1 on adapter 1")) {
+            _ = try f.store.authorizePayment(of: 6_000, by: erin, idempotencyKey: "retry-me")
+        }
+        #expect(throws: StoreError.idempotencyKeyReused(key: "retry-me", reason: "it paid 5000 for inference 1 on adapter 1")) {
+            _ = try f.store.authorizePayment(of: 5_000, by: erin, on: AdapterID(2), idempotencyKey: "retry-me")
+        }
         retry.fee = 6_000
         try expectRefusal(
             f.store, .idempotencyKeyReused(key: "retry-me", reason: "it paid 5000 for inference 1 on adapter 1")
