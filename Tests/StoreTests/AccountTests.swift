@@ -242,6 +242,63 @@ struct AccountTests {
     }
 }
 
+@Suite("Accounts: a ledger from before accounts")
+struct AccountsMigrationTests {
+    /// A database at `v4-roles` whose one paid inference was credited with no payer (as every fee was then).
+    @Test func feesCreditedBeforeAccountsCountAsMintedAndTheLedgerStillBalances() throws {
+        let directory = try TemporaryDirectory()
+        do {
+            let queue = try DatabaseQueue(path: directory.url.appendingPathComponent("tributary.sqlite").path)
+            try Schema.migrator.migrate(queue, upTo: "v4-roles")
+            try queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO contributor (display_name, token_hash, created_at) VALUES ('Old', randomblob(32), 0);
+                    INSERT INTO adapter (name, owner_id, base_model_hash, training_version_count, created_at)
+                        VALUES ('old', 1, '\(baseModelHash)', 1, 0);
+                    INSERT INTO inference (request_id, adapter_id, prompt_output_hash, method, fee, contributors_bp, owner_bp,
+                                           protocol_bp, penalty_threshold, penalty_keep_bp, created_at)
+                        VALUES ('old-1', 1, zeroblob(32), 'datainf', 100, 7000, 2000, 1000, 3, 5000, 0);
+                    """)
+                var previous = ChainEncoding.genesisHash
+                for (seq, kind, account, amount) in [
+                    (Int64(1), LedgerEntryKind.contributorShare, LedgerAccount.contributor(ContributorID(1)), Int64(70)),
+                    (2, .ownerShare, .contributor(ContributorID(1)), 20), (3, .protocolShare, .protocol, 10),
+                ] {
+                    var entry = LedgerEntry(
+                        seq: seq, createdAtMillis: 0, kind: kind, account: account, amount: amount, inference: InferenceID(1),
+                        subject: nil, memo: "", prevHash: previous, hash: Data())
+                    entry.hash = ChainEncoding.hash(entry)
+                    try db.execute(
+                        sql: """
+                            INSERT INTO ledger_entry (seq, created_at, kind, account, contributor_id, amount, inference_id,
+                                                      subject_contributor_id, memo, prev_hash, hash)
+                            VALUES (?, 0, ?, ?, ?, ?, 1, NULL, '', ?, ?)
+                            """,
+                        arguments: [seq, kind.rawValue, account.columnValue, account == .protocol ? nil : Int64(1), amount,
+                                    entry.prevHash, entry.hash])
+                    previous = entry.hash
+                }
+            }
+        }
+        let store = try Store(directory: directory.url)
+        #expect(try store.appliedMigrations().last == "v5-accounts")
+        #expect(try store.balances() == [.contributor(ContributorID(1)): 90, .protocol: 10])
+        var verification = try store.verifyLedger()
+        #expect(verification.isValid, "\(verification)")
+        #expect(verification.mintedBeforeAccounts == 100 && verification.deposits == 0 && verification.balances == 100)
+        #expect(try store.inference(requestID: "old-1").payer == nil)
+
+        // Accounts from here on: a deposit, and the sums still hold.
+        let treasurer = try store.createContributor(displayName: "Treasurer", role: .operator).contributor.id
+        _ = try store.deposit(1_000, to: ContributorID(1), by: treasurer, idempotencyKey: "first")
+        verification = try store.verifyLedger()
+        #expect(verification.isValid && verification.deposits == 1_000 && verification.balances == 1_100)
+        #expect(verification.description.hasSuffix("balances 1100 = deposits 1000 + 100 credited before accounts"))
+        let audit = try store.audit()
+        #expect(audit.isConsistent, "\(audit)")
+    }
+}
+
 @Suite("Accounts: tampering with money")
 struct MoneyTamperTests {
     @Test func aStoredBalanceEditedToMintMoneyIsCaught() throws {
