@@ -84,8 +84,9 @@ as() {
 # ---------------------------------------------------------------- 1. the network
 
 heading "1. A coordinator and two engines on loopback"
-# Made through the data directory: an operator (drains any engine, lists them) and the engines' credential
-# (role engine: the coordinator registers engines only with such a token, and binds each engine's name to it).
+# Made through the data directory: an operator (credits accounts with `tributary ledger deposit`, drains any
+# engine) and the engines' credential (role engine: the coordinator registers engines only with such a token, and
+# binds each engine's name to it).
 operator=$("$BIN/tributary-engine" contributor add --data "$DATA" --name operator --role operator --json)
 TOKEN[operator]=$(field token <<<"$operator")
 engines=$("$BIN/tributary-engine" contributor add --data "$DATA" --name engines --role engine --json)
@@ -165,6 +166,11 @@ as dave index watch "$index_job"
 # ---------------------------------------------------------------- 4. serving, attribution, rewards
 
 heading "7. erin streams inference, one prompt per domain, and pays for each"
+# Fees are paid from an account: the operator credits erin's first (sent twice with one key: credited once).
+for attempt in 1 2; do
+    as operator ledger deposit --contributor "${ID[erin]}" --amount 10000000 --memo "erin's prepaid credit" \
+        --idempotency-key demo-erin-credit
+done
 as operator adapter load "$adapter"
 declare -A PROMPT=(
     [recipes]="Braised beef shin with garlic"
@@ -229,6 +235,10 @@ if [[ $EVALUATE == 1 ]]; then
         "$([[ $retrain_engines == *engine-a* && $retrain_engines == *engine-b* ]] && echo true)"
 fi
 check "the ledger verifies" "$("$BIN/tributary" ledger verify --json | field broken | grep -qx None && echo true)"
+verification=$("$BIN/tributary" ledger verify --json)
+deposits=$(field deposits <<<"$verification")
+check "money is conserved: the balances sum to the deposits ($deposits micro-units, erin's credit once)" \
+    "$([[ $deposits == 10000000 && $(field balances <<<"$verification") == "$deposits" ]] && echo true)"
 say ""
 say "balances (micro-units):"
 "$BIN/tributary" ledger balances --json | python3 -c '

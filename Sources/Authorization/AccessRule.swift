@@ -63,6 +63,7 @@ public enum AccessRule: String, CaseIterable, Sendable {
         case .jobStatus, .jobEvents: .jobViewer
         case .jobCancel: .jobSubmitter
         case .engineRegister, .engineHeartbeat, .engineDrain: .engineCredential
+        case .deposit: .operator
         default: nil
         }
     }

@@ -85,7 +85,7 @@ public struct Authorizer: Sendable {
             }
         case (.operator, _):
             let id = try contributor(caller, "\(request.type) needs an operator")
-            guard try store.isOperator(id) else { throw RequestFailure(.permissionDenied, "\(request.type) needs an operator") }
+            guard try store.isOperator(id) else { throw RequestFailure(.permissionDenied, "\(request.type) needs an operator: \(id) is not one") }
         default:
             throw RequestFailure(.internal, "no access check for \(request.type) under the rule \"\(rule.rawValue)\"")
         }

@@ -215,6 +215,10 @@ extension ClientSession {
         try await call(.ledgerVerify(Wire.LedgerVerify(anchors: anchors))) { if case .ledgerVerification(let r) = $0 { r } else { nil } }
     }
 
+    public func deposit(_ request: Wire.Deposit) async throws(ClientFailure) -> Wire.Deposited {
+        try await call(.deposit(request)) { if case .deposited(let r) = $0 { r } else { nil } }
+    }
+
     public func health() async throws(ClientFailure) -> Wire.HealthStatus {
         try await call(.health(Wire.Health())) { if case .healthStatus(let r) = $0 { r } else { nil } }
     }

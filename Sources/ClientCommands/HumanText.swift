@@ -236,7 +236,9 @@ public enum HumanText {
             ["seq", "kind", "account", "amount", "inference", "hash", "memo"],
             entries.map {
                 [
-                    "\($0.seq)", $0.kind.catalogueName, $0.contributor.map { "contributor \($0)" } ?? "protocol", "\($0.amount)",
+                    // A fee payment is a debit: shown with its sign.
+                    "\($0.seq)", $0.kind.catalogueName, $0.contributor.map { "contributor \($0)" } ?? "protocol",
+                    $0.kind == .feePayment ? "-\($0.amount)" : "\($0.amount)",
                     $0.inference.map(String.init) ?? "", short($0.hash), $0.memo,
                 ]
             })
@@ -244,8 +246,18 @@ public enum HumanText {
 
     public static func verification(_ verification: Wire.LedgerVerification) -> String {
         let head = verification.head.map { ", head \($0.seq) \(hexString($0.hash))" } ?? ""
-        guard let broken = verification.broken else { return "ledger intact: \(verification.checked) entries checked\(head)" }
+        guard let broken = verification.broken else {
+            return "ledger intact: \(verification.checked) entries checked\(head); balances \(verification.balances), "
+                + "deposits \(verification.deposits)"
+        }
         return "ledger BROKEN at entry \(broken.seq) (\(broken.kind.catalogueName)): \(broken.reason); \(verification.checked) entries checked\(head)"
+    }
+
+    public static func deposited(_ deposited: Wire.Deposited, key: String) -> String {
+        let entry = deposited.entry
+        let account = entry.contributor.map { "contributor \($0)" } ?? "protocol"
+        return (deposited.replayed ? "already deposited (key \(key)): " : "deposited: ")
+            + "\(entry.amount) to \(account), ledger entry \(entry.seq) \(short(entry.hash)); balance \(deposited.balance)"
     }
 
     public static func health(_ health: Wire.HealthStatus, address: ServerAddress) -> String {

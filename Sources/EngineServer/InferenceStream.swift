@@ -8,6 +8,10 @@ import WireProtocol
 /// then INFER_END carries the usage. A CANCEL stops generation after its current token and still ends with
 /// INFER_END (stop reason `cancelled`). With a method other than `off` the output is then attributed, recorded
 /// and (for a fee) paid through the adapter's gradient index: ATTRIBUTION, then for a fee REWARD_SPLIT.
+///
+/// A fee is charged to the connection's contributor: their balance must cover it before a token is generated
+/// (recording checks it again, in the transaction that debits it). The request's idempotency key, when not empty,
+/// makes a retry on any connection get the original inference and split, charged once.
 struct InferenceStream {
     let engine: Engine
     let request: Wire.Infer
@@ -16,6 +20,11 @@ struct InferenceStream {
     /// The inference's request id in the store: unique to this connection and request, so that a paid output
     /// is recorded, and paid, once.
     let storeRequestID: String
+
+    /// The request's idempotency key; nil when it sent none (the empty string).
+    private var idempotencyKey: String? { request.idempotencyKey.isEmpty ? nil : request.idempotencyKey }
+    /// Whose account the inference is recorded against: the caller, when it pays or names a key.
+    private var payer: ContributorID? { request.fee > 0 || idempotencyKey != nil ? contributor : nil }
 
     func run() async throws {
         let method = ScorerKind(request.method)
@@ -86,9 +95,21 @@ struct InferenceStream {
         try await settle(result, adapter: AdapterID(adapterID), method: method)
     }
 
-    /// Refuses, before any generation, an attribution or fee this engine cannot honour.
+    /// Refuses, before any generation, an attribution or fee this engine cannot honour, or the caller cannot pay.
     private func checkAttribution(_ method: ScorerKind?) async throws {
-        guard request.fee >= 0 else { throw RequestFailure(.invalidArgument, "fee must be at least 0, got \(request.fee)") }
+        guard (0...MoneyBounds.maximumFee).contains(request.fee) else {
+            throw RequestFailure(
+                .invalidArgument, "fee must be 0 to \(MoneyBounds.maximumFee) micro-units, got \(request.fee)")
+        }
+        if let key = idempotencyKey {
+            guard key.utf8.count <= MoneyBounds.maximumKeyBytes, !key.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw RequestFailure(
+                    .invalidArgument, "idempotency_key must be at most \(MoneyBounds.maximumKeyBytes) bytes, without control characters")
+            }
+            guard contributor != nil else {
+                throw RequestFailure(.unauthenticated, "an idempotency key is the caller's: connect with a contributor token")
+            }
+        }
         guard let method else {
             guard request.fee == 0 else {
                 throw RequestFailure(.invalidArgument, "a fee is split by attribution: send a method other than off")
@@ -105,18 +126,25 @@ struct InferenceStream {
         guard indexed else {
             throw RequestFailure(.failedPrecondition, "adapter \(adapter) has no gradient index: run an index job for it first")
         }
+        if let payer {
+            // A retry under a recorded key passes (it is charged once, already); otherwise the balance must cover it.
+            let (fee, key) = (request.fee, idempotencyKey)
+            _ = try await engine.withStore {
+                try $0.authorizePayment(of: fee, by: payer, on: AdapterID(adapter), idempotencyKey: key)
+            }
+        }
     }
 
     /// Attributes the output on the compute pool, records it (and splits its fee), then ATTRIBUTION and, for a
     /// fee, REWARD_SPLIT; the last one is FINAL.
     private func settle(_ result: GenerationResult, adapter: AdapterID, method: ScorerKind) async throws {
         let pipeline = engine.pipeline
-        let (request, requestID) = (request, storeRequestID)
+        let (request, requestID, payer, key) = (request, storeRequestID, payer, idempotencyKey)
         let bucket = ComputeBucket(contributor)
         let (attribution, receipt) = try await engine.withCompute(for: bucket) {
             try pipeline.settle(
                 requestID: requestID, adapter: adapter, prompt: request.prompt, output: result.text, completion: result.tokens,
-                method: method, fee: request.fee)
+                method: method, fee: request.fee, payer: payer, idempotencyKey: key)
         }
         let reply = Message.attribution(try await engine.wireAttribution(
             attribution.listing(top: Int(request.topRecords)), method: request.method, inference: receipt.inference.id))

@@ -150,6 +150,24 @@ struct RequestRouter: Sendable {
                     .sorted { ($0.contributor ?? -1) < ($1.contributor ?? -1) }
             }
             try await replier.finish(.balances(Wire.Balances(balances: balances)))
+        case .deposit(let deposit):
+            let depositor = try requireContributor()
+            guard deposit.contributor > 0 else {
+                throw RequestFailure(.invalidArgument, "contributor must be a contributor id (1 or more), got \(deposit.contributor)")
+            }
+            guard (1...MoneyBounds.maximumDeposit).contains(deposit.amount) else {
+                throw RequestFailure(
+                    .invalidArgument, "amount must be 1 to \(MoneyBounds.maximumDeposit) micro-units, got \(deposit.amount)")
+            }
+            // The store checks the role first, in the transaction that writes: a refusal writes nothing.
+            let receipt = try await engine.withStore {
+                try $0.deposit(
+                    deposit.amount, to: ContributorID(deposit.contributor), by: depositor, memo: deposit.memo,
+                    idempotencyKey: deposit.idempotencyKey)
+            }
+            try await replier.finish(
+                .deposited(Wire.Deposited(
+                    entry: Wire.LedgerEntry(receipt.entry), balance: receipt.balance, replayed: receipt.isReplay)))
         case .ledgerEntries(let query):
             let entries = try await engine.withStore { store -> [LedgerEntry] in
                 if let inference = query.inference {

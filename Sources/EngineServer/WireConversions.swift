@@ -70,6 +70,8 @@ extension Wire.LedgerEntry {
             case .ownerShare: .ownerShare
             case .protocolShare: .protocolShare
             case .penaltyForfeit: .penaltyForfeit
+            case .deposit: .deposit
+            case .feePayment: .feePayment
             case .penalty: .penalty
             }
         self.init(
@@ -104,10 +106,13 @@ extension Wire.LedgerVerification {
                 case .malformed(let seq, _): (.malformed, seq)
                 case .anchorMismatch(let seq): (.anchorMismatch, seq)
                 case .anchorMissing(let seq): (.anchorMissing, seq)
+                case .unbalanced(let seq, _): (.unbalanced, seq)
                 }
             return Wire.LedgerBreak(kind: kind, seq: failure.seq, found: found, reason: failure.description)
         }
-        self.init(checked: UInt64(verification.entriesChecked), head: verification.head.map(Wire.LedgerHead.init), broken: broken)
+        self.init(
+            checked: UInt64(verification.entriesChecked), head: verification.head.map(Wire.LedgerHead.init), broken: broken,
+            deposits: verification.deposits, balances: verification.balances)
     }
 }
 
@@ -172,6 +177,7 @@ extension Wire.Attribution {
 extension Wire.RewardSplit {
     /// A paid inference's split, from what the store recorded and appended.
     init(_ receipt: InferenceReceipt) {
+        // Each total is a part of the fee (at most MoneyBounds.maximumFee): no overflow.
         func total(_ kind: LedgerEntryKind) -> Int64 { receipt.entries.filter { $0.kind == kind }.reduce(0) { $0 + $1.amount } }
         let inference = receipt.inference
         // A fee above 0 always appends at least one entry; an empty head would say the ledger is empty.

@@ -32,12 +32,13 @@ public struct RequestFailure: Error, Sendable {
         case .contributorNotFound, .datanetNotFound, .recordNotFound, .versionNotFound, .adapterNotFound,
             .inferenceNotFound, .jobNotFound:
             .notFound
-        case .notDatanetOwner, .contributionNotPermitted, .datanetNotReadable, .notAdapterOwner, .notJobOwner: .permissionDenied
+        case .notDatanetOwner, .contributionNotPermitted, .datanetNotReadable, .notAdapterOwner, .notJobOwner, .notOperator:
+            .permissionDenied
         case .datanetNameTaken, .duplicateRecord, .duplicateRequest, .checkpointExists, .metricExists,
             .recordAlreadyFlagged:
             .alreadyExists
         case .nothingToPublish, .recordAlreadyReviewed, .jobNotRunnable, .jobAlreadyFinished, .staleJobLease,
-            .schemaTooNew:
+            .schemaTooNew, .insufficientFunds, .depositLimitReached, .idempotencyKeyReused:
             .failedPrecondition
         case .recordTooLarge: .tooLarge
         default: .invalidArgument

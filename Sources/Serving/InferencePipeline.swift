@@ -76,10 +76,12 @@ public struct InferencePipeline: Sendable {
     }
 
     /// Records the inference with its record shares (positive scores over the whole index) and, for a fee
-    /// above 0, splits the fee on the ledger. A request id is recorded once: a retry is never paid twice.
+    /// above 0, debits it from `payer` and splits it on the ledger. A request id is recorded once, and so is a
+    /// payer's idempotency key: a retry is never paid twice, and a retry under the same key gets the original
+    /// inference and split back (``InferenceReceipt/isReplay``) while the attribution is this output's.
     public func settle(
         requestID: String, adapter: AdapterID, prompt: String, output: String, completion: [Int], method: ScorerKind,
-        fee: Int64
+        fee: Int64, payer: ContributorID?, idempotencyKey: String? = nil
     ) throws -> (attribution: OutputAttribution, receipt: InferenceReceipt) {
         let full = try attribute(adapter: adapter, prompt: prompt, completion: completion, method: method, topRecords: .max)
         var shares: [RecordID: Double] = [:]
@@ -92,7 +94,7 @@ public struct InferencePipeline: Sendable {
         let receipt = try store.recordInference(
             NewInference(
                 requestID: requestID, adapter: adapter, promptOutputHash: InferenceHash.of(prompt: prompt, output: output),
-                method: method.rawValue, fee: fee, recordShares: shares))
+                method: method.rawValue, fee: fee, recordShares: shares, payer: payer, idempotencyKey: idempotencyKey))
         return (full, receipt)
     }
 }

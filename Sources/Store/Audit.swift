@@ -15,7 +15,8 @@ public struct StoreAudit: Sendable, CustomStringConvertible {
 
 extension Store {
     /// Checks the whole store in one snapshot: SQLite's `integrity_check` and `foreign_key_check`; the ledger
-    /// chain; that each paid inference's ledger entries sum to its fee and match its contributor payouts; that
+    /// chain and the conservation of money (``Store/verifyLedger(anchors:)``); that each paid inference's
+    /// credits sum to its fee and match its contributor payouts; that
     /// each version holds its record count and its manifest hash; that each record's content hash matches its
     /// content.
     public func audit() throws -> StoreAudit {
@@ -29,18 +30,20 @@ extension Store {
             let ledger = try Self.verifyLedger(db, anchors: [])
             if let broken = ledger.firstBreak { problems.append("ledger: \(broken)") }
 
-            // Each inference's entries sum to its fee, and contributors were credited what the shares say.
+            // Each inference's credits sum to its fee (its debit is verifyLedger's), and contributors were credited
+            // what the shares say. Bounded: an inference's credits add up to its fee, at most MoneyBounds.maximumFee.
             for row in try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT i.id, i.fee, (SELECT coalesce(sum(amount), 0) FROM ledger_entry l WHERE l.inference_id = i.id) AS paid
+                    SELECT i.id, i.fee, (SELECT coalesce(sum(amount), 0) FROM ledger_entry l
+                                          WHERE l.inference_id = i.id AND l.kind <> 'fee_payment') AS paid
                     FROM inference i WHERE paid <> i.fee
                     """)
             {
                 let id: Int64 = try row.decode(forColumn: "id")
                 let fee: Int64 = try row.decode(forColumn: "fee")
                 let paid: Int64 = try row.decode(forColumn: "paid")
-                problems.append("inference \(id): ledger entries sum to \(paid), fee is \(fee)")
+                problems.append("inference \(id): ledger credits sum to \(paid), fee is \(fee)")
             }
             for row in try Row.fetchAll(
                 db,

@@ -62,8 +62,21 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidShares(String)
     /// Attribution named a record that is in none of the datanet versions the adapter was trained on.
     case recordNotInTrainingData(record: RecordID, adapter: AdapterID)
+    /// A fee is 0 to ``MoneyBounds/maximumFee`` micro-units.
     case invalidFee(Int64)
     case invalidPolicy(String)
+
+    // Accounts
+    /// Only operators credit accounts (docs/SECURITY.md): `contributor` is not one.
+    case notOperator(ContributorID)
+    /// A deposit's amount is outside 1 to ``MoneyBounds/maximumDeposit``, or its memo or key is malformed.
+    case invalidDeposit(String)
+    /// The deposit would take the sum of all deposits past ``MoneyBounds/maximumTotalDeposits``.
+    case depositLimitReached(total: Int64, amount: Int64)
+    /// The payer's balance does not cover the fee; nothing was generated, recorded or charged.
+    case insufficientFunds(payer: ContributorID, balance: Int64, fee: Int64)
+    /// An idempotency key already names a different request of the same payer (or operator).
+    case idempotencyKeyReused(key: String, reason: String)
 
     // Jobs
     case jobNotFound(JobID)
@@ -120,7 +133,15 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidShares(let why): "invalid attribution shares: \(why)"
         case .recordNotInTrainingData(let record, let adapter):
             "\(record) is not in any datanet version \(adapter) was trained on"
-        case .invalidFee(let fee): "invalid fee \(fee): fees are non-negative integers in micro-units"
+        case .invalidFee(let fee):
+            "invalid fee \(fee): fees are integers from 0 to \(MoneyBounds.maximumFee) micro-units"
+        case .notOperator(let id): "\(id) is not an operator: only operators may credit accounts"
+        case .invalidDeposit(let why): "invalid deposit: \(why)"
+        case .depositLimitReached(let total, let amount):
+            "deposit refused: deposits total \(total), and \(amount) more would pass the limit of "
+                + "\(MoneyBounds.maximumTotalDeposits) micro-units"
+        case .insufficientFunds(let payer, let balance, let fee): "insufficient funds: balance \(balance), fee \(fee) (\(payer))"
+        case .idempotencyKeyReused(let key, let reason): "idempotency key \"\(key)\" was already used: \(reason)"
         case .invalidPolicy(let why): "invalid policy: \(why)"
         case .jobNotFound(let id): "unknown \(id)"
         case .invalidJob(let why): "invalid job: \(why)"

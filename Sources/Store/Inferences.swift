@@ -12,14 +12,20 @@ public struct NewInference: Sendable {
     public var promptOutputHash: Data
     /// The attribution method, e.g. `"datainf"`, `"tracin"`, `"grad-cos"` (1 to 64 bytes of `a-z 0-9 . _ -`).
     public var method: String
-    /// The fee paid, in micro-units; 0 for an unpaid inference (recorded, no ledger entries).
+    /// The fee paid, in micro-units, 0 to ``MoneyBounds/maximumFee``; 0 for an unpaid inference (recorded, no
+    /// ledger entries).
     public var fee: Int64
     /// Attribution shares by record, as the attribution engine produced them. Normalised by their sum.
     public var recordShares: [RecordID: Double]
+    /// Whose account pays the fee; required when the fee is above 0.
+    public var payer: ContributorID?
+    /// The payer's key for this request (1 to 200 bytes, no control characters): the same payer's same key is
+    /// recorded and charged once, whatever the request id, and recording it again returns the original.
+    public var idempotencyKey: String?
 
     public init(
         requestID: String, adapter: AdapterID, promptOutputHash: Data, method: String, fee: Int64,
-        recordShares: [RecordID: Double]
+        recordShares: [RecordID: Double], payer: ContributorID? = nil, idempotencyKey: String? = nil
     ) {
         self.requestID = requestID
         self.adapter = adapter
@@ -27,6 +33,8 @@ public struct NewInference: Sendable {
         self.method = method
         self.fee = fee
         self.recordShares = recordShares
+        self.payer = payer
+        self.idempotencyKey = idempotencyKey
     }
 }
 
@@ -78,6 +86,10 @@ public struct InferenceRecord: Hashable, Sendable {
     public var promptOutputHash: Data
     public var method: String
     public var fee: Int64
+    /// Who paid the fee (nil when it was not paid, or was credited before accounts began).
+    public var payer: ContributorID?
+    /// The payer's idempotency key, if the request carried one.
+    public var idempotencyKey: String?
     /// The policies in force when it was recorded.
     public var feePolicy: FeePolicy
     public var penaltyPolicy: PenaltyPolicy
@@ -90,17 +102,24 @@ public struct InferenceRecord: Hashable, Sendable {
     public var datanetShares: [DatanetShare]
 }
 
-/// What ``Store/recordInference(_:)`` wrote.
+/// What ``Store/recordInference(_:)`` wrote (or, for a replayed idempotency key, had written).
 public struct InferenceReceipt: Hashable, Sendable {
     public var inference: InferenceRecord
-    /// The ledger entries, in order: contributor shares and penalty forfeits by contributor id, then the owner's
-    /// share, then the protocol's. Zero amounts get no entry. Their amounts sum to the fee.
+    /// The ledger entries, in order: the payer's fee payment (a debit of the fee), then contributor shares and
+    /// penalty forfeits by contributor id, then the owner's share, then the protocol's. Zero amounts get no entry.
+    /// The credits sum to the fee, so the entries net to zero.
     public var entries: [LedgerEntry]
+    /// True when the payer's idempotency key was already recorded: this is the original, nothing was written.
+    public var isReplay: Bool = false
 }
 
 extension Store {
     /// Records an inference, its attribution to records, contributors and datanets, and, when it was paid,
-    /// the split of its fee on the ledger, all in one transaction.
+    /// the debit of its fee from the payer and the split of the fee on the ledger, all in one transaction.
+    ///
+    /// The payer's balance is checked in the transaction: a payer who cannot cover the fee is refused and nothing
+    /// is written. With an idempotency key already recorded for the payer, nothing is written either: the
+    /// original inference comes back (``InferenceReceipt/isReplay``), provided it was for the same adapter and fee.
     ///
     /// Every record must be in a datanet version the adapter was trained on. The fee is split by the store's
     /// ``StoreConfiguration/feePolicy`` and ``StoreConfiguration/penaltyPolicy`` as ``FeeSplitter`` describes;
@@ -108,7 +127,9 @@ extension Store {
     ///
     /// - Throws: ``StoreError/invalidInference(_:)``, ``StoreError/invalidFee(_:)``,
     ///   ``StoreError/invalidShares(_:)``, ``StoreError/duplicateRequest(_:)``, ``StoreError/adapterNotFound(_:)``,
-    ///   ``StoreError/recordNotFound(_:)``, ``StoreError/recordNotInTrainingData(record:adapter:)``.
+    ///   ``StoreError/recordNotFound(_:)``, ``StoreError/recordNotInTrainingData(record:adapter:)``,
+    ///   ``StoreError/contributorNotFound(_:)`` for an unknown payer,
+    ///   ``StoreError/insufficientFunds(payer:balance:fee:)``, ``StoreError/idempotencyKeyReused(key:reason:)``.
     public func recordInference(_ spec: NewInference) throws -> InferenceReceipt {
         let requestID = spec.requestID
         guard !requestID.isEmpty, requestID.utf8.count <= 200, !Validation.containsControlCharacters(requestID) else {
@@ -122,15 +143,44 @@ extension Store {
             methodBytes.allSatisfy({ Validation.isLowerAlnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
                 || $0 == UInt8(ascii: "-") })
         else { throw StoreError.invalidInference("method must be 1 to 64 characters from a-z, 0-9, '.', '_', '-'") }
-        guard spec.fee >= 0 else { throw StoreError.invalidFee(spec.fee) }
+        guard (0...MoneyBounds.maximumFee).contains(spec.fee) else { throw StoreError.invalidFee(spec.fee) }
+        guard spec.fee == 0 || spec.payer != nil else {
+            throw StoreError.invalidInference("a fee of \(spec.fee) needs a payer: fees are debited from an account")
+        }
+        if let key = spec.idempotencyKey {
+            guard spec.payer != nil else { throw StoreError.invalidInference("an idempotency key is scoped to a payer") }
+            guard Self.isValidKey(key) else { throw StoreError.invalidInference(Self.keyRule) }
+        }
         let normalised = try FeeSplitter.normalize(spec.recordShares)
         let feePolicy = configuration.feePolicy
         let penaltyPolicy = configuration.penaltyPolicy
         let now = nowMillis()
 
         return try write { db in
+            if let payer = spec.payer { try Self.requireContributor(db, payer) }
+            if let payer = spec.payer, let key = spec.idempotencyKey,
+                let existing = try InferenceID.fetchOne(
+                    db, sql: "SELECT id FROM inference WHERE payer_id = ? AND idempotency_key = ?", arguments: [payer, key])
+            {
+                let original = try Self.fetchInference(db, existing)
+                guard original.adapter == spec.adapter, original.fee == spec.fee else {
+                    throw StoreError.idempotencyKeyReused(
+                        key: key, reason: "it paid \(original.fee) for inference \(original.id.rawValue) on \(original.adapter)")
+                }
+                let entries = try Row.fetchAll(
+                    db, sql: "SELECT * FROM ledger_entry WHERE inference_id = ? ORDER BY seq", arguments: [existing]
+                ).map(Self.entry(from:))
+                return InferenceReceipt(inference: original, entries: entries, isReplay: true)
+            }
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM inference WHERE request_id = ?", arguments: [requestID]) != nil {
                 throw StoreError.duplicateRequest(requestID)
+            }
+            if let payer = spec.payer, spec.fee > 0 {
+                // Checked again when the debit is appended; refusing here writes nothing.
+                let balance = try Self.balance(db, of: .contributor(payer))
+                guard balance >= spec.fee else {
+                    throw StoreError.insufficientFunds(payer: payer, balance: balance, fee: spec.fee)
+                }
             }
             let owner = try Self.fetchAdapterOwner(db, spec.adapter)
 
@@ -175,13 +225,14 @@ extension Store {
             try db.execute(
                 sql: """
                     INSERT INTO inference (request_id, adapter_id, prompt_output_hash, method, fee, contributors_bp,
-                                           owner_bp, protocol_bp, penalty_threshold, penalty_keep_bp, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                           owner_bp, protocol_bp, penalty_threshold, penalty_keep_bp, created_at,
+                                           payer_id, idempotency_key)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     requestID, spec.adapter, spec.promptOutputHash, spec.method, spec.fee,
                     feePolicy.contributorsBasisPoints, feePolicy.ownerBasisPoints, feePolicy.protocolBasisPoints,
-                    penaltyPolicy.thresholdPoints, penaltyPolicy.keepBasisPoints, now,
+                    penaltyPolicy.thresholdPoints, penaltyPolicy.keepBasisPoints, now, spec.payer, spec.idempotencyKey,
                 ])
             let inference = InferenceID(db.lastInsertedRowID)
             let insertRecordShare = try db.makeStatement(
@@ -220,6 +271,8 @@ extension Store {
                 head = LedgerHead(seq: entry.seq, hash: entry.hash)
                 entries.append(entry)
             }
+            // The payer first: the credits below add up to exactly this debit.
+            if let payer = spec.payer { try append(.feePayment, .contributor(payer), spec.fee) }
             for payout in split.contributors {
                 try append(.contributorShare, .contributor(payout.contributor), payout.paid)
                 if payout.isPenalised && payout.forfeited > 0 {
@@ -280,7 +333,8 @@ extension Store {
         return InferenceRecord(
             id: id, requestID: try row.decode(forColumn: "request_id"), adapter: try row.decode(forColumn: "adapter_id"),
             promptOutputHash: try row.decode(forColumn: "prompt_output_hash"), method: try row.decode(forColumn: "method"),
-            fee: try row.decode(forColumn: "fee"),
+            fee: try row.decode(forColumn: "fee"), payer: try row.decode(forColumn: "payer_id"),
+            idempotencyKey: try row.decode(forColumn: "idempotency_key"),
             feePolicy: FeePolicy(
                 contributorsBasisPoints: try row.decode(forColumn: "contributors_bp"),
                 ownerBasisPoints: try row.decode(forColumn: "owner_bp"),

@@ -17,6 +17,9 @@ enum Schema {
         migrator.registerMigration("v4-roles") { db in
             try db.execute(sql: v4Roles)
         }
+        migrator.registerMigration("v5-accounts") { db in
+            try db.execute(sql: v5Accounts)
+        }
         migrator.registerMigration("v6-engine-bindings") { db in
             try db.execute(sql: v6EngineBindings)
         }
@@ -373,6 +376,58 @@ enum Schema {
     static let v4Roles = """
         ALTER TABLE contributor ADD COLUMN role TEXT NOT NULL DEFAULT 'contributor'
             CHECK (role IN ('contributor', 'operator', 'engine'));
+        """
+
+    /// Accounts that balance (docs/STORE.md, "Accounts"). Money enters only by an operator's `deposit` entry; a paid
+    /// inference's `fee_payment` entry debits its payer by the fee its credits add up to. `account_balance` holds each
+    /// account's balance, kept in the transaction that appends the entries and never negative, so a balance is read
+    /// without summing the ledger (a sum over a long history could overflow; a balance cannot: see ``MoneyBounds``).
+    /// `ledger_accounts_epoch` remembers where the ledger stood when accounts began: fees recorded before it were
+    /// credited without a payer, and conservation counts them as minted before accounts.
+    static let v5Accounts = """
+        CREATE TABLE account_balance (
+            account TEXT NOT NULL CHECK (account IN ('protocol', 'contributor')),
+            contributor_id INTEGER NOT NULL,
+            balance INTEGER NOT NULL CHECK (balance BETWEEN 0 AND 1000000000000000000),
+            PRIMARY KEY (account, contributor_id),
+            CHECK ((account = 'protocol') = (contributor_id = 0))
+        ) STRICT, WITHOUT ROWID;
+        CREATE TRIGGER account_balance_no_delete BEFORE DELETE ON account_balance
+        BEGIN SELECT RAISE(ABORT, 'accounts are never deleted'); END;
+        INSERT INTO account_balance (account, contributor_id, balance)
+            SELECT account, coalesce(contributor_id, 0), sum(amount) FROM ledger_entry
+            GROUP BY account, contributor_id;
+
+        CREATE TABLE ledger_accounts_epoch (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            first_seq INTEGER NOT NULL CHECK (first_seq >= 1)
+        ) STRICT;
+        INSERT INTO ledger_accounts_epoch (id, first_seq) SELECT 1, coalesce(max(seq), 0) + 1 FROM ledger_entry;
+        CREATE TRIGGER ledger_accounts_epoch_no_update BEFORE UPDATE ON ledger_accounts_epoch
+        BEGIN SELECT RAISE(ABORT, 'the accounts epoch is fixed'); END;
+        CREATE TRIGGER ledger_accounts_epoch_no_delete BEFORE DELETE ON ledger_accounts_epoch
+        BEGIN SELECT RAISE(ABORT, 'the accounts epoch is fixed'); END;
+
+        CREATE TABLE deposit_request (
+            operator_id INTEGER NOT NULL REFERENCES contributor(id),
+            idempotency_key TEXT NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+            ledger_seq INTEGER NOT NULL UNIQUE REFERENCES ledger_entry(seq),
+            PRIMARY KEY (operator_id, idempotency_key)
+        ) STRICT, WITHOUT ROWID;
+        CREATE TRIGGER deposit_request_no_update BEFORE UPDATE ON deposit_request
+        BEGIN SELECT RAISE(ABORT, 'deposit requests are append-only'); END;
+        CREATE TRIGGER deposit_request_no_delete BEFORE DELETE ON deposit_request
+        BEGIN SELECT RAISE(ABORT, 'deposit requests are append-only'); END;
+
+        ALTER TABLE inference ADD COLUMN payer_id INTEGER REFERENCES contributor(id);
+        ALTER TABLE inference ADD COLUMN idempotency_key TEXT
+            CHECK (idempotency_key IS NULL OR length(idempotency_key) BETWEEN 1 AND 200);
+        CREATE UNIQUE INDEX inference_by_payer_key ON inference(payer_id, idempotency_key)
+            WHERE idempotency_key IS NOT NULL;
+        CREATE TRIGGER inference_fee_bounded BEFORE INSERT ON inference
+        WHEN NEW.fee > 1000000000000000 OR (NEW.fee > 0 AND NEW.payer_id IS NULL)
+          OR (NEW.idempotency_key IS NOT NULL AND NEW.payer_id IS NULL)
+        BEGIN SELECT RAISE(ABORT, 'a fee is at most 10^15 micro-units and is paid by a payer'); END;
         """
 
     /// Engine names bound to the credential that first registered them: another credential cannot register an engine

@@ -77,7 +77,9 @@ extension Wire {
         case ownerShare = 1
         case protocolShare = 2
         case penaltyForfeit = 3
-        case penalty = 4
+        case deposit = 4
+        case feePayment = 5
+        case penalty = 6
         public static let wireName = "LedgerEntryKind"
     }
 
@@ -88,6 +90,7 @@ extension Wire {
         case malformed = 3
         case anchorMismatch = 4
         case anchorMissing = 5
+        case unbalanced = 6
         public static let wireName = "LedgerBreakKind"
     }
 
@@ -1595,7 +1598,8 @@ extension Wire {
         public var method: AttributionMethod
         public var topRecords: UInt32
         public var fee: Int64
-        public init(adapter: Int64?, prompt: String, maxTokens: UInt32, temperature: Float, topK: UInt32, topP: Float, seed: UInt64, stop: [String], method: AttributionMethod, topRecords: UInt32, fee: Int64) {
+        public var idempotencyKey: String
+        public init(adapter: Int64?, prompt: String, maxTokens: UInt32, temperature: Float, topK: UInt32, topP: Float, seed: UInt64, stop: [String], method: AttributionMethod, topRecords: UInt32, fee: Int64, idempotencyKey: String) {
             self.adapter = adapter
             self.prompt = prompt
             self.maxTokens = maxTokens
@@ -1607,6 +1611,7 @@ extension Wire {
             self.method = method
             self.topRecords = topRecords
             self.fee = fee
+            self.idempotencyKey = idempotencyKey
         }
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
             adapter = try .init(from: &buffer, field: "adapter")
@@ -1620,6 +1625,7 @@ extension Wire {
             method = try .init(from: &buffer, field: "method")
             topRecords = try .init(from: &buffer, field: "top_records")
             fee = try .init(from: &buffer, field: "fee")
+            idempotencyKey = try .init(from: &buffer, field: "idempotency_key")
         }
         public func write(to buffer: inout ByteBuffer) {
             adapter.write(to: &buffer)
@@ -1633,6 +1639,7 @@ extension Wire {
             method.write(to: &buffer)
             topRecords.write(to: &buffer)
             fee.write(to: &buffer)
+            idempotencyKey.write(to: &buffer)
         }
         public static let type = MessageType.infer
     }
@@ -1980,22 +1987,80 @@ extension Wire {
         public var checked: UInt64
         public var head: LedgerHead?
         public var broken: LedgerBreak?
-        public init(checked: UInt64, head: LedgerHead?, broken: LedgerBreak?) {
+        public var deposits: Int64
+        public var balances: Int64
+        public init(checked: UInt64, head: LedgerHead?, broken: LedgerBreak?, deposits: Int64, balances: Int64) {
             self.checked = checked
             self.head = head
             self.broken = broken
+            self.deposits = deposits
+            self.balances = balances
         }
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
             checked = try .init(from: &buffer, field: "checked")
             head = try .init(from: &buffer, field: "head")
             broken = try .init(from: &buffer, field: "broken")
+            deposits = try .init(from: &buffer, field: "deposits")
+            balances = try .init(from: &buffer, field: "balances")
         }
         public func write(to buffer: inout ByteBuffer) {
             checked.write(to: &buffer)
             head.write(to: &buffer)
             broken.write(to: &buffer)
+            deposits.write(to: &buffer)
+            balances.write(to: &buffer)
         }
         public static let type = MessageType.ledgerVerification
+    }
+
+    /// 0x66, request.
+    public struct Deposit: WireMessage {
+        public var contributor: Int64
+        public var amount: Int64
+        public var memo: String
+        public var idempotencyKey: String
+        public init(contributor: Int64, amount: Int64, memo: String, idempotencyKey: String) {
+            self.contributor = contributor
+            self.amount = amount
+            self.memo = memo
+            self.idempotencyKey = idempotencyKey
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            contributor = try .init(from: &buffer, field: "contributor")
+            amount = try .init(from: &buffer, field: "amount")
+            memo = try .init(from: &buffer, field: "memo")
+            idempotencyKey = try .init(from: &buffer, field: "idempotency_key")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            contributor.write(to: &buffer)
+            amount.write(to: &buffer)
+            memo.write(to: &buffer)
+            idempotencyKey.write(to: &buffer)
+        }
+        public static let type = MessageType.deposit
+    }
+
+    /// 0x67, reply.
+    public struct Deposited: WireMessage {
+        public var entry: LedgerEntry
+        public var balance: Int64
+        public var replayed: Bool
+        public init(entry: LedgerEntry, balance: Int64, replayed: Bool) {
+            self.entry = entry
+            self.balance = balance
+            self.replayed = replayed
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            entry = try .init(from: &buffer, field: "entry")
+            balance = try .init(from: &buffer, field: "balance")
+            replayed = try .init(from: &buffer, field: "replayed")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            entry.write(to: &buffer)
+            balance.write(to: &buffer)
+            replayed.write(to: &buffer)
+        }
+        public static let type = MessageType.deposited
     }
 
     /// 0x70, request.
@@ -2361,6 +2426,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
     case ledgerPage = 0x63
     case ledgerVerify = 0x64
     case ledgerVerification = 0x65
+    case deposit = 0x66
+    case deposited = 0x67
     case health = 0x70
     case healthStatus = 0x71
     case stats = 0x72
@@ -2382,8 +2449,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable {
         switch self {
         case .hello, .welcome, .ping, .pong, .goAway: .connection
         case .credit, .cancel, .errorReply: .control
-        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .penaltyList, .ledgerBalances, .ledgerEntries, .ledgerVerify, .health, .stats, .echo, .engineRegister, .engineHeartbeat, .engineList, .engineDrain, .datanetGrant: .request
-        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .penaltyListing, .balances, .ledgerPage, .ledgerVerification, .healthStatus, .statsReport, .echoed, .engineRegistered, .heartbeatAck, .engineListing, .datanetGrants: .reply
+        case .datanetCreate, .contribute, .review, .publish, .export, .signUp, .datanetList, .recordList, .jobSubmit, .jobStatus, .jobEvents, .jobCancel, .adapterList, .adapterLoad, .adapterUnload, .infer, .attribute, .curate, .penaltyList, .ledgerBalances, .ledgerEntries, .ledgerVerify, .deposit, .health, .stats, .echo, .engineRegister, .engineHeartbeat, .engineList, .engineDrain, .datanetGrant: .request
+        case .datanetInfo, .recordInfo, .versionInfo, .exportChunk, .exportEnd, .signedUp, .datanetListing, .recordListing, .jobInfo, .jobEvent, .adapterListing, .adapterState, .token, .inferEnd, .attribution, .rewardSplit, .curationReport, .penaltyListing, .balances, .ledgerPage, .ledgerVerification, .deposited, .healthStatus, .statsReport, .echoed, .engineRegistered, .heartbeatAck, .engineListing, .datanetGrants: .reply
         }
     }
 
@@ -2449,6 +2516,8 @@ public enum Message: Sendable, Equatable {
     case ledgerPage(Wire.LedgerPage)
     case ledgerVerify(Wire.LedgerVerify)
     case ledgerVerification(Wire.LedgerVerification)
+    case deposit(Wire.Deposit)
+    case deposited(Wire.Deposited)
     case health(Wire.Health)
     case healthStatus(Wire.HealthStatus)
     case stats(Wire.Stats)
@@ -2518,6 +2587,8 @@ public enum Message: Sendable, Equatable {
         case .ledgerPage: .ledgerPage
         case .ledgerVerify: .ledgerVerify
         case .ledgerVerification: .ledgerVerification
+        case .deposit: .deposit
+        case .deposited: .deposited
         case .health: .health
         case .healthStatus: .healthStatus
         case .stats: .stats
@@ -2590,6 +2661,8 @@ public enum Message: Sendable, Equatable {
         case .ledgerPage: .ledgerPage(try .init(from: &buffer, field: "LedgerPage"))
         case .ledgerVerify: .ledgerVerify(try .init(from: &buffer, field: "LedgerVerify"))
         case .ledgerVerification: .ledgerVerification(try .init(from: &buffer, field: "LedgerVerification"))
+        case .deposit: .deposit(try .init(from: &buffer, field: "Deposit"))
+        case .deposited: .deposited(try .init(from: &buffer, field: "Deposited"))
         case .health: .health(try .init(from: &buffer, field: "Health"))
         case .healthStatus: .healthStatus(try .init(from: &buffer, field: "HealthStatus"))
         case .stats: .stats(try .init(from: &buffer, field: "Stats"))
@@ -2661,6 +2734,8 @@ public enum Message: Sendable, Equatable {
         case .ledgerPage(let message): message.write(to: &buffer)
         case .ledgerVerify(let message): message.write(to: &buffer)
         case .ledgerVerification(let message): message.write(to: &buffer)
+        case .deposit(let message): message.write(to: &buffer)
+        case .deposited(let message): message.write(to: &buffer)
         case .health(let message): message.write(to: &buffer)
         case .healthStatus(let message): message.write(to: &buffer)
         case .stats(let message): message.write(to: &buffer)

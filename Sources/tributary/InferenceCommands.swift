@@ -49,7 +49,12 @@ struct AdapterCommand: AsyncParsableCommand {
 struct Infer: ClientCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate from a prompt, printing tokens as they arrive, then the usage, the attribution and the reward split.",
-        discussion: "With --json, one JSON object per frame (\"type\": token, infer_end, attribution, reward_split).")
+        discussion: """
+            With --json, one JSON object per frame ("type": token, infer_end, attribution, reward_split); a request with an \
+            idempotency key (every paid one) starts with an object ("type": "request") that carries it. A paid request sent \
+            again with the same --idempotency-key, on any connection, is charged once and gets the original inference and \
+            reward split.
+            """)
 
     @Option(help: "The prompt.") var prompt: String
     @Option(help: "The adapter's id (default: the base model).") var adapter: Int64?
@@ -62,13 +67,23 @@ struct Infer: ClientCommand {
     @Option(help: "The attribution method: off, datainf, tracin, gradcos or fisher.") var method = "off"
     @Option(help: "How many of the most influential records to return.") var top: UInt32 = 10
     @Option(help: "A fee in micro-units, charged to you and split among the contributors (needs a token).") var fee: Int64 = 0
+    @Option(help: "Charge a retry once: the key of the request to retry (default for a fee: a fresh random key, shown).")
+    var idempotencyKey: String?
     @OptionGroup var options: ClientOptions
 
     func execute(_ settings: ClientSettings) async throws(ClientFailure) {
+        // A paid request always carries a key, so that whoever retries it can name it.
+        let key = idempotencyKey ?? (fee > 0 ? "cli-\(UUID().uuidString.lowercased())" : "")
         let request = Wire.Infer(
             adapter: adapter, prompt: prompt, maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP, seed: seed,
-            stop: stop, method: try catalogueValue(method, of: Wire.AttributionMethod.self, option: "--method"), topRecords: top, fee: fee)
+            stop: stop, method: try catalogueValue(method, of: Wire.AttributionMethod.self, option: "--method"), topRecords: top, fee: fee,
+            idempotencyKey: key)
         let json = options.json
+        if json, !key.isEmpty {
+            print(WireJSON.line(["type": "request", "idempotency_key": key] as [String: Any]))
+        } else if !key.isEmpty {
+            FileHandle.standardError.write(Data("idempotency key \(key) (retry with --idempotency-key to be charged once)\n".utf8))
+        }
         try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
             var interrupt: (any DispatchSourceSignal)?
             _ = try await session.infer(
@@ -173,8 +188,9 @@ struct Penalties: ClientCommand {
 
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ledger", abstract: "The hash-chained ledger of fees and rewards: balances, entries, verification.",
-        subcommands: [Balances.self, Entries.self, Verify.self])
+        commandName: "ledger",
+        abstract: "The hash-chained ledger of deposits, fees and rewards: balances, entries, verification, deposits.",
+        subcommands: [Balances.self, Entries.self, Verify.self, Deposit.self])
 
     struct Balances: ClientCommand {
         static let configuration = CommandConfiguration(abstract: "Every account's balance (micro-units), or one contributor's.")
@@ -216,6 +232,33 @@ struct LedgerCommand: AsyncParsableCommand {
             let verification = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in try await session.verifyLedger() }
             options.show(verification, HumanText.verification(verification))
             if let broken = verification.broken { throw ClientFailure(.failed, "the ledger is broken at entry \(broken.seq)") }
+        }
+    }
+
+    struct Deposit: ClientCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Credit a contributor's account (operators only): the only way money enters the ledger.",
+            discussion: "Sent again with the same --idempotency-key, the deposit is credited once and the original entry comes back.")
+
+        @Option(help: "The contributor whose account is credited.") var contributor: Int64
+        @Option(help: "The amount in micro-units (1 to 10^15).") var amount: Int64
+        @Option(help: "A note recorded on the ledger entry.") var memo: String = ""
+        @Option(help: "Credit a retry once: the key of the deposit to retry (default: a fresh random key, shown).")
+        var idempotencyKey: String?
+        @OptionGroup var options: ClientOptions
+
+        func execute(_ settings: ClientSettings) async throws(ClientFailure) {
+            let request = Wire.Deposit(
+                contributor: contributor, amount: amount, memo: memo,
+                idempotencyKey: idempotencyKey ?? "cli-\(UUID().uuidString.lowercased())")
+            let deposited = try await ClientSession.with(.engine, settings) { session throws(ClientFailure) in
+                try await session.deposit(request)
+            }
+            if options.json {
+                print(WireJSON.line(deposited, adding: ["idempotency_key": request.idempotencyKey]))
+            } else {
+                options.show(deposited, HumanText.deposited(deposited, key: request.idempotencyKey))
+            }
         }
     }
 }

@@ -64,7 +64,7 @@ struct AccessFixture {
         func infer(fee: Int64) -> Message {
             .infer(Wire.Infer(
                 adapter: adapter.rawValue, prompt: "p", maxTokens: 1, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [],
-                method: .datainf, topRecords: 1, fee: fee))
+                method: .datainf, topRecords: 1, fee: fee, idempotencyKey: ""))
         }
         func train(_ version: Wire.VersionRef) -> Message {
             .jobSubmit(Wire.JobSubmit(spec: .train(Wire.TrainSpec(
@@ -120,6 +120,7 @@ struct AccessFixture {
                 engine: 1, jobsRunning: 0, jobsQueued: 0, load: 0, freeMemoryBytes: 0, loadedAdapters: [])),
              [.engine, .operator]),
             (.engineDrain(Wire.EngineDrain(name: "e", drain: true)), [.engine, .operator]),
+            (.deposit(Wire.Deposit(contributor: ids[.stranger]!.rawValue, amount: 5, memo: "", idempotencyKey: "k")), [.operator]),
         ]
     }
 }

@@ -14,14 +14,18 @@ let baseModelFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
 
 /// A server on the built-in base with an adapter trained and indexed by the store's own jobs (as an engine runs
 /// them): two domains, each a published datanet of its own contributor; the server's contributor owns the
-/// recipes datanet and the adapter.
+/// recipes datanet and the adapter, and an operator has deposited ``ownerFunds`` to their account.
 struct AttributedServer {
     let server: TestServer
     let generator: TextGenerator
     let adapter: AdapterID
     let forecaster: (id: ContributorID, token: String)
+    /// An operator: may deposit.
+    let treasurer: (id: ContributorID, token: String)
     let versions: [CorpusDomain: DatanetVersionRef]
     static let corpus = SampleCorpus(seed: 11)
+    /// What the server's contributor may spend on fees.
+    static let ownerFunds: Int64 = 5_000_000
     var corpus: SampleCorpus { Self.corpus }
 
     static func start(indexed: Bool = true) async throws -> AttributedServer {
@@ -29,6 +33,8 @@ struct AttributedServer {
         let server = try await TestServer.start(generator: generator)
         let store = server.store
         let forecaster = try store.createContributor(displayName: "forecaster")
+        let treasurer = try store.createContributor(displayName: "treasurer", role: .operator)
+        _ = try store.deposit(ownerFunds, to: server.contributor, by: treasurer.contributor.id, idempotencyKey: "fixture")
         var versions: [CorpusDomain: DatanetVersionRef] = [:]
         for (domain, owner) in [(CorpusDomain.recipes, server.contributor), (.forecasts, forecaster.contributor.id)] {
             let datanet = try store.createDatanet(NewDatanet(name: "\(domain.rawValue)-notes", license: "MIT"), owner: owner)
@@ -52,7 +58,7 @@ struct AttributedServer {
         if indexed { try run(.index(IndexJob(adapter: adapter))) }
         return AttributedServer(
             server: server, generator: generator, adapter: adapter, forecaster: (forecaster.contributor.id, forecaster.token),
-            versions: versions)
+            treasurer: (treasurer.contributor.id, treasurer.token), versions: versions)
     }
 
     /// A forecast record's first bytes: a prompt whose continuation the forecasts shaped.
@@ -65,10 +71,13 @@ struct FixtureError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-func attributedInfer(_ prompt: String, adapter: AdapterID, method: Wire.AttributionMethod, fee: Int64, topRecords: UInt32 = 3) -> Message {
+func attributedInfer(
+    _ prompt: String, adapter: AdapterID, method: Wire.AttributionMethod, fee: Int64, topRecords: UInt32 = 3,
+    idempotencyKey: String = ""
+) -> Message {
     .infer(Wire.Infer(
         adapter: adapter.rawValue, prompt: prompt, maxTokens: 6, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [],
-        method: method, topRecords: topRecords, fee: fee))
+        method: method, topRecords: topRecords, fee: fee, idempotencyKey: idempotencyKey))
 }
 
 /// Every reply of one request, in order, up to its FINAL one.
@@ -202,6 +211,9 @@ extension ProcessWideSuites {
                 (connection, attributedInfer("x", adapter: fixture.adapter, method: .tracin, fee: 0), .failedPrecondition),
                 (connection, attributedInfer("x", adapter: fixture.adapter, method: .off, fee: 5), .invalidArgument),
                 (connection, attributedInfer("x", adapter: fixture.adapter, method: .tracin, fee: -1), .invalidArgument),
+                (connection, attributedInfer("x", adapter: fixture.adapter, method: .tracin, fee: .max), .invalidArgument),
+                (connection, attributedInfer("x", adapter: fixture.adapter, method: .tracin, fee: 5, idempotencyKey: "a\u{7}"), .invalidArgument),
+                (anonymous, attributedInfer("x", adapter: fixture.adapter, method: .tracin, fee: 0, idempotencyKey: "k"), .unauthenticated),
                 (anonymous, attributedInfer("x", adapter: fixture.adapter, method: .tracin, fee: 5), .unauthenticated),
                 (connection, inferRequest("x", maxTokens: 2).withMethod(.gradcos), .invalidArgument),
                 (connection, .jobSubmit(Wire.JobSubmit(spec: .index(Wire.IndexSpec(adapter: 1, method: .tracin, projectionDim: 0)))), .failedPrecondition),

@@ -290,7 +290,7 @@ func errorReply(_ envelope: Envelope?) -> Wire.ErrorReply? {
                 case 8:
                     .infer(Wire.Infer(
                         adapter: maybe(i64()), prompt: "x", maxTokens: min(u32(), 300), temperature: f32(), topK: u32(), topP: f32(),
-                        seed: u64(), stop: [], method: random.next() % 2 == 0 ? .off : .datainf, topRecords: u32(), fee: i64()))
+                        seed: u64(), stop: [], method: random.next() % 2 == 0 ? .off : .datainf, topRecords: u32(), fee: i64(), idempotencyKey: random.next() % 2 == 0 ? "" : "k\(u32())"))
                 case 9: .attribute(Wire.Attribute(target: .inference(Wire.InferenceTarget(requestId: "\(i64())")), method: .tracin, topRecords: u32(), allScores: false))
                 case 10:
                     .attribute(Wire.Attribute(

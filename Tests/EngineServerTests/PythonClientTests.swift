@@ -19,7 +19,7 @@ import Testing
         tokens, end = [], None
         for name, fields in c.stream("Infer", {"adapter": None, "prompt": "from python", "max_tokens": 30,
                 "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0, "stop": [], "method": "off",
-                "top_records": 0, "fee": 0}):
+                "top_records": 0, "fee": 0, "idempotency_key": ""}):
             if name == "Token" and fields["token"] != 0xFFFFFFFF:  # that one only flushes an unfinished character
                 tokens.append(fields["token"])
             elif name == "InferEnd":

@@ -72,7 +72,7 @@ struct TestServer {
 func inferRequest(_ prompt: String, maxTokens: UInt32, adapter: Int64? = nil, stop: [String] = []) -> Message {
     .infer(Wire.Infer(
         adapter: adapter, prompt: prompt, maxTokens: maxTokens, temperature: 0, topK: 0, topP: 1, seed: 0, stop: stop,
-        method: .off, topRecords: 0, fee: 0))
+        method: .off, topRecords: 0, fee: 0, idempotencyKey: ""))
 }
 
 /// The resident set size of this process, from /proc/self/status.

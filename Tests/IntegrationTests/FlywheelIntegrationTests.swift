@@ -62,12 +62,15 @@ struct FlywheelIntegrationTests {
             #expect(try await followEvents(of: index.id, on: coordinator).last?.kind == .done, "\(cluster.logs)")
             await coordinator.close()
 
-            // A paid, attributed inference: tokens, usage, attribution, then the fee split, FINAL last.
+            // A paid, attributed inference: tokens, usage, attribution, then the fee split, FINAL last. The fee is
+            // paid from the writer's account, which an operator credits first.
+            let treasurer = try cluster.store.createContributor(displayName: "treasurer", role: .operator).contributor.id
+            _ = try cluster.store.deposit(10_000, to: cluster.contributor, by: treasurer, idempotencyKey: "flywheel")
             _ = try await writer.call(.adapterLoad(Wire.AdapterLoad(adapter: adapter)))
             var frames: [Message] = []
             for try await frame in try await writer.stream(.infer(Wire.Infer(
                 adapter: adapter, prompt: "Braised beef", maxTokens: 12, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [],
-                method: .gradcos, topRecords: 3, fee: 1_000)))
+                method: .gradcos, topRecords: 3, fee: 1_000, idempotencyKey: "")))
             {
                 frames.append(frame)
             }
@@ -95,6 +98,7 @@ struct FlywheelIntegrationTests {
             guard case .ledgerVerification(let verification) = try await writer.call(.ledgerVerify(Wire.LedgerVerify(anchors: [])))
             else { throw ProcessFailure("LedgerVerify was not answered with LedgerVerification") }
             #expect(verification.broken == nil && verification.checked > 0 && verification.head?.seq == split.ledgerHead.seq)
+            #expect(verification.deposits == 10_000 && verification.balances == 10_000)
             await mallory.close()
             await writer.close()
         }

@@ -204,18 +204,28 @@ struct ServingTests {
         let text = SampleCorpus(seed: 11).records(.forecasts, count: 1, contributor: "x", maxBytes: 160)[0].text
         let split = text.index(text.startIndex, offsetBy: 30)
         let completion = Array(text[split...].utf8).map(Int.init)
+        // The fee is paid from an account an operator credited.
+        let payer = try flywheel.store.createContributor(displayName: "Payer").contributor.id
+        let treasurer = try flywheel.store.createContributor(displayName: "Treasurer", role: .operator).contributor.id
+        _ = try flywheel.store.deposit(1_500_000, to: payer, by: treasurer, idempotencyKey: "fund")
         let (attribution, receipt) = try pipeline.settle(
             requestID: "req-1", adapter: adapter, prompt: String(text[..<split]), output: String(text[split...]),
-            completion: completion, method: .gradCos, fee: 1_000_000)
+            completion: completion, method: .gradCos, fee: 1_000_000, payer: payer)
         #expect(attribution.contributors.first?.name == "\(flywheel.owners[.forecasts]!.rawValue)")
         #expect(abs(attribution.contributors.reduce(0) { $0 + $1.share } - 1) < 1e-9)
         #expect(receipt.inference.fee == 1_000_000)
-        #expect(receipt.entries.reduce(0) { $0 + $1.amount } == 1_000_000)
-        #expect(try flywheel.store.balance(of: .contributor(flywheel.owners[.forecasts]!)) > flywheel.store.balance(of: .contributor(flywheel.owners[.recipes]!)) - receipt.entries.filter { $0.kind == .ownerShare }.reduce(0) { $0 + $1.amount })
+        #expect(receipt.entries.reduce(0) { $0 + $1.signedAmount } == 0)
+        #expect(receipt.entries.filter { !$0.kind.isDebit }.reduce(0) { $0 + $1.amount } == 1_000_000)
+        #expect(try flywheel.store.balance(of: .contributor(payer)) == 500_000)
+        let ownerShare = receipt.entries.filter { $0.kind == .ownerShare }.reduce(0) { $0 + $1.amount }
+        let forecasts = try flywheel.store.balance(of: .contributor(flywheel.owners[.forecasts]!))
+        let recipes = try flywheel.store.balance(of: .contributor(flywheel.owners[.recipes]!))
+        #expect(forecasts > recipes - ownerShare)
         #expect(throws: StoreError.self) {
             try pipeline.settle(
                 requestID: "req-1", adapter: adapter, prompt: "x", output: String(text[split...]), completion: completion,
-                method: .gradCos, fee: 1)
+                method: .gradCos, fee: 1, payer: payer)
         }
+        #expect(try flywheel.store.verifyLedger().isValid)
     }
 }

@@ -1,8 +1,9 @@
 // The child process of the store's crash and multi-process tests.
 //
-//     store-crash-writer <directory> <adapter-id> <datanet-id> <tag> <count>
+//     store-crash-writer <directory> <adapter-id> <datanet-id> <tag> <count> <payer-id>
 //
-// Opens the store in <directory> and writes <count> pairs of writes (0: until killed): an inference paid to the
+// Opens the store in <directory> and writes <count> pairs of writes (0: until killed): an inference <payer-id> pays
+// for (from a balance an operator deposited), paid to the
 // contributors of the adapter's training records (request id "<tag>-<i>"), then a text record contributed to
 // <datanet-id> by its owner ("<tag> burst record <i>"). After each write commits, and only then, it prints one
 // line to stdout with one unbuffered write, so that every line the parent reads names an acknowledged (durable) write:
@@ -26,11 +27,12 @@ func acknowledge(_ line: String) {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 6, let adapterRaw = Int64(arguments[2]), let datanetRaw = Int64(arguments[3]),
-    let count = Int(arguments[5]), count >= 0
+guard arguments.count == 7, let adapterRaw = Int64(arguments[2]), let datanetRaw = Int64(arguments[3]),
+    let count = Int(arguments[5]), count >= 0, let payerRaw = Int64(arguments[6])
 else {
-    fail("usage: store-crash-writer <directory> <adapter-id> <datanet-id> <tag> <count>")
+    fail("usage: store-crash-writer <directory> <adapter-id> <datanet-id> <tag> <count> <payer-id>")
 }
+let payer = ContributorID(payerRaw)
 let directory = URL(fileURLWithPath: arguments[1])
 let adapterID = AdapterID(adapterRaw)
 let datanetID = DatanetID(datanetRaw)
@@ -58,7 +60,7 @@ do {
             NewInference(
                 requestID: requestID, adapter: adapterID,
                 promptOutputHash: InferenceHash.of(prompt: "prompt \(requestID)", output: "output \(requestID)"),
-                method: "crash-test", fee: fee, recordShares: shares))
+                method: "crash-test", fee: fee, recordShares: shares, payer: payer))
         acknowledge("INF \(requestID) \(fee) \(receipt.entries.last?.seq ?? 0)")
 
         let record = try store.contribute(.text("\(tag) burst record \(i)"), to: datanetID, by: owner)

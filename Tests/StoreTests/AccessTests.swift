@@ -57,11 +57,11 @@ struct AccessTests {
         #expect(try f.store.penaltyPoints(of: bob, on: hers.id) == 5 && f.store.penaltyPoints(of: bob, on: f.adapter.id) == 0)
 
         let onDaves = try f.store.recordInference(f.inference("daves", fee: 1000, shares: [f.records[2].id: 1]))
-        #expect(onDaves.entries.map(\.kind) == [.contributorShare, .ownerShare, .protocolShare] && onDaves.entries[0].amount == 700)
+        #expect(onDaves.entries.map(\.kind) == [.feePayment, .contributorShare, .ownerShare, .protocolShare] && onDaves.entries[1].amount == 700)
         var onHers = f.inference("hers", fee: 1000, shares: [f.records[2].id: 1])
         onHers.adapter = hers.id
         let receipt = try f.store.recordInference(onHers)
-        #expect(receipt.entries.map(\.kind) == [.penaltyForfeit, .ownerShare, .protocolShare])
+        #expect(receipt.entries.map(\.kind) == [.feePayment, .penaltyForfeit, .ownerShare, .protocolShare])
         #expect(try f.store.penalties(of: bob).map(\.adapter) == [hers.id])
 
         // The datanet's owner answers for its records on any adapter trained on it; a record outside the

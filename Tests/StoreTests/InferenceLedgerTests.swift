@@ -30,15 +30,23 @@ struct InferenceLedgerTests {
         #expect(try f.store.inference(requestID: "req-1") == inference)
         #expect(try f.store.inference(inference.id) == inference)
 
-        // 70% to contributors by share, 20% to the adapter owner, 10% to the protocol, in this order.
-        #expect(receipt.entries.map(\.kind) == [.contributorShare, .contributorShare, .contributorShare, .ownerShare, .protocolShare])
-        #expect(receipt.entries.map(\.account) == [.contributor(alice), .contributor(bob), .contributor(carol), .contributor(dave), .protocol])
-        #expect(receipt.entries.map(\.amount) == [525_000, 105_000, 70_000, 200_000, 100_000])
-        #expect(receipt.entries.map(\.seq) == [1, 2, 3, 4, 5])
+        // The payer is debited the fee first (entry 1 is the fixture's deposit to her)...
+        let erin = f.erin.contributor.id
+        #expect(inference.payer == erin && inference.idempotencyKey == nil)
+        let payment = try #require(receipt.entries.first)
+        #expect(payment.kind == .feePayment && payment.account == .contributor(erin) && payment.amount == 1_000_000)
+        #expect(payment.signedAmount == -1_000_000 && payment.seq == 2)
+        // ... then 70% to contributors by share, 20% to the adapter owner, 10% to the protocol, in this order.
+        #expect(receipt.credits.map(\.kind) == [.contributorShare, .contributorShare, .contributorShare, .ownerShare, .protocolShare])
+        #expect(receipt.credits.map(\.account) == [.contributor(alice), .contributor(bob), .contributor(carol), .contributor(dave), .protocol])
+        #expect(receipt.credits.map(\.amount) == [525_000, 105_000, 70_000, 200_000, 100_000])
+        #expect(receipt.entries.map(\.seq) == [2, 3, 4, 5, 6, 7])
         #expect(receipt.entries.allSatisfy { $0.inference == inference.id })
-        #expect(receipt.entries.reduce(0) { $0 + $1.amount } == 1_000_000)
+        #expect(receipt.credits.reduce(0) { $0 + $1.amount } == 1_000_000)
+        #expect(receipt.entries.reduce(0) { $0 + $1.signedAmount } == 0)
         #expect(try f.store.ledgerEntries(for: inference.id) == receipt.entries)
-        #expect(try f.store.ledgerEntries() == receipt.entries)
+        #expect(try f.store.ledgerEntries().dropFirst() == receipt.entries[...])
+        #expect(try f.store.balance(of: .contributor(erin)) == Fixture.erinFunds - 1_000_000)
         #expect(try f.store.balance(of: .contributor(alice)) == 525_000)
         #expect(try f.store.balance(of: .contributor(dave)) == 200_000)
         #expect(try f.store.balance(of: .protocol) == 100_000)
@@ -53,17 +61,17 @@ struct InferenceLedgerTests {
         let r1 = try f.store.recordInference(
             f.inference("tiny", fee: 10, shares: [f.records[0].id: 1, f.records[2].id: 1, f.records[4].id: 1]))
         #expect(r1.inference.contributorShares.map(\.paidAmount) == [3, 2, 2])
-        #expect(r1.entries.map(\.amount) == [3, 2, 2, 2, 1])
+        #expect(r1.credits.map(\.amount) == [3, 2, 2, 2, 1])
         // Fee 19: pool floor(13.3) = 13, owner floor(3.8) = 3, protocol 3 (1 base + the 0.3 + 0.8 remainders).
         // Shares 0.6 / 0.3 / 0.1 of 13: 7.8, 3.9, 1.3 -> floors 7, 3, 1 and 2 left over -> bob (0.9), alice (0.8).
         let r2 = try f.store.recordInference(
             f.inference("odd", fee: 19, shares: [f.records[0].id: 0.6, f.records[2].id: 0.3, f.records[4].id: 0.1]))
         #expect(r2.inference.contributorShares.map(\.paidAmount) == [8, 4, 1])
-        #expect(r2.entries.map(\.amount) == [8, 4, 1, 3, 3])
+        #expect(r2.credits.map(\.amount) == [8, 4, 1, 3, 3])
         // Fee 1: everything rounds into the protocol's part.
         let r3 = try f.store.recordInference(f.inference("one", fee: 1, shares: [f.records[0].id: 1, f.records[2].id: 1]))
-        #expect(r3.entries.map(\.kind) == [.protocolShare])
-        #expect(r3.entries.map(\.amount) == [1])
+        #expect(r3.entries.map(\.kind) == [.feePayment, .protocolShare])
+        #expect(r3.entries.map(\.amount) == [1, 1])
         #expect(r3.inference.contributorShares.map(\.contributor) == [alice, bob])
         let audit = try f.store.audit()
         #expect(audit.isConsistent, "\(audit)")
@@ -74,7 +82,8 @@ struct InferenceLedgerTests {
         let receipt = try f.store.recordInference(f.inference("free", fee: 0, shares: [f.records[1].id: 0.3]))
         #expect(receipt.entries.isEmpty)
         #expect(receipt.inference.contributorShares.map(\.paidAmount) == [0])
-        #expect(try f.store.ledgerHead() == nil)
+        #expect(try f.store.ledgerHead()?.seq == 1, "only the fixture's deposit")
+        #expect(try f.store.balance(of: .contributor(f.erin.contributor.id)) == Fixture.erinFunds)
         #expect(try f.store.inferenceCount() == 1)
     }
 
@@ -83,14 +92,14 @@ struct InferenceLedgerTests {
         config.feePolicy = FeePolicy(contributorsBasisPoints: 5000, ownerBasisPoints: 3000, protocolBasisPoints: 2000)
         let f = try Fixture(configuration: config)
         let r = try f.store.recordInference(f.inference("custom", fee: 1_000, shares: [f.records[0].id: 1]))
-        #expect(r.entries.map(\.amount) == [500, 300, 200])
+        #expect(r.credits.map(\.amount) == [500, 300, 200])
         #expect(r.inference.feePolicy == config.feePolicy)
 
         // Reopening with the default policy changes future splits only.
         try f.store.close()
         let store = try Store(directory: f.directory.url)
         let r2 = try store.recordInference(f.inference("default", fee: 1_000, shares: [f.records[0].id: 1]))
-        #expect(r2.entries.map(\.amount) == [700, 200, 100])
+        #expect(r2.credits.map(\.amount) == [700, 200, 100])
         #expect(try store.inference(requestID: "custom").feePolicy == config.feePolicy)
 
         for bad in [FeePolicy(contributorsBasisPoints: 7000, ownerBasisPoints: 2000, protocolBasisPoints: 999),
@@ -177,25 +186,33 @@ struct InferenceLedgerTests {
     @Test func balancesAreDerivedFromEntriesOverManyRandomInferences() throws {
         let f = try Fixture()
         var rng = SeededGenerator(seed: 0xBA1A_4CE5)
-        var expectedTotal: Int64 = 0
+        var deposited = Fixture.erinFunds
         for i in 0..<60 {
             let fee = [Int64.random(in: 0...20, using: &rng), Int64.random(in: 0...10_000_000, using: &rng),
-                       Int64.random(in: 0...Int64(1) << 50, using: &rng)][i % 3]
+                       Int64.random(in: 0...MoneyBounds.maximumFee, using: &rng)][i % 3]
+            if try f.store.balance(of: .contributor(f.erin.contributor.id)) < fee {
+                _ = try f.store.deposit(
+                    MoneyBounds.maximumDeposit, to: f.erin.contributor.id, by: f.olga.contributor.id, idempotencyKey: "top-up-\(i)")
+                deposited += MoneyBounds.maximumDeposit
+            }
             var shares: [RecordID: Double] = [:]
             for record in f.records.shuffled(using: &rng).prefix(Int.random(in: 1...6, using: &rng)) {
                 shares[record.id] = Double.random(in: 0.001...10, using: &rng)
             }
             let r = try f.store.recordInference(f.inference("rand-\(i)", fee: fee, shares: shares))
-            #expect(r.entries.reduce(0) { $0 + $1.amount } == fee)
+            #expect(r.credits.reduce(0) { $0 + $1.amount } == fee)
+            #expect(r.entries.reduce(0) { $0 + $1.signedAmount } == 0)
             #expect(r.entries.allSatisfy { $0.amount > 0 })
-            expectedTotal += fee
         }
         let entries = try f.store.ledgerEntries(limit: 100_000)
         var derived: [LedgerAccount: Int64] = [:]
-        for e in entries { derived[e.account, default: 0] += e.amount }
+        for e in entries { derived[e.account, default: 0] += e.signedAmount }
         #expect(try f.store.balances() == derived)
         for (account, amount) in derived { #expect(try f.store.balance(of: account) == amount) }
-        #expect(derived.values.reduce(0, +) == expectedTotal)
+        // Conservation: what the accounts hold is what was deposited.
+        #expect(derived.values.reduce(0, +) == deposited)
+        #expect(try f.store.totalDeposits() == deposited)
+        #expect(try f.store.verifyLedger().balances == deposited)
         #expect(try f.store.balance(of: .contributor(f.alice.contributor.id)) > 0)
         #expect(throws: StoreError.contributorNotFound(ContributorID(999))) { try f.store.balance(of: .contributor(ContributorID(999))) }
         // Paging.
@@ -215,28 +232,28 @@ struct PenaltyTests {
         // 3 points: at the threshold, not above it: no reduction.
         try f.penalize(f.records[2].id, points: 3)
         let atThreshold = try f.store.recordInference(f.inference("at", fee: 1_000_001, shares: shares))
-        #expect(atThreshold.entries.map(\.kind) == [.contributorShare, .contributorShare, .ownerShare, .protocolShare])
-        #expect(atThreshold.entries.map(\.amount) == [350_000, 350_000, 200_000, 100_001])
+        #expect(atThreshold.credits.map(\.kind) == [.contributorShare, .contributorShare, .ownerShare, .protocolShare])
+        #expect(atThreshold.credits.map(\.amount) == [350_000, 350_000, 200_000, 100_001])
 
         // 4 points: above. Bob keeps floor(350000 * 0.5); the rest is forfeited to the protocol, in an entry naming him.
         try f.penalize(f.records[3].id)
         let above = try f.store.recordInference(f.inference("above", fee: 1_000_001, shares: shares))
-        #expect(above.entries.map(\.kind) == [.contributorShare, .contributorShare, .penaltyForfeit, .ownerShare, .protocolShare])
-        #expect(above.entries.map(\.amount) == [350_000, 175_000, 175_000, 200_000, 100_001])
-        let forfeit = above.entries[2]
+        #expect(above.credits.map(\.kind) == [.contributorShare, .contributorShare, .penaltyForfeit, .ownerShare, .protocolShare])
+        #expect(above.credits.map(\.amount) == [350_000, 175_000, 175_000, 200_000, 100_001])
+        let forfeit = above.credits[2]
         #expect(forfeit.account == .protocol && forfeit.subject == bob)
         #expect(forfeit.memo.contains("4 points") && forfeit.memo.contains("threshold 3"))
-        #expect(above.entries.reduce(0) { $0 + $1.amount } == 1_000_001)
+        #expect(above.credits.reduce(0) { $0 + $1.amount } == 1_000_001)
         let bobShare = above.inference.contributorShares.first { $0.contributor == bob }!
         #expect(bobShare.grossAmount == 350_000 && bobShare.paidAmount == 175_000 && bobShare.penaltyPoints == 4)
 
         // Odd amounts round the kept part down.
         let odd = try f.store.recordInference(f.inference("odd", fee: 15, shares: [f.records[2].id: 1]))
         // pool 10 -> bob keeps 5, forfeits 5; owner 3; protocol 2.
-        #expect(odd.entries.map(\.amount) == [5, 5, 3, 2])
+        #expect(odd.credits.map(\.amount) == [5, 5, 3, 2])
         let odd2 = try f.store.recordInference(f.inference("odd2", fee: 5, shares: [f.records[2].id: 1]))
         // pool 3 -> keeps 1, forfeits 2; owner 1; protocol 1.
-        #expect(odd2.entries.map(\.amount) == [1, 2, 1, 1])
+        #expect(odd2.credits.map(\.amount) == [1, 2, 1, 1])
 
         // Reductions apply to future shares only: the earlier entries are untouched.
         #expect(try f.store.ledgerEntries(for: atThreshold.inference.id) == atThreshold.entries)
@@ -252,9 +269,9 @@ struct PenaltyTests {
         try f.penalize(f.records[0].id)
         let r = try f.store.recordInference(f.inference("all-forfeit", fee: 100, shares: [f.records[0].id: 1, f.records[2].id: 1]))
         // Alice forfeits all of her 35; she gets no contributor entry.
-        #expect(r.entries.map(\.kind) == [.penaltyForfeit, .contributorShare, .ownerShare, .protocolShare])
-        #expect(r.entries.map(\.amount) == [35, 35, 20, 10])
-        #expect(r.entries[0].subject == f.alice.contributor.id)
+        #expect(r.credits.map(\.kind) == [.penaltyForfeit, .contributorShare, .ownerShare, .protocolShare])
+        #expect(r.credits.map(\.amount) == [35, 35, 20, 10])
+        #expect(r.credits[0].subject == f.alice.contributor.id)
         #expect(r.inference.penaltyPolicy == config.penaltyPolicy)
         #expect(try f.store.balance(of: .contributor(f.alice.contributor.id)) == 0)
     }

@@ -30,7 +30,8 @@ struct Acknowledgements {
             let inference = try store.inference(requestID: ack.requestID)
             #expect(inference.fee == ack.fee)
             let entries = try store.ledgerEntries(for: inference.id)
-            #expect(entries.reduce(0) { $0 + $1.amount } == ack.fee)
+            #expect(entries.filter { !$0.kind.isDebit }.reduce(0) { $0 + $1.amount } == ack.fee)
+            #expect(entries.reduce(0) { $0 + $1.signedAmount } == 0)
             #expect(entries.last?.seq == ack.lastSeq)
         }
         for ack in records {
@@ -48,7 +49,10 @@ struct ProcessTests {
     func spawn(_ f: Fixture, tag: String, count: Int) throws -> ChildProcess {
         try ChildProcess(
             executable: writer,
-            arguments: [f.directory.url.path, String(f.adapter.id.rawValue), String(f.datanet.id.rawValue), tag, String(count)],
+            arguments: [
+                f.directory.url.path, String(f.adapter.id.rawValue), String(f.datanet.id.rawValue), tag, String(count),
+                String(f.erin.contributor.id.rawValue),
+            ],
             stderrTo: f.directory.url.appendingPathComponent("\(tag).stderr"))
     }
 
@@ -130,6 +134,7 @@ struct ConcurrencyTests {
         let owner = f.alice.contributor.id
         let datanet = f.datanet.id
         let adapter = f.adapter.id
+        let payer = f.erin.contributor.id
         let tasks = 8, perTask = 10
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<tasks {
@@ -139,7 +144,8 @@ struct ConcurrencyTests {
                         _ = try await store.perform { s in
                             try s.recordInference(NewInference(
                                 requestID: id, adapter: adapter, promptOutputHash: InferenceHash.of(prompt: id, output: id),
-                                method: "tracin", fee: Int64(1_000 + t * 100 + i), recordShares: [records[(t + i) % 6]: 1, records[(t + i + 1) % 6]: 0.5]))
+                                method: "tracin", fee: Int64(1_000 + t * 100 + i), recordShares: [records[(t + i) % 6]: 1, records[(t + i + 1) % 6]: 0.5],
+                                payer: payer))
                         }
                         _ = try store.contribute(.text("task \(t) record \(i)"), to: datanet, by: owner)
                     }
@@ -170,7 +176,7 @@ struct ConcurrencyTests {
                     for i in 0..<10 {
                         _ = try s.recordInference(NewInference(
                             requestID: "pool\(n)-\(i)", adapter: adapter, promptOutputHash: Data(count: 32),
-                            method: "tracin", fee: 777, recordShares: [records[i % 6]: 1]))
+                            method: "tracin", fee: 777, recordShares: [records[i % 6]: 1], payer: payer))
                     }
                 }
             }

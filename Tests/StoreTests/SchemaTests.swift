@@ -19,7 +19,7 @@ struct SchemaTests {
         #expect(journal == "wal")
         #expect(sync == 2)  // FULL
         #expect(foreignKeys == 1)
-        #expect(try store.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v6-engine-bindings", "v7-access-penalties"])
+        #expect(try store.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v5-accounts", "v6-engine-bindings", "v7-access-penalties"])
     }
 
     @Test func migrationsAreVersionedAndIdempotent() throws {
@@ -30,7 +30,7 @@ struct SchemaTests {
             try store.close()
         }
         let again = try Store(directory: dir.url)
-        #expect(try again.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v6-engine-bindings", "v7-access-penalties"])
+        #expect(try again.appliedMigrations() == ["v1", "v2-jobs", "v3-engine-drains", "v4-roles", "v5-accounts", "v6-engine-bindings", "v7-access-penalties"])
         #expect(try again.contributors().count == 1)
         // A database from a newer Tributary is refused rather than misread.
         try again.executeRaw("INSERT INTO grdb_migrations (identifier) VALUES ('v2-from-the-future')")
@@ -71,6 +71,24 @@ struct SchemaTests {
             "DELETE FROM contributor WHERE id = 4",
             "UPDATE datanet SET owner_id = 2",
             "UPDATE datanet SET name = 'renamed'",
+            // Accounts: never negative, never deleted; deposit keys and the epoch are fixed; fees are bounded and paid.
+            "UPDATE account_balance SET balance = -1 WHERE contributor_id = 5",
+            "UPDATE account_balance SET balance = 1000000000000000001",
+            "DELETE FROM account_balance",
+            "UPDATE deposit_request SET idempotency_key = 'other'",
+            "DELETE FROM deposit_request",
+            "UPDATE ledger_accounts_epoch SET first_seq = 1000",
+            "DELETE FROM ledger_accounts_epoch",
+            """
+            INSERT INTO inference (request_id, adapter_id, prompt_output_hash, method, fee, contributors_bp, owner_bp,
+                                   protocol_bp, penalty_threshold, penalty_keep_bp, created_at, payer_id)
+            VALUES ('huge', 1, zeroblob(32), 'm', 1000000000000001, 7000, 2000, 1000, 3, 5000, 0, 5)
+            """,
+            """
+            INSERT INTO inference (request_id, adapter_id, prompt_output_hash, method, fee, contributors_bp, owner_bp,
+                                   protocol_bp, penalty_threshold, penalty_keep_bp, created_at)
+            VALUES ('unpaid', 1, zeroblob(32), 'm', 10, 7000, 2000, 1000, 3, 5000, 0)
+            """,
         ]
         for sql in statements {
             #expect(throws: DatabaseError.self, "\(sql)") { try f.store.executeRaw(sql) }

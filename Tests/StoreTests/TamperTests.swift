@@ -7,7 +7,8 @@ import Testing
 
 @Suite("Ledger hash chain: verification and tampering")
 struct TamperTests {
-    /// Writes `count` inferences with a single record each, so that every inference writes 3 entries.
+    /// Writes `count` inferences with a single record each, so that every inference writes 4 entries: erin's fee
+    /// payment, the contributor's, owner's and protocol's shares.
     static func fill(_ f: Fixture, count: Int, feeBase: Int64 = 1_000) throws {
         for i in 0..<count {
             _ = try f.store.recordInference(
@@ -31,21 +32,48 @@ struct TamperTests {
     }
 
     @Test func anIntactChainVerifiesAndTheEncodingIsTheDocumentedOne() throws {
+        let empty = try TemporaryDirectory()
+        #expect(try Store(directory: empty.url).verifyLedger() == LedgerVerification(entriesChecked: 0, head: nil, firstBreak: nil))
         let f = try Fixture()
-        #expect(try f.store.verifyLedger() == LedgerVerification(entriesChecked: 0, head: nil, firstBreak: nil))
         try Self.fill(f, count: 10)
         let entries = try f.store.ledgerEntries()
-        #expect(entries.count == 30)
+        #expect(entries.count == 41)
         #expect(entries.first?.prevHash == Data(count: 32))
         for (previous, entry) in zip(entries, entries.dropFirst()) { #expect(entry.prevHash == previous.hash) }
         for entry in entries { #expect(ChainEncoding.hash(entry) == entry.hash) }
         let verification = try f.store.verifyLedger()
-        #expect(verification.isValid && verification.entriesChecked == 30)
-        #expect(verification.head == LedgerHead(seq: 30, hash: entries.last!.hash))
+        #expect(verification.isValid && verification.entriesChecked == 41)
+        #expect(verification.head == LedgerHead(seq: 41, hash: entries.last!.hash))
+        #expect(verification.deposits == Fixture.erinFunds && verification.balances == Fixture.erinFunds)
         #expect(try f.store.ledgerHead() == verification.head)
 
-        // The canonical encoding, byte by byte, for entry 1 (alice's 700 of fee 1000).
-        let e = entries[0]
+        // The canonical encoding, byte by byte, for entry 1: olga's deposit to erin.
+        let deposit = entries[0]
+        var expectedDeposit: [UInt8] = Array("TRBL".utf8) + [1]
+        expectedDeposit += be(1) + be(deposit.createdAtMillis)
+        expectedDeposit += be32(7) + Array("deposit".utf8)
+        expectedDeposit += be32(11) + Array("contributor".utf8)
+        expectedDeposit += [1] + be(f.erin.contributor.id.rawValue)
+        expectedDeposit += be(Fixture.erinFunds)
+        expectedDeposit += [0]                                  // no inference
+        expectedDeposit += [1] + be(f.olga.contributor.id.rawValue)  // the operator
+        expectedDeposit += be32(7) + Array("fixture".utf8)
+        expectedDeposit += [UInt8](repeating: 0, count: 32)
+        #expect(ChainEncoding.encode(deposit) == expectedDeposit)
+        #expect(Data(SHA256.hash(data: expectedDeposit)) == deposit.hash)
+
+        // Entry 2: erin's payment of inference 1's fee, 1000.
+        let payment = entries[1]
+        var expectedPayment: [UInt8] = Array("TRBL".utf8) + [1]
+        expectedPayment += be(2) + be(payment.createdAtMillis)
+        expectedPayment += be32(11) + Array("fee_payment".utf8)
+        expectedPayment += be32(11) + Array("contributor".utf8)
+        expectedPayment += [1] + be(f.erin.contributor.id.rawValue)
+        expectedPayment += be(1000) + [1] + be(1) + [0] + be32(0) + Array(deposit.hash)
+        #expect(ChainEncoding.encode(payment) == expectedPayment)
+
+        // Entry 3: alice's 700 of fee 1000.
+        let e = entries[2]
         var expected: [UInt8] = Array("TRBL".utf8) + [1]
         expected += be(e.seq) + be(e.createdAtMillis)
         expected += be32("contributor_share".utf8.count) + Array("contributor_share".utf8)
@@ -55,7 +83,7 @@ struct TamperTests {
         expected += [1] + be(1)   // inference 1
         expected += [0]           // no subject
         expected += be32(0)       // empty memo
-        expected += [UInt8](repeating: 0, count: 32)
+        expected += Array(payment.hash)
         #expect(ChainEncoding.encode(e) == expected)
         #expect(Data(SHA256.hash(data: expected)) == e.hash)
     }
@@ -83,13 +111,13 @@ struct TamperTests {
         #expect(verification.firstBreak == .hashMismatch(seq: target.seq))
         #expect(verification.entriesChecked == target.seq - 1)
         #expect(verification.firstBreak?.seq == target.seq)
-        #expect(total == 39)
+        #expect(total == 53)
         // The altered amount is what SQLite now reads; the audit names the entry and the unbalanced inference.
         #expect(try reopened.ledgerEntries(after: target.seq - 1, limit: 1).first?.amount == amount ^ 1)
         let audit = try reopened.audit()
         #expect(!audit.isConsistent)
         #expect(audit.problems.contains { $0.contains("entry \(target.seq)") })
-        #expect(audit.problems.contains { $0.contains("inference \(receipt.inference.id.rawValue): ledger entries sum to") })
+        #expect(audit.problems.contains { $0.contains("inference \(receipt.inference.id.rawValue): ledger credits sum to") })
     }
 
     @Test func changingOneByteOfAMemoInTheFileIsNamedByVerify() throws {
@@ -121,21 +149,11 @@ struct TamperTests {
         #expect(try reopened.verifyLedger().firstBreak == .hashMismatch(seq: 8))
     }
 
-    @Test func rewritesAreCaughtByTheChainAndWholeChainRewritesByAnchors() throws {
-        let f = try Fixture()
-        try Self.fill(f, count: 5)
-        let anchor = try #require(try f.store.ledgerHead())
-        #expect(try f.store.verifyLedger(anchors: [anchor]).isValid)
-
-        // Someone with write access drops the guards and edits entry 4's amount: the chain names entry 4.
-        try f.store.executeRaw("DROP TRIGGER ledger_entry_no_update; DROP TRIGGER ledger_entry_no_delete")
-        try f.store.executeRaw("UPDATE ledger_entry SET amount = amount + 1000 WHERE seq = 4")
-        #expect(try f.store.verifyLedger().firstBreak == .hashMismatch(seq: 4))
-
-        // They recompute every hash from entry 4 on: the chain alone is consistent again, the anchor is not.
-        try f.store.dbPool.write { db in
-            var previous = try Data.fetchOne(db, sql: "SELECT hash FROM ledger_entry WHERE seq = 3")!
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM ledger_entry WHERE seq >= 4 ORDER BY seq") {
+    /// Recomputes every entry's `prev_hash` and `hash` from `seq` on, as someone rewriting the chain would.
+    static func rehash(_ store: Store, from seq: Int64) throws {
+        try store.dbPool.write { db in
+            var previous = try Data.fetchOne(db, sql: "SELECT hash FROM ledger_entry WHERE seq = ?", arguments: [seq - 1])!
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM ledger_entry WHERE seq >= ? ORDER BY seq", arguments: [seq]) {
                 var entry = try Store.entry(from: row)
                 entry.prevHash = previous
                 entry.hash = ChainEncoding.hash(entry)
@@ -144,13 +162,50 @@ struct TamperTests {
                 previous = entry.hash
             }
         }
+    }
+
+    @Test func rewritesAreCaughtByTheChainConservationAndAnchors() throws {
+        let f = try Fixture()
+        try Self.fill(f, count: 5)
+        let anchor = try #require(try f.store.ledgerHead())
+        #expect(anchor.seq == 21)
+        #expect(try f.store.verifyLedger(anchors: [anchor]).isValid)
+
+        // Someone with write access drops the guards and edits entry 4 (inference 1's owner share): the chain
+        // names entry 4.
+        try f.store.executeRaw("DROP TRIGGER ledger_entry_no_update; DROP TRIGGER ledger_entry_no_delete")
+        try f.store.executeRaw("UPDATE ledger_entry SET amount = amount + 1000 WHERE seq = 4")
+        #expect(try f.store.verifyLedger().firstBreak == .hashMismatch(seq: 4))
+
+        // They recompute every hash from entry 4 on: the chain is consistent again, but 1000 was minted: inference
+        // 1's credits (entries 3 to 5) no longer add up to the fee erin paid (entry 2).
+        try Self.rehash(f.store, from: 4)
+        let minted = try f.store.verifyLedger()
+        #expect(minted.firstBreak?.seq == 5 && minted.entriesChecked == 5)
+        guard case .unbalanced(_, let reason)? = minted.firstBreak else {
+            Issue.record("expected an unbalanced ledger, got \(minted)")
+            return
+        }
+        #expect(reason == "inference 1: credits add up to 2000, the fee is 1000")
+
+        // A rewrite that conserves money (10 moved from the protocol's share to the owner's, with the stored
+        // balances to match) passes the walk: only the anchor shows it.
+        try f.store.executeRaw("""
+            UPDATE ledger_entry SET amount = amount - 990 WHERE seq = 4;
+            UPDATE ledger_entry SET amount = amount - 10 WHERE seq = 5;
+            UPDATE account_balance SET balance = balance + 10 WHERE account = 'contributor' AND contributor_id = 4;
+            UPDATE account_balance SET balance = balance - 10 WHERE account = 'protocol';
+            """)
+        try Self.rehash(f.store, from: 4)
         #expect(try f.store.verifyLedger().isValid)
         #expect(try f.store.verifyLedger(anchors: [anchor]).firstBreak == .anchorMismatch(seq: anchor.seq))
 
-        // Truncation: the anchor's entry is gone.
+        // Truncation: the anchor's entry is gone, and the stored balances no longer match the entries.
         try f.store.executeRaw("DELETE FROM ledger_entry WHERE seq >= 14")
-        #expect(try f.store.verifyLedger().isValid)
-        #expect(try f.store.verifyLedger(anchors: [anchor]).firstBreak == .anchorMissing(seq: 15))
+        if case .unbalanced(13, _)? = try f.store.verifyLedger().firstBreak {} else {
+            Issue.record("expected the truncated ledger to be unbalanced at its new head")
+        }
+        #expect(try f.store.verifyLedger(anchors: [anchor]).firstBreak == .anchorMissing(seq: 21))
 
         // A deleted entry in the middle is a missing sequence number.
         try f.store.executeRaw("DELETE FROM ledger_entry WHERE seq = 6")

@@ -42,6 +42,10 @@ struct Fixture {
     let carol: NewContributor
     /// Owns the adapter.
     let dave: NewContributor
+    /// Pays for the fixture's inferences: an operator deposits ``erinFunds`` to her account.
+    let erin: NewContributor
+    /// An operator, who made erin's deposit.
+    let olga: NewContributor
     let datanet: Datanet
     /// Two approved text records each for alice, bob and carol, in that order.
     let records: [DataRecord]
@@ -56,6 +60,8 @@ struct Fixture {
         bob = try store.createContributor(displayName: "Bob")
         carol = try store.createContributor(displayName: "Carol")
         dave = try store.createContributor(displayName: "Dave")
+        erin = try store.createContributor(displayName: "Erin")
+        olga = try store.createContributor(displayName: "Olga", role: .operator)
         datanet = try store.createDatanet(
             NewDatanet(name: "medical-qa", summary: "Medical questions", description: "Q&A pairs and notes.",
                        tags: ["Medical", "qa"], license: "CC-BY-4.0"),
@@ -74,6 +80,8 @@ struct Fixture {
             NewAdapter(name: "med-lora", baseModelHash: baseModelHash, trainedOn: [version.ref],
                        hyperparameters: ["rank": .int(8), "lr": .double(2e-4)]),
             owner: dave.contributor.id)
+        _ = try store.deposit(
+            Self.erinFunds, to: erin.contributor.id, by: olga.contributor.id, memo: "fixture", idempotencyKey: "fixture")
     }
 
     /// Penalises `record` on the fixture's adapter, as its owner (dave) curating against the fixture's version.
@@ -84,12 +92,21 @@ struct Fixture {
             evidence: PenaltyEvidence(method: "datainf", evaluation: version.ref, score: score), points: points)
     }
 
+    /// Erin's deposit, ledger entry 1: enough for any fee (``MoneyBounds/maximumFee``) many times over.
+    static let erinFunds: Int64 = MoneyBounds.maximumDeposit
+
+    /// A paid (or, with fee 0, unpaid) inference erin pays for.
     func inference(_ requestID: String, fee: Int64, shares: [RecordID: Double]) -> NewInference {
         NewInference(
             requestID: requestID, adapter: adapter.id,
             promptOutputHash: InferenceHash.of(prompt: "p \(requestID)", output: "o \(requestID)"),
-            method: "datainf", fee: fee, recordShares: shares)
+            method: "datainf", fee: fee, recordShares: shares, payer: erin.contributor.id)
     }
+}
+
+extension InferenceReceipt {
+    /// The entries that split the fee: all but the payer's fee payment.
+    var credits: [LedgerEntry] { entries.filter { !$0.kind.isDebit } }
 }
 
 extension Store {

@@ -114,6 +114,21 @@ import Testing
         if !Self.notServedYet(verify) {
             #expect(try verify.status == 0 && (verify.json() as? [String: Any])?["broken"] is NSNull)
         }
+
+        // Deposits: an operator's credits Ada once per key; Ada herself may not deposit.
+        let treasurer = try Store(directory: engine.data).createContributor(displayName: "treasurer", role: .operator)
+        let asTreasurer = ["TRIBUTARY_SERVER": engine.address, "TRIBUTARY_TOKEN": treasurer.token]
+        let deposit = ["ledger", "deposit", "--contributor", "\(contributor)", "--amount", "5000", "--memo", "prepaid", "--idempotency-key", "cli-1"]
+        let credited = try tributary(deposit + ["--json"], environment: asTreasurer)
+        let receipt = try #require(try credited.json() as? [String: Any], "\(credited.errors)")
+        #expect(receipt["balance"] as? Int == 5000 && receipt["replayed"] as? Bool == false && receipt["idempotency_key"] as? String == "cli-1")
+        #expect((receipt["entry"] as? [String: Any])?["kind"] as? String == "deposit")
+        let retried = try tributary(deposit, environment: asTreasurer)
+        #expect(retried.status == 0 && retried.output.hasPrefix("already deposited (key cli-1): 5000 to contributor \(contributor)"), "\(retried.errors)")
+        let refused = try tributary(deposit, environment: asAda)
+        #expect(refused.status == 77 && refused.errors.contains("permission denied: contributor \(contributor) is not an operator"), "\(refused.errors)")
+        let adaBalance = try tributary(["ledger", "balances", "--contributor", "\(contributor)", "--json"] + server)
+        #expect((try adaBalance.json() as? [[String: Any]])?.first?["amount"] as? Int == 5000)
     }
 
     @Test func aPrivateDatanetIsReadOnlyByThoseItsOwnerGrants() throws {

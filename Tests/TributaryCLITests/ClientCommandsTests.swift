@@ -163,10 +163,12 @@ import WireProtocol
         #expect(split.hasPrefix("reward split of inference 42: fee 1000 = contributors 700 + owner 200 + protocol 100 (70 forfeited by penalties)"))
         #expect(split.contains("ledger head 17 abcd01"))
 
-        let intact = Wire.LedgerVerification(checked: 12, head: Wire.LedgerHead(seq: 12, hash: [1]), broken: nil)
-        #expect(HumanText.verification(intact) == "ledger intact: 12 entries checked, head 12 01")
+        let intact = Wire.LedgerVerification(
+            checked: 12, head: Wire.LedgerHead(seq: 12, hash: [1]), broken: nil, deposits: 5_000, balances: 5_000)
+        #expect(HumanText.verification(intact) == "ledger intact: 12 entries checked, head 12 01; balances 5000, deposits 5000")
         let broken = Wire.LedgerVerification(
-            checked: 5, head: nil, broken: Wire.LedgerBreak(kind: .hashMismatch, seq: 4, found: 4, reason: "hash differs"))
+            checked: 5, head: nil, broken: Wire.LedgerBreak(kind: .hashMismatch, seq: 4, found: 4, reason: "hash differs"),
+            deposits: 0, balances: 0)
         #expect(HumanText.verification(broken) == "ledger BROKEN at entry 4 (hash_mismatch): hash differs; 5 entries checked")
 
         let job = Wire.Job(id: 8, kind: .train, state: .running, step: 30, totalSteps: 100, adapter: nil, engine: "e1", createdAtMs: 0, message: "")

@@ -35,7 +35,7 @@ import WireProtocol
         let connection = try await TributaryConnection.connect(host: "127.0.0.1", port: listening.port, streamCredits: 1)
         let replies = try await connection.stream(.infer(Wire.Infer(
             adapter: nil, prompt: "hi", maxTokens: 40, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], method: .off,
-            topRecords: 0, fee: 0)))
+            topRecords: 0, fee: 0, idempotencyKey: "")))
         var iterator = replies.makeAsyncIterator()
         guard case .token = try await iterator.next() else {
             Issue.record("expected a first TOKEN")

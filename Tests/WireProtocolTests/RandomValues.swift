@@ -219,7 +219,7 @@ extension Wire.AdapterState: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(adapter: .random(using: &rng), loaded: .random(using: &rng), residentBytes: .random(using: &rng)) }
 }
 extension Wire.Infer: RandomWireValue {
-    static func random(using rng: inout SeededRandom) -> Self { .init(adapter: .random(using: &rng), prompt: .random(using: &rng), maxTokens: .random(using: &rng), temperature: .random(using: &rng), topK: .random(using: &rng), topP: .random(using: &rng), seed: .random(using: &rng), stop: .random(using: &rng), method: .random(using: &rng), topRecords: .random(using: &rng), fee: .random(using: &rng)) }
+    static func random(using rng: inout SeededRandom) -> Self { .init(adapter: .random(using: &rng), prompt: .random(using: &rng), maxTokens: .random(using: &rng), temperature: .random(using: &rng), topK: .random(using: &rng), topP: .random(using: &rng), seed: .random(using: &rng), stop: .random(using: &rng), method: .random(using: &rng), topRecords: .random(using: &rng), fee: .random(using: &rng), idempotencyKey: .random(using: &rng)) }
 }
 extension Wire.Token: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(index: .random(using: &rng), token: .random(using: &rng), text: .random(using: &rng)) }
@@ -264,7 +264,13 @@ extension Wire.LedgerVerify: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(anchors: .random(using: &rng)) }
 }
 extension Wire.LedgerVerification: RandomWireValue {
-    static func random(using rng: inout SeededRandom) -> Self { .init(checked: .random(using: &rng), head: .random(using: &rng), broken: .random(using: &rng)) }
+    static func random(using rng: inout SeededRandom) -> Self { .init(checked: .random(using: &rng), head: .random(using: &rng), broken: .random(using: &rng), deposits: .random(using: &rng), balances: .random(using: &rng)) }
+}
+extension Wire.Deposit: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(contributor: .random(using: &rng), amount: .random(using: &rng), memo: .random(using: &rng), idempotencyKey: .random(using: &rng)) }
+}
+extension Wire.Deposited: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(entry: .random(using: &rng), balance: .random(using: &rng), replayed: .random(using: &rng)) }
 }
 extension Wire.Health: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init() }
@@ -391,6 +397,8 @@ extension Message {
         case .ledgerPage: .ledgerPage(.random(using: &rng))
         case .ledgerVerify: .ledgerVerify(.random(using: &rng))
         case .ledgerVerification: .ledgerVerification(.random(using: &rng))
+        case .deposit: .deposit(.random(using: &rng))
+        case .deposited: .deposited(.random(using: &rng))
         case .health: .health(.random(using: &rng))
         case .healthStatus: .healthStatus(.random(using: &rng))
         case .stats: .stats(.random(using: &rng))

@@ -44,7 +44,7 @@ struct VectorTests {
                 maxFrameSize: 1 << 20, streamCredits: 64, clientName: "py"))),
             "infer": Envelope(requestID: 5, message: .infer(.init(
                 adapter: 3, prompt: "Hi", maxTokens: 16, temperature: 0.5, topK: 40, topP: 0.875, seed: 42, stop: ["\n"],
-                method: .datainf, topRecords: 5, fee: 1_000_000))),
+                method: .datainf, topRecords: 5, fee: 1_000_000, idempotencyKey: "k-1"))),
             "token": Envelope(requestID: 5, message: .token(.init(index: 0, token: 72, text: "H"))),
             "infer_end": Envelope(requestID: 5, message: .inferEnd(.init(
                 stopReason: .maxTokens, promptTokens: 2, completionTokens: 16, promptUs: 1500, generationUs: 64000))),

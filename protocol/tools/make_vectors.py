@@ -67,7 +67,7 @@ vectors = [
                                  "max_concurrent_requests": 256, "contributor": 7, "server_name": "engine"}, 0),
     valid("infer", "Infer", {"adapter": 3, "prompt": "Hi", "max_tokens": 16, "temperature": 0.5, "top_k": 40,
                              "top_p": 0.875, "seed": 42, "stop": ["\n"], "method": "datainf", "top_records": 5,
-                             "fee": 1_000_000}, 5),
+                             "fee": 1_000_000, "idempotency_key": "k-1"}, 5),
     valid("token", "Token", {"index": 0, "token": 72, "text": "H"}, 5),
     valid("infer_end", "InferEnd", {"stop_reason": "max_tokens", "prompt_tokens": 2, "completion_tokens": 16,
                                     "prompt_us": 1500, "generation_us": 64000}, 5),

@@ -65,7 +65,7 @@ func run() async throws {
             let start = ContinuousClock.now
             for try await _ in try await connection.stream(.infer(Wire.Infer(
                 adapter: adapter.rawValue, prompt: prompt, maxTokens: UInt32(newTokens), temperature: 0, topK: 0, topP: 1, seed: 0,
-                stop: [], method: method, topRecords: 5, fee: fee)))
+                stop: [], method: method, topRecords: 5, fee: fee, idempotencyKey: "")))
             {}
             let elapsed = ContinuousClock.now - start
             seconds.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)

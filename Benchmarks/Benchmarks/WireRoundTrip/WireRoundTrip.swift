@@ -184,7 +184,7 @@ struct WireRoundTrip: AsyncParsableCommand {
     static func inferOfPayload(_ bytes: Int) -> Message {
         let message = Message.infer(Wire.Infer(
             adapter: nil, prompt: String(repeating: "a", count: bytes - 46), maxTokens: 0, temperature: 0, topK: 0, topP: 1,
-            seed: 0, stop: [], method: .off, topRecords: 0, fee: 0))
+            seed: 0, stop: [], method: .off, topRecords: 0, fee: 0, idempotencyKey: ""))
         return message
     }
 
@@ -218,7 +218,7 @@ struct WireRoundTrip: AsyncParsableCommand {
         let options = GenerationOptions(maxNewTokens: 128)
         let request = Message.infer(Wire.Infer(
             adapter: nil, prompt: prompt, maxTokens: 128, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], method: .off,
-            topRecords: 0, fee: 0))
+            topRecords: 0, fee: 0, idempotencyKey: ""))
         let clock = ContinuousClock()
         var local: [Double] = []
         var served: [Double] = []
