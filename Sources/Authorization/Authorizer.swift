@@ -111,10 +111,7 @@ public struct Authorizer: Sendable {
     /// runs under. Job ids are sequential, so refusing with `permission_denied` hides nothing `not_found` would.
     private func requireJob(_ job: UInt64, _ caller: ContributorID?, orItsEngine: Bool) throws {
         let id = try contributor(caller, "jobs are shown to their submitter")
-        guard let raw = Int64(exactly: job) else {
-            throw RequestFailure(.invalidArgument, "job: \(job) is not a job id (at most \(Int64.max))")
-        }
-        let job = try store.job(JobID(raw))
+        let job = try store.job(JobID(try Int64(wire: job, field: "job")))
         if try job.submittedBy == id || store.isOperator(id) { return }
         if orItsEngine, let engine = job.engine, try store.engineBinding(named: engine)?.contributor == id { return }
         throw StoreError.notJobOwner(job: job.id, contributor: id)

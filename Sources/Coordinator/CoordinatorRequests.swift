@@ -73,7 +73,7 @@ extension Coordinator {
     public func jobEvents(_ job: UInt64, after: UInt64) throws -> [Wire.JobEvent] {
         let id = try Self.jobID(job, field: "job")
         _ = try store.job(id)
-        return try store.jobEvents(of: id, after: try Self.sequence(after, field: "after_seq")).map(Self.wireEvent)
+        return try store.jobEvents(of: id, after: try Int64(wire: after, field: "after_seq")).map(Self.wireEvent)
     }
 
     /// Checks a `JobEvents` request before its stream opens: a token (`unauthenticated`), ids in range
@@ -81,25 +81,14 @@ extension Coordinator {
     /// (`permission_denied`). Returns the job and the sequence number to follow from.
     public func authorizeWatch(job: UInt64, after: UInt64, contributor: ContributorID?) throws -> (job: JobID, after: Int64) {
         let id = try Self.jobID(job, field: "job")
-        let sequence = try Self.sequence(after, field: "after_seq")
+        let sequence = try Int64(wire: after, field: "after_seq")
         try Authorizer(store: store).authorize(.jobEvents(Wire.JobEvents(job: job, afterSeq: after)), caller: contributor)
         return (id, sequence)
     }
 
     /// A wire job id as the store's (ids are 1 to 2^63 − 1): a larger u64 is refused, never trapped on.
     static func jobID(_ raw: UInt64, field: String) throws -> JobID {
-        guard let value = Int64(exactly: raw) else {
-            throw CoordinatorError.refused(.invalidArgument, "\(field): \(raw) is not a job id (at most \(Int64.max))")
-        }
-        return JobID(value)
-    }
-
-    /// A wire event sequence number as the store's (at most 2^63 − 1).
-    static func sequence(_ raw: UInt64, field: String) throws -> Int64 {
-        guard let value = Int64(exactly: raw) else {
-            throw CoordinatorError.refused(.invalidArgument, "\(field): \(raw) is past every sequence number (at most \(Int64.max))")
-        }
-        return value
+        JobID(try Int64(wire: raw, field: field))
     }
 
     /// An evaluation fans out: one retrain job per subset, queued for any engine that trains, then the job that

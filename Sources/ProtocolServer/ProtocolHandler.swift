@@ -11,8 +11,8 @@ import WireProtocol
 /// application's (they need the store, which never runs on an event loop).
 ///
 /// Until its WELCOME goes out a connection counts against the server's ``HandshakeGate``: beyond the gate's
-/// limit a new connection is refused at once (`overloaded`), and one still without WELCOME after the gate's
-/// timeout is refused (`timeout`) and closed.
+/// limit the oldest connection in its handshake is refused (`overloaded`) to make room, and one still without
+/// WELCOME after the gate's timeout is refused (`timeout`) and closed.
 public final class ProtocolHandler: ChannelDuplexHandler {
     public typealias InboundIn = Frame
     public typealias InboundOut = Envelope
@@ -31,10 +31,10 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     private let statistics: ServerStatistics
     private let handshake: HandshakeGate
-    /// Whether this connection has been counted in by the gate (it may have been refused instead).
+    /// Whether this connection has been counted in by the gate.
     private var handshakeStarted = false
-    /// Whether this connection is counted in the gate now: from its start to its WELCOME or its end.
-    private var inHandshake = false
+    /// The gate's ticket while this connection is counted in it: from its start to its WELCOME, refusal or end.
+    private var handshakeTicket: UInt64?
     private var handshakeTimer: Scheduled<Void>?
 
     /// HELLO's `stream_credits` (PROTOCOL.md, handshake).
@@ -67,35 +67,43 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         endHandshake()
     }
 
-    /// Counts the connection in (or refuses it, past the gate's limit) and starts its handshake's clock.
+    /// Counts the connection in (refusing the oldest one in its handshake, past the gate's limit) and starts its
+    /// handshake's clock.
     private func startHandshake(context: ChannelHandlerContext) {
         guard !handshakeStarted else { return }
         handshakeStarted = true
-        guard handshake.enter() else {
-            return refuse(
-                context: context, .overloaded, "\(handshake.limit) connections are already in their handshake: try again later",
-                retryAfterMs: UInt32(clamping: handshake.timeout.nanoseconds / 1_000_000))
-        }
-        inHandshake = true
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        handshakeTicket = handshake.enter {
+            loop.execute { bound.value.handler.handshakeEvicted(context: bound.value.context) }
+        }
         handshakeTimer = context.eventLoop.scheduleTask(in: handshake.timeout) {
             bound.value.handler.handshakeTimedOut(context: bound.value.context)
         }
     }
 
     private func handshakeTimedOut(context: ChannelHandlerContext) {
-        guard inHandshake else { return }
+        guard handshakeTicket != nil else { return }
         endHandshake()
         refuse(context: context, .timeout, "the handshake did not complete within \(handshake.timeout.nanoseconds / 1_000_000) ms")
     }
 
-    /// The connection leaves the gate: WELCOME went out, or it ended. Idempotent.
+    private func handshakeEvicted(context: ChannelHandlerContext) {
+        guard handshakeTicket != nil else { return }
+        endHandshake()
+        refuse(
+            context: context, .overloaded,
+            "\(handshake.limit) newer connections are in their handshake: this one made room; finish the handshake sooner",
+            retryAfterMs: 100)
+    }
+
+    /// The connection leaves the gate: WELCOME went out, it was refused, or it ended. Idempotent.
     private func endHandshake() {
         handshakeTimer?.cancel()
         handshakeTimer = nil
-        if inHandshake {
-            inHandshake = false
-            handshake.leave()
+        if let ticket = handshakeTicket {
+            handshakeTicket = nil
+            handshake.leave(ticket)
         }
     }
 

@@ -17,9 +17,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a connection may take from its opening to WELCOME (HELLO and authentication); then it is refused
     /// with `timeout` and closed, so connections that never finish their handshake are not kept.
     public var handshakeTimeout: Duration = .seconds(10)
-    /// Connections that may be in their handshake at once, across the server; a new one beyond it is refused at
-    /// once with `overloaded`. With the 64 KiB handshake frame limit, unauthenticated peers can hold at most this
-    /// many × 64 KiB of the server's memory.
+    /// Connections that may be in their handshake at once, across the server; beyond it the oldest of them is
+    /// refused with `overloaded` to make room for the new one. With the 64 KiB handshake frame limit,
+    /// unauthenticated peers can hold at most this many × 64 KiB of the server's memory.
     public var maxHandshakingConnections = 256
     /// Event-loop threads (networking only: compute and storage run on the service's pools).
     public var eventLoopThreads = 1

@@ -52,7 +52,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a connection may take from opening to WELCOME; then it is refused with timeout and closed.")
     var handshakeSeconds = 10
 
-    @Option(help: "Connections that may be in their handshake at once; more are refused at once with overloaded.")
+    @Option(help: "Connections that may be in their handshake at once; beyond it the oldest is refused with overloaded to make room.")
     var maxHandshaking = ServerConfiguration(host: "", port: 0).maxHandshakingConnections
 
     @Option(help: "Seconds shutdown waits for in-flight requests before cancelling them.")

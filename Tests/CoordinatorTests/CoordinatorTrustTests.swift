@@ -228,13 +228,11 @@ struct CoordinatorTrustTests {
             let refused = #expect(throws: RequestFailure.self) {
                 try f.coordinator.respond(to: .jobStatus(Wire.JobStatus(job: id)), contributor: f.submitter)
             }
-            #expect(refused?.code == .invalidArgument && refused?.message == "job: \(id) is not a job id (at most \(Int64.max))")
+            #expect(refused?.code == .invalidArgument && refused?.message == "job \(id) is out of range (\(Int64.min) to \(Int64.max))")
             #expect(code { try f.coordinator.respond(to: .jobCancel(Wire.JobCancel(job: id)), contributor: f.submitter) } == .invalidArgument)
             #expect(code { try f.coordinator.authorizeWatch(job: id, after: 0, contributor: f.submitter) } == .invalidArgument)
             let job = try f.submit()
-            #expect(throws: CoordinatorError.refused(.invalidArgument, "after_seq: \(id) is past every sequence number (at most \(Int64.max))")) {
-                try f.coordinator.authorizeWatch(job: UInt64(job.id.rawValue), after: id, contributor: f.submitter)
-            }
+            #expect(code { try f.coordinator.authorizeWatch(job: UInt64(job.id.rawValue), after: id, contributor: f.submitter) } == .invalidArgument)
         }
     }
 

@@ -126,7 +126,7 @@ import Testing
         let retried = try tributary(deposit, environment: asTreasurer)
         #expect(retried.status == 0 && retried.output.hasPrefix("already deposited (key cli-1): 5000 to contributor \(contributor)"), "\(retried.errors)")
         let refused = try tributary(deposit, environment: asAda)
-        #expect(refused.status == 77 && refused.errors.contains("permission denied: contributor \(contributor) is not an operator"), "\(refused.errors)")
+        #expect(refused.status == 77 && refused.errors.contains("permission denied: deposit needs an operator: contributor \(contributor) is not one"), "\(refused.errors)")
         let adaBalance = try tributary(["ledger", "balances", "--contributor", "\(contributor)", "--json"] + server)
         #expect((try adaBalance.json() as? [[String: Any]])?.first?["amount"] as? Int == 5000)
     }
