@@ -36,6 +36,8 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     /// The gate's ticket while this connection is counted in it: from its start to its WELCOME, refusal or end.
     private var handshakeTicket: UInt64?
     private var handshakeTimer: Scheduled<Void>?
+    /// HELLO's `max_frame_size`: no reply payload may exceed it (PROTOCOL.md, "Limits").
+    private var peerMaxPayload = FrameLimits.handshakeMaxPayload
 
     /// HELLO's `stream_credits` (PROTOCOL.md, handshake).
     static let streamCreditRange: ClosedRange<UInt32> = 1...65_535
@@ -108,8 +110,32 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .welcome = unwrapOutboundIn(data).message { endHandshake() }
+        let envelope = unwrapOutboundIn(data)
+        switch envelope.message {
+        case .welcome:
+            endHandshake()
+        case .token, .exportChunk, .errorReply:
+            // Tokens are small and hot; export chunks are cut below the client's limit; errors are bounded.
+            break
+        default:
+            if let oversized = oversizedReply(envelope, allocator: context.channel.allocator) {
+                return context.write(wrapOutboundOut(oversized), promise: promise)
+            }
+        }
         context.write(data, promise: promise)
+    }
+
+    /// A reply larger than the client accepts would break its connection: it becomes `too_large` on its request,
+    /// saying how large it was, so the client can ask for less (a smaller `limit`, a filter) or a larger frame size.
+    private func oversizedReply(_ envelope: Envelope, allocator: ByteBufferAllocator) -> Envelope? {
+        var scratch = allocator.buffer(capacity: 256)
+        envelope.write(to: &scratch)
+        let payload = scratch.readableBytes - FrameLimits.headerSize
+        guard payload > Int(peerMaxPayload), envelope.requestID != 0 else { return nil }
+        return Envelope.error(
+            .tooLarge,
+            "the \(envelope.message.type) reply is \(payload) bytes, over your max_frame_size of \(peerMaxPayload): ask for fewer items or connect with a larger max_frame_size",
+            requestID: envelope.requestID)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -151,6 +177,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         if let refusal = Self.refusal(of: hello) {
             return refuse(context: context, refusal.code, refusal.message)
         }
+        peerMaxPayload = hello.maxFrameSize
         state = .open
         context.fireChannelRead(wrapInboundOut(envelope))
     }

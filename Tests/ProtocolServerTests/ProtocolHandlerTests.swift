@@ -228,6 +228,29 @@ import WireProtocol
         #expect(fourth.isActive && third.isActive && gate.handshaking == 2)
     }
 
+    /// A reply larger than HELLO's `max_frame_size` would break the client's connection: it goes out as
+    /// `too_large` on its request instead, naming both sizes; one within the limit goes out as it is.
+    @Test func aReplyOverTheClientsFrameSizeBecomesTooLarge() throws {
+        try send(Self.hello(maxFrameSize: 4096))
+        _ = try channel.readInbound(as: Envelope.self)
+        func echoed(_ count: Int, requestID: UInt64) throws -> Envelope? {
+            try channel.writeOutbound(Envelope(requestID: requestID, flags: .final, message: .balances(Wire.Balances(
+                balances: (0..<count).map { Wire.Balance(contributor: Int64($0), amount: Int64($0)) }))))
+            return try written().first
+        }
+        // 19 bytes a balance: 200 fit in 4096 bytes, 300 do not.
+        guard case .balances(let fits)? = try echoed(200, requestID: 3)?.message else {
+            Issue.record("a reply within the limit was not sent as it is")
+            return
+        }
+        #expect(fits.balances.count == 200)
+        let refused = try #require(try echoed(300, requestID: 4))
+        #expect(refused.requestID == 4 && refused.flags == .final && errorCode(refused) == .tooLarge)
+        guard case .errorReply(let error) = refused.message else { return }
+        #expect(error.message.contains("over your max_frame_size of 4096"))
+        #expect(channel.isActive)
+    }
+
     @Test func aMalformedPayloadOnARequestIdIsAnsweredThereAndTheConnectionGoesOn() throws {
         try send(Self.hello())
         _ = try channel.readInbound(as: Envelope.self)
