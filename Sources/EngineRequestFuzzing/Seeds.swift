@@ -1,0 +1,82 @@
+import WireProtocol
+
+extension EngineRequestHarness {
+    /// The seed corpus of `fuzz-engine-requests` (Fuzz/corpus-requests, written by
+    /// `fuzz-engine-requests -write_seeds=FOLDER`): every request of the catalogue at least once, naming the
+    /// objects ``start()`` creates, sent by a caller who may send it and, for the state-changing ones, by one who
+    /// may not, so that the fuzzer starts from answers as well as refusals.
+    public static var seeds: [(name: String, input: [UInt8])] {
+        let pair = Wire.RecordContent.pair(Wire.PairRecord(prompt: Array("q: ".utf8), completion: Array("a".utf8)))
+        let infer = Wire.Infer(
+            adapter: 1, prompt: "Whisk two", maxTokens: 8, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [], method: .off,
+            topRecords: 0, fee: 0)
+        var attributed = infer
+        attributed.method = .datainf
+        attributed.topRecords = 3
+        var paid = attributed
+        paid.fee = 10
+        paid.method = .tracin
+        var sampled = infer
+        sampled.adapter = nil
+        sampled.temperature = 0.8
+        sampled.topK = 5
+        sampled.topP = 0.9
+        sampled.seed = 3
+        sampled.stop = ["e"]
+        sampled.maxTokens = 200
+        let requests: [(String, [(FuzzCaller, Message)])] = [
+            ("health", [(.anonymous, .health(Wire.Health()))]),
+            ("stats", [(.anonymous, .stats(Wire.Stats()))]),
+            ("echo", [(.anonymous, .echo(Wire.Echo(payload: [1, 2, 3])))]),
+            ("sign-up", [(.anonymous, .signUp(Wire.SignUp(displayName: "carol")))]),
+            ("datanet-create", [(.alice, .datanetCreate(Wire.DatanetCreate(
+                name: "notes", summary: "s", description: "d", tags: ["t"], license: "MIT", visibility: .private)))]),
+            ("contribute-text", [(.alice, .contribute(Wire.Contribute(datanet: 1, content: .text(Wire.TextRecord(text: Array("Boil.".utf8))))))]),
+            ("contribute-pair-private-refused", [(.alice, .contribute(Wire.Contribute(datanet: 2, content: pair)))]),
+            ("review-approve-pending", [(.alice, .review(Wire.Review(record: 5, decision: .approve, note: nil)))]),
+            ("review-by-other", [(.bob, .review(Wire.Review(record: 5, decision: .reject, note: "no")))]),
+            ("publish", [(.alice, .publish(Wire.Publish(datanet: 1)))]),
+            ("publish-by-operator", [(.operator, .publish(Wire.Publish(datanet: 2)))]),
+            ("export-public", [(.anonymous, .export(Wire.Export(version: Wire.VersionRef(datanet: 1, number: 1))))]),
+            ("export-private", [(.alice, .export(Wire.Export(version: Wire.VersionRef(datanet: 2, number: 1))))]),
+            ("datanet-list", [(.anonymous, .datanetList(Wire.DatanetList(datanet: nil, owner: nil)))]),
+            ("datanet-list-one", [(.bob, .datanetList(Wire.DatanetList(datanet: 2, owner: 3)))]),
+            ("record-list", [(.alice, .recordList(Wire.RecordList(datanet: 1, status: .pending, after: 0, limit: 10)))]),
+            ("adapter-list", [(.anonymous, .adapterList(Wire.AdapterList(owner: nil)))]),
+            ("adapter-load-unload", [
+                (.bob, .adapterLoad(Wire.AdapterLoad(adapter: 2))), (.bob, .adapterUnload(Wire.AdapterUnload(adapter: 2))),
+            ]),
+            ("infer", [(.anonymous, .infer(infer))]),
+            ("infer-sampled-base", [(.alice, .infer(sampled))]),
+            ("infer-attributed", [(.alice, .infer(attributed))]),
+            ("infer-paid", [(.alice, .infer(paid))]),
+            ("attribute-text", [(.alice, .attribute(Wire.Attribute(
+                target: .text(Wire.TextTarget(adapter: 1, prompt: "Whisk two", completion: " eggs")), method: .gradcos,
+                topRecords: 3, allScores: true)))]),
+            ("attribute-inference", [(.alice, .attribute(Wire.Attribute(
+                target: .inference(Wire.InferenceTarget(requestId: "1")), method: .datainf, topRecords: 5, allScores: false)))]),
+            ("curate", [(.alice, .curate(Wire.Curate(
+                adapter: 1, evaluation: Wire.VersionRef(datanet: 1, number: 1), method: .fisher, maxFlags: 4, points: 3,
+                apply: false)))]),
+            ("curate-apply", [(.operator, .curate(Wire.Curate(
+                adapter: 1, evaluation: Wire.VersionRef(datanet: 2, number: 1), method: .tracin, maxFlags: 2, points: 5,
+                apply: true)))]),
+            ("penalty-list", [(.anonymous, .penaltyList(Wire.PenaltyList(contributor: nil, adapter: 1)))]),
+            ("ledger-balances", [(.anonymous, .ledgerBalances(Wire.LedgerBalances(contributor: nil)))]),
+            ("ledger-balance-one", [(.bob, .ledgerBalances(Wire.LedgerBalances(contributor: 3)))]),
+            ("ledger-entries", [(.anonymous, .ledgerEntries(Wire.LedgerEntries(afterSeq: 0, limit: 50, inference: nil)))]),
+            ("ledger-entries-inference", [(.alice, .ledgerEntries(Wire.LedgerEntries(afterSeq: 0, limit: 10, inference: 1)))]),
+            ("ledger-verify", [(.anonymous, .ledgerVerify(Wire.LedgerVerify(anchors: [Wire.LedgerHead(seq: 1, hash: [UInt8](repeating: 0, count: 32))])))]),
+            ("datanet-grant", [(.bob, .datanetGrant(Wire.DatanetGrant(datanet: 2, grantee: 2, grant: false)))]),
+            ("datanet-grant-refused", [(.alice, .datanetGrant(Wire.DatanetGrant(datanet: 2, grantee: 2, grant: true)))]),
+            ("coordinator-request", [(.operator, .jobStatus(Wire.JobStatus(job: 1)))]),
+            ("mixed", [
+                (.alice, .contribute(Wire.Contribute(datanet: 1, content: pair))),
+                (.alice, .review(Wire.Review(record: 11, decision: .approve, note: nil))),
+                (.alice, .publish(Wire.Publish(datanet: 1))),
+                (.anonymous, .export(Wire.Export(version: Wire.VersionRef(datanet: 1, number: 2)))),
+            ]),
+        ]
+        return requests.map { ($0.0, input($0.1)) }
+    }
+}

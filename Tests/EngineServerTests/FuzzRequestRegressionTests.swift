@@ -1,0 +1,68 @@
+import EngineRequestFuzzing
+import Foundation
+import Testing
+import WireProtocol
+
+/// Fuzz/regressions-requests (inputs with which `fuzz-engine-requests` crashed the engine, kept after the fix)
+/// and its seed corpus, through the fuzz target's own harness: a real server on a fresh store, each input's
+/// requests sent as their callers. A handler that crashes ends this test process; what a client sees wrong
+/// (a hang, a reply that does not decode, a connection closed under a well-formed request) fails the test.
+/// The harness trains two tiny adapters: it runs with the suites that train in this process.
+extension ProcessWideSuites {
+    @Suite("Engine request fuzz regressions and corpus") struct FuzzRequestRegressionTests {
+        static let fuzzFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Fuzz").standardized
+
+        static func files(in folder: String) -> [URL] {
+            let url = fuzzFolder.appendingPathComponent(folder)
+            return ((try? FileManager.default.contentsOfDirectory(at: url, includingPropertiesForKeys: nil)) ?? [])
+                .filter { !$0.lastPathComponent.hasPrefix(".") }
+                .sorted { $0.path < $1.path }
+        }
+
+        @Test func theCommittedCorpusIsTheHarnessSeeds() throws {
+            let committed = Self.files(in: "corpus-requests")
+            let seeds = EngineRequestHarness.seeds
+            #expect(committed.map(\.lastPathComponent) == seeds.map(\.name).sorted())
+            for (name, input) in seeds {
+                let file = Self.fuzzFolder.appendingPathComponent("corpus-requests/\(name)")
+                #expect((try? Data(contentsOf: file)) == Data(input), "\(name): run fuzz-engine-requests -write_seeds=Fuzz/corpus-requests")
+            }
+        }
+
+        @Test func everySeedIsReadBackAsRequests() {
+            for (name, input) in EngineRequestHarness.seeds {
+                let requests = EngineRequestHarness.requests(in: input)
+                #expect(!requests.isEmpty, "\(name)")
+                #expect(requests.allSatisfy { $0.message.type.direction == .request }, "\(name)")
+            }
+        }
+
+        @Test func regressionsAndSeedsRunWithoutFindings() async throws {
+            let harness = try await EngineRequestHarness.start()
+            var inputs = EngineRequestHarness.seeds
+            for url in Self.files(in: "regressions-requests") {
+                inputs.append((url.lastPathComponent, Array(try Data(contentsOf: url))))
+            }
+            var answers: [String: [EngineRequestHarness.Answer]] = [:]
+            for (name, input) in inputs {
+                let (answered, findings) = await harness.run(input)
+                #expect(findings.isEmpty, "\(name): \(findings)")
+                answers[name] = answered
+            }
+            // The seeds reach real objects and real work, not only refusals: their last replies.
+            let expected: [String: MessageType] = [
+                "infer": .inferEnd, "infer-attributed": .attribution, "infer-paid": .rewardSplit,
+                "attribute-text": .attribution, "attribute-inference": .attribution, "curate": .curationReport,
+                "curate-apply": .curationReport, "export-private": .exportEnd, "record-list": .recordListing,
+                "adapter-load-unload": .adapterState, "publish": .versionInfo, "datanet-grant": .datanetGrants,
+                "ledger-entries-inference": .ledgerPage,
+            ]
+            for (name, last) in expected {
+                #expect(answers[name]?.last?.replies.last == last, "\(name): \(answers[name] ?? [])")
+            }
+            #expect(answers["datanet-grant-refused"]?.last?.error?.errorCode == .permissionDenied)
+            try await harness.stop()
+        }
+    }
+}
