@@ -10,7 +10,7 @@ import Synchronization
 import TributaryClient
 import WireProtocol
 
-/// Who sends a fuzzed request: one byte before each frame picks the connection (the byte modulo 4), so that
+/// Who sends a fuzzed request: one byte before each frame picks the connection (its low two bits), so that
 /// the same request reaches every authorization path (docs/SECURITY.md).
 public enum FuzzCaller: UInt8, CaseIterable, Sendable {
     /// No token: read-only access.
@@ -22,7 +22,25 @@ public enum FuzzCaller: UInt8, CaseIterable, Sendable {
     /// Contributor 1, the operator: may act on any object.
     case `operator` = 3
 
-    init(byte: UInt8) { self = FuzzCaller(rawValue: byte % 4) ?? .anonymous }
+    init(byte: UInt8) { self = FuzzCaller(rawValue: byte & 3) ?? .anonymous }
+}
+
+/// One request of an input: its caller, its message, and whether it goes on a narrow connection, one opened
+/// with the smallest max_frame_size the protocol allows and one stream credit (bit 2 of the caller byte), so
+/// that replies are cut, refused as too large, and paced by credits.
+public struct FuzzRequest: Sendable {
+    public var caller: FuzzCaller
+    public var narrow: Bool
+    public var message: Message
+
+    public init(_ caller: FuzzCaller, narrow: Bool = false, _ message: Message) {
+        self.caller = caller
+        self.narrow = narrow
+        self.message = message
+    }
+
+    /// The byte before its frame in an input.
+    var callerByte: UInt8 { caller.rawValue | (narrow ? 4 : 0) }
 }
 
 /// The engine's request handlers under fuzzing (``RequestRouter`` and what it calls: authorization, the store,
@@ -48,7 +66,7 @@ public final class EngineRequestHarness: Sendable {
     let directory: URL
     let serving: Task<Void, any Error>
     let tokens: [FuzzCaller: String]
-    private let connections = Mutex<[FuzzCaller: TributaryConnection]>([:])
+    private let connections = Mutex<[ConnectionKey: TributaryConnection]>([:])
     /// Distinct messages of `internal` errors seen: each is written to stderr once (an unmapped error is worth
     /// reading, but it is an answer, not a crash).
     private let internalErrors = Mutex<Set<String>>([])
@@ -105,23 +123,23 @@ public final class EngineRequestHarness: Sendable {
     /// The requests of one input, in order: a caller byte, then one frame (PROTOCOL.md), again until the bytes
     /// end or a frame cannot be read. Frames that do not decode, and messages that are not requests, are
     /// skipped (the decoders have their own fuzzer); at most ``maxRequestsPerInput`` are kept.
-    public static func requests(in input: [UInt8]) -> [(caller: FuzzCaller, message: Message)] {
+    public static func requests(in input: [UInt8]) -> [FuzzRequest] {
         var buffer = ByteBuffer(bytes: input)
-        var requests: [(caller: FuzzCaller, message: Message)] = []
+        var requests: [FuzzRequest] = []
         while requests.count < maxRequestsPerInput, let byte = buffer.readInteger(as: UInt8.self) {
             guard let frame = try? Frame.read(from: &buffer, maxPayload: FrameLimits.defaultMaxPayload) else { break }
             guard let envelope = try? Envelope(decoding: frame), envelope.message.type.direction == .request else { continue }
-            requests.append((FuzzCaller(byte: byte), envelope.message))
+            requests.append(FuzzRequest(FuzzCaller(byte: byte), narrow: byte & 4 != 0, envelope.message))
         }
         return requests
     }
 
     /// An input that ``requests(in:)`` reads back as `requests`: for seeds and tests.
-    public static func input(_ requests: [(caller: FuzzCaller, message: Message)]) -> [UInt8] {
+    public static func input(_ requests: [FuzzRequest]) -> [UInt8] {
         var buffer = ByteBuffer()
-        for (caller, message) in requests {
-            buffer.writeInteger(caller.rawValue)
-            Envelope(requestID: 1, message: message).write(to: &buffer)
+        for request in requests {
+            buffer.writeInteger(request.callerByte)
+            Envelope(requestID: 1, message: request.message).write(to: &buffer)
         }
         return Array(buffer.readableBytesView)
     }
@@ -147,20 +165,22 @@ public final class EngineRequestHarness: Sendable {
         _ = try? await server.engine.loadAdapter(AdapterID(1))
         var answers: [Answer] = []
         var findings: [Finding] = []
-        for (caller, message) in requests {
-            switch await send(message, as: caller) {
+        for request in requests {
+            switch await send(request) {
             case .success(let answer): answers.append(answer)
-            case .failure(let problem): findings.append(Finding(request: message.type, caller: caller, problem: problem.description))
+            case .failure(let problem):
+                findings.append(Finding(request: request.message.type, caller: request.caller, problem: problem.description))
             }
         }
         return (answers, findings)
     }
 
     /// One request to its end.
-    private func send(_ message: Message, as caller: FuzzCaller) async -> Result<Answer, HarnessProblem> {
+    private func send(_ request: FuzzRequest) async -> Result<Answer, HarnessProblem> {
+        let (message, caller, key) = (request.message, request.caller, ConnectionKey(caller: request.caller, narrow: request.narrow))
         let connection: TributaryConnection
         do {
-            connection = try await self.connection(for: caller)
+            connection = try await self.connection(for: key)
         } catch {
             return .failure(HarnessProblem("could not connect: \(error)"))
         }
@@ -188,11 +208,11 @@ public final class EngineRequestHarness: Sendable {
             if error.errorCode == .internal { noteInternalError(message.type, error.message) }
             return .success(Answer(request: message.type, caller: caller, replies: [], error: error))
         } catch let problem as HarnessProblem {
-            drop(caller)
+            drop(key)
             return .failure(problem)
         } catch {
             // A reply frame that does not decode, or the server closing a connection under a well-formed request.
-            drop(caller)
+            drop(key)
             return .failure(HarnessProblem("the connection failed: \(error)"))
         }
     }
@@ -202,18 +222,26 @@ public final class EngineRequestHarness: Sendable {
         init(_ description: String) { self.description = description }
     }
 
-    /// The caller's open connection, or a new one.
-    private func connection(for caller: FuzzCaller) async throws -> TributaryConnection {
-        if let open = connections.withLock({ $0[caller] }) { return open }
+    struct ConnectionKey: Hashable {
+        let caller: FuzzCaller
+        let narrow: Bool
+    }
+
+    /// The open connection of that caller and kind, or a new one.
+    private func connection(for key: ConnectionKey) async throws -> TributaryConnection {
+        if let open = connections.withLock({ $0[key] }) { return open }
         let connection = try await TributaryConnection.connect(
-            host: "127.0.0.1", port: server.localPort, token: tokens[caller] ?? "", clientName: "fuzz-engine-requests")
-        connections.withLock { $0[caller] = connection }
+            host: "127.0.0.1", port: server.localPort, token: tokens[key.caller] ?? "",
+            streamCredits: key.narrow ? 1 : 64,
+            maxFrameSize: key.narrow ? FrameLimits.minimumMaxPayload : FrameLimits.defaultMaxPayload,
+            clientName: "fuzz-engine-requests")
+        connections.withLock { $0[key] = connection }
         return connection
     }
 
-    /// Forgets a connection that failed: the next request of its caller opens another.
-    private func drop(_ caller: FuzzCaller) {
-        guard let connection = connections.withLock({ $0.removeValue(forKey: caller) }) else { return }
+    /// Forgets a connection that failed: the next request on it opens another.
+    private func drop(_ key: ConnectionKey) {
+        guard let connection = connections.withLock({ $0.removeValue(forKey: key) }) else { return }
         Task { await connection.close() }
     }
 

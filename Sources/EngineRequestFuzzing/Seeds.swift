@@ -24,57 +24,62 @@ extension EngineRequestHarness {
         sampled.seed = 3
         sampled.stop = ["e"]
         sampled.maxTokens = 200
-        let requests: [(String, [(FuzzCaller, Message)])] = [
-            ("health", [(.anonymous, .health(Wire.Health()))]),
-            ("stats", [(.anonymous, .stats(Wire.Stats()))]),
-            ("echo", [(.anonymous, .echo(Wire.Echo(payload: [1, 2, 3])))]),
-            ("sign-up", [(.anonymous, .signUp(Wire.SignUp(displayName: "carol")))]),
-            ("datanet-create", [(.alice, .datanetCreate(Wire.DatanetCreate(
+        let requests: [(String, [FuzzRequest])] = [
+            ("health", [FuzzRequest(.anonymous, .health(Wire.Health()))]),
+            ("stats", [FuzzRequest(.anonymous, .stats(Wire.Stats()))]),
+            ("echo", [FuzzRequest(.anonymous, .echo(Wire.Echo(payload: [1, 2, 3])))]),
+            ("sign-up", [FuzzRequest(.anonymous, .signUp(Wire.SignUp(displayName: "carol")))]),
+            ("datanet-create", [FuzzRequest(.alice, .datanetCreate(Wire.DatanetCreate(
                 name: "notes", summary: "s", description: "d", tags: ["t"], license: "MIT", visibility: .private)))]),
-            ("contribute-text", [(.alice, .contribute(Wire.Contribute(datanet: 1, content: .text(Wire.TextRecord(text: Array("Boil.".utf8))))))]),
-            ("contribute-pair-private-refused", [(.alice, .contribute(Wire.Contribute(datanet: 2, content: pair)))]),
-            ("review-approve-pending", [(.alice, .review(Wire.Review(record: 5, decision: .approve, note: nil)))]),
-            ("review-by-other", [(.bob, .review(Wire.Review(record: 5, decision: .reject, note: "no")))]),
-            ("publish", [(.alice, .publish(Wire.Publish(datanet: 1)))]),
-            ("publish-by-operator", [(.operator, .publish(Wire.Publish(datanet: 2)))]),
-            ("export-public", [(.anonymous, .export(Wire.Export(version: Wire.VersionRef(datanet: 1, number: 1))))]),
-            ("export-private", [(.alice, .export(Wire.Export(version: Wire.VersionRef(datanet: 2, number: 1))))]),
-            ("datanet-list", [(.anonymous, .datanetList(Wire.DatanetList(datanet: nil, owner: nil)))]),
-            ("datanet-list-one", [(.bob, .datanetList(Wire.DatanetList(datanet: 2, owner: 3)))]),
-            ("record-list", [(.alice, .recordList(Wire.RecordList(datanet: 1, status: .pending, after: 0, limit: 10)))]),
-            ("adapter-list", [(.anonymous, .adapterList(Wire.AdapterList(owner: nil)))]),
+            ("contribute-text", [FuzzRequest(.alice, .contribute(Wire.Contribute(datanet: 1, content: .text(Wire.TextRecord(text: Array("Boil.".utf8))))))]),
+            ("contribute-pair-private-refused", [FuzzRequest(.alice, .contribute(Wire.Contribute(datanet: 2, content: pair)))]),
+            ("review-approve-pending", [FuzzRequest(.alice, .review(Wire.Review(record: 5, decision: .approve, note: nil)))]),
+            ("review-by-other", [FuzzRequest(.bob, .review(Wire.Review(record: 5, decision: .reject, note: "no")))]),
+            ("publish", [FuzzRequest(.alice, .publish(Wire.Publish(datanet: 1)))]),
+            ("publish-by-operator", [FuzzRequest(.operator, .publish(Wire.Publish(datanet: 2)))]),
+            ("export-public", [FuzzRequest(.anonymous, .export(Wire.Export(version: Wire.VersionRef(datanet: 1, number: 1))))]),
+            ("export-private", [FuzzRequest(.alice, .export(Wire.Export(version: Wire.VersionRef(datanet: 2, number: 1))))]),
+            ("datanet-list", [FuzzRequest(.anonymous, .datanetList(Wire.DatanetList(datanet: nil, owner: nil)))]),
+            ("datanet-list-one", [FuzzRequest(.bob, .datanetList(Wire.DatanetList(datanet: 2, owner: 3)))]),
+            ("record-list", [FuzzRequest(.alice, .recordList(Wire.RecordList(datanet: 1, status: .pending, after: 0, limit: 10)))]),
+            ("adapter-list", [FuzzRequest(.anonymous, .adapterList(Wire.AdapterList(owner: nil)))]),
             ("adapter-load-unload", [
-                (.bob, .adapterLoad(Wire.AdapterLoad(adapter: 2))), (.bob, .adapterUnload(Wire.AdapterUnload(adapter: 2))),
+                FuzzRequest(.bob, .adapterLoad(Wire.AdapterLoad(adapter: 2))), FuzzRequest(.bob, .adapterUnload(Wire.AdapterUnload(adapter: 2))),
             ]),
-            ("infer", [(.anonymous, .infer(infer))]),
-            ("infer-sampled-base", [(.alice, .infer(sampled))]),
-            ("infer-attributed", [(.alice, .infer(attributed))]),
-            ("infer-paid", [(.alice, .infer(paid))]),
-            ("attribute-text", [(.alice, .attribute(Wire.Attribute(
+            ("infer", [FuzzRequest(.anonymous, .infer(infer))]),
+            ("infer-sampled-base", [FuzzRequest(.alice, .infer(sampled))]),
+            ("infer-attributed", [FuzzRequest(.alice, .infer(attributed))]),
+            ("infer-paid", [FuzzRequest(.alice, .infer(paid))]),
+            ("attribute-text", [FuzzRequest(.alice, .attribute(Wire.Attribute(
                 target: .text(Wire.TextTarget(adapter: 1, prompt: "Whisk two", completion: " eggs")), method: .gradcos,
                 topRecords: 3, allScores: true)))]),
-            ("attribute-inference", [(.alice, .attribute(Wire.Attribute(
+            ("attribute-inference", [FuzzRequest(.alice, .attribute(Wire.Attribute(
                 target: .inference(Wire.InferenceTarget(requestId: "1")), method: .datainf, topRecords: 5, allScores: false)))]),
-            ("curate", [(.alice, .curate(Wire.Curate(
+            ("curate", [FuzzRequest(.alice, .curate(Wire.Curate(
                 adapter: 1, evaluation: Wire.VersionRef(datanet: 1, number: 1), method: .fisher, maxFlags: 4, points: 3,
                 apply: false)))]),
-            ("curate-apply", [(.operator, .curate(Wire.Curate(
+            ("curate-apply", [FuzzRequest(.operator, .curate(Wire.Curate(
                 adapter: 1, evaluation: Wire.VersionRef(datanet: 2, number: 1), method: .tracin, maxFlags: 2, points: 5,
                 apply: true)))]),
-            ("penalty-list", [(.anonymous, .penaltyList(Wire.PenaltyList(contributor: nil, adapter: 1)))]),
-            ("ledger-balances", [(.anonymous, .ledgerBalances(Wire.LedgerBalances(contributor: nil)))]),
-            ("ledger-balance-one", [(.bob, .ledgerBalances(Wire.LedgerBalances(contributor: 3)))]),
-            ("ledger-entries", [(.anonymous, .ledgerEntries(Wire.LedgerEntries(afterSeq: 0, limit: 50, inference: nil)))]),
-            ("ledger-entries-inference", [(.alice, .ledgerEntries(Wire.LedgerEntries(afterSeq: 0, limit: 10, inference: 1)))]),
-            ("ledger-verify", [(.anonymous, .ledgerVerify(Wire.LedgerVerify(anchors: [Wire.LedgerHead(seq: 1, hash: [UInt8](repeating: 0, count: 32))])))]),
-            ("datanet-grant", [(.bob, .datanetGrant(Wire.DatanetGrant(datanet: 2, grantee: 2, grant: false)))]),
-            ("datanet-grant-refused", [(.alice, .datanetGrant(Wire.DatanetGrant(datanet: 2, grantee: 2, grant: true)))]),
-            ("coordinator-request", [(.operator, .jobStatus(Wire.JobStatus(job: 1)))]),
+            ("penalty-list", [FuzzRequest(.anonymous, .penaltyList(Wire.PenaltyList(contributor: nil, adapter: 1)))]),
+            ("ledger-balances", [FuzzRequest(.anonymous, .ledgerBalances(Wire.LedgerBalances(contributor: nil)))]),
+            ("ledger-balance-one", [FuzzRequest(.bob, .ledgerBalances(Wire.LedgerBalances(contributor: 3)))]),
+            ("ledger-entries", [FuzzRequest(.anonymous, .ledgerEntries(Wire.LedgerEntries(afterSeq: 0, limit: 50, inference: nil)))]),
+            ("ledger-entries-inference", [FuzzRequest(.alice, .ledgerEntries(Wire.LedgerEntries(afterSeq: 0, limit: 10, inference: 1)))]),
+            ("ledger-verify", [FuzzRequest(.anonymous, .ledgerVerify(Wire.LedgerVerify(anchors: [Wire.LedgerHead(seq: 1, hash: [UInt8](repeating: 0, count: 32))])))]),
+            ("datanet-grant", [FuzzRequest(.bob, .datanetGrant(Wire.DatanetGrant(datanet: 2, grantee: 2, grant: false)))]),
+            ("datanet-grant-refused", [FuzzRequest(.alice, .datanetGrant(Wire.DatanetGrant(datanet: 2, grantee: 2, grant: true)))]),
+            ("coordinator-request", [FuzzRequest(.operator, .jobStatus(Wire.JobStatus(job: 1)))]),
+            ("narrow-export", [FuzzRequest(.anonymous, narrow: true, .export(Wire.Export(version: Wire.VersionRef(datanet: 1, number: 1))))]),
+            ("narrow-infer", [FuzzRequest(.anonymous, narrow: true, .infer(sampled))]),
+            ("narrow-attribute-all-scores", [FuzzRequest(.alice, narrow: true, .attribute(Wire.Attribute(
+                target: .text(Wire.TextTarget(adapter: 1, prompt: "Rain", completion: " tomorrow")), method: .tracin,
+                topRecords: 8, allScores: true)))]),
             ("mixed", [
-                (.alice, .contribute(Wire.Contribute(datanet: 1, content: pair))),
-                (.alice, .review(Wire.Review(record: 11, decision: .approve, note: nil))),
-                (.alice, .publish(Wire.Publish(datanet: 1))),
-                (.anonymous, .export(Wire.Export(version: Wire.VersionRef(datanet: 1, number: 2)))),
+                FuzzRequest(.alice, .contribute(Wire.Contribute(datanet: 1, content: pair))),
+                FuzzRequest(.alice, .review(Wire.Review(record: 11, decision: .approve, note: nil))),
+                FuzzRequest(.alice, .publish(Wire.Publish(datanet: 1))),
+                FuzzRequest(.anonymous, .export(Wire.Export(version: Wire.VersionRef(datanet: 1, number: 2)))),
             ]),
         ]
         return requests.map { ($0.0, input($0.1)) }

@@ -56,7 +56,7 @@ extension ProcessWideSuites {
                 "attribute-text": .attribution, "attribute-inference": .attribution, "curate": .curationReport,
                 "curate-apply": .curationReport, "export-private": .exportEnd, "record-list": .recordListing,
                 "adapter-load-unload": .adapterState, "publish": .versionInfo, "datanet-grant": .datanetGrants,
-                "ledger-entries-inference": .ledgerPage,
+                "ledger-entries-inference": .ledgerPage, "narrow-export": .exportEnd, "narrow-infer": .inferEnd,
             ]
             for (name, last) in expected {
                 #expect(answers[name]?.last?.replies.last == last, "\(name): \(answers[name] ?? [])")
