@@ -38,6 +38,33 @@ extension ProcessWideSuites {
             }
         }
 
+        /// Found by fuzz-engine-requests (an `internal` error, not a crash): INFER takes any fee up to Int64.max,
+        /// and the ledger's balances are SQLite sums, which overflow once paid fees add up past Int64.max. From
+        /// then on LEDGER_BALANCES (all, or the protocol's or a contributor's) fails for everyone with
+        /// "SQLite error 1: integer overflow" (its SQL in the message): any contributor can make the balances
+        /// unreadable for good with a few paid inferences (here six of Int64.max; alice's share passes Int64.max).
+        /// Left to the store's owners (Store/Ledger.swift, Inferences.swift: bound the fee, or sum without
+        /// overflowing); this test fails once it is fixed, to be turned into a plain expectation then.
+        @Test func largeFeesOverflowTheLedgerBalances() async throws {
+            let harness = try await EngineRequestHarness.start()
+            let paid = Wire.Infer(
+                adapter: 1, prompt: "Whisk two", maxTokens: 2, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [],
+                method: .datainf, topRecords: 1, fee: .max)
+            let (answers, findings) = await harness.run(EngineRequestHarness.input(
+                Array(repeating: FuzzRequest(.alice, .infer(paid)), count: 6) + [
+                    FuzzRequest(.anonymous, .ledgerBalances(Wire.LedgerBalances(contributor: nil))),
+                    FuzzRequest(.anonymous, .ledgerBalances(Wire.LedgerBalances(contributor: 2))),
+                ]))
+            #expect(findings.isEmpty)
+            #expect(answers.prefix(6).allSatisfy { $0.replies.last == .rewardSplit }, "\(answers)")
+            withKnownIssue("LEDGER_BALANCES fails with SQLite's integer overflow once paid fees pass Int64.max") {
+                for answer in answers.dropFirst(6) {
+                    #expect(answer.error == nil, "\(answer)")
+                }
+            }
+            try await harness.stop()
+        }
+
         @Test func regressionsAndSeedsRunWithoutFindings() async throws {
             let harness = try await EngineRequestHarness.start()
             var inputs = EngineRequestHarness.seeds
