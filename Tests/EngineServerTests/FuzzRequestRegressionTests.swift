@@ -65,6 +65,27 @@ extension ProcessWideSuites {
             try await harness.stop()
         }
 
+        /// Found by fuzz-engine-requests (regressions-requests/oversized-datanet-listing-on-narrow-connection, after
+        /// the fuzzer had created datanets): replies are not kept within the client's max_frame_size, which
+        /// PROTOCOL.md ("Limits") forbids; the client refuses the frame and its connection ends. Only EXPORT_CHUNK
+        /// (cut) and ATTRIBUTION with all_scores (refused with too_large) respect it. Left to ProtocolServer's and
+        /// EngineServer's owners (a Replier-wide check answering too_large, or paging); this test fails once it is
+        /// fixed, to be turned into a plain expectation then.
+        @Test func repliesOverTheClientsMaxFrameSizeBreakItsConnection() async throws {
+            let harness = try await EngineRequestHarness.start()
+            let long = String(repeating: "d", count: 5000)
+            let (_, findings) = await harness.run(EngineRequestHarness.input([
+                FuzzRequest(.alice, narrow: true, .datanetCreate(Wire.DatanetCreate(
+                    name: "long", summary: "", description: long, tags: [], license: "MIT", visibility: .public))),
+                FuzzRequest(.anonymous, narrow: true, .datanetList(Wire.DatanetList(datanet: nil, owner: nil))),
+            ]))
+            #expect(findings.allSatisfy { $0.knownIssue == EngineRequestHarness.oversizedReply }, "\(findings)")
+            withKnownIssue("replies are not kept within the client's max_frame_size") {
+                #expect(findings.isEmpty, "\(findings)")
+            }
+            try await harness.stop()
+        }
+
         @Test func regressionsAndSeedsRunWithoutFindings() async throws {
             let harness = try await EngineRequestHarness.start()
             var inputs = EngineRequestHarness.seeds
@@ -74,7 +95,8 @@ extension ProcessWideSuites {
             var answers: [String: [EngineRequestHarness.Answer]] = [:]
             for (name, input) in inputs {
                 let (answered, findings) = await harness.run(input)
-                #expect(findings.isEmpty, "\(name): \(findings)")
+                // Known issues have tests of their own, below.
+                #expect(findings.filter { $0.knownIssue == nil }.isEmpty, "\(name): \(findings)")
                 answers[name] = answered
             }
             // The seeds reach real objects and real work, not only refusals: their last replies.
