@@ -25,22 +25,33 @@ public enum FuzzCaller: UInt8, CaseIterable, Sendable {
     init(byte: UInt8) { self = FuzzCaller(rawValue: byte & 3) ?? .anonymous }
 }
 
-/// One request of an input: its caller, its message, and whether it goes on a narrow connection, one opened
-/// with the smallest max_frame_size the protocol allows and one stream credit (bit 2 of the caller byte), so
-/// that replies are cut, refused as too large, and paced by credits.
+/// One request of an input: its caller and message, and from the other bits of the caller byte how it is sent.
 public struct FuzzRequest: Sendable {
     public var caller: FuzzCaller
+    /// Bit 2: on a narrow connection, opened with the smallest max_frame_size the protocol allows and one stream
+    /// credit, so that replies are cut, refused as too large, and paced by credits.
     public var narrow: Bool
+    /// Bit 3: sent without waiting for the requests before it to end, so that handlers run at the same time.
+    public var concurrent: Bool
+    /// Bit 4: CANCEL sent right after it; the request must still end (PROTOCOL.md, "Cancellation").
+    public var cancelled: Bool
     public var message: Message
 
-    public init(_ caller: FuzzCaller, narrow: Bool = false, _ message: Message) {
+    public init(_ caller: FuzzCaller, narrow: Bool = false, concurrent: Bool = false, cancelled: Bool = false, _ message: Message) {
         self.caller = caller
         self.narrow = narrow
+        self.concurrent = concurrent
+        self.cancelled = cancelled
         self.message = message
     }
 
+    init(byte: UInt8, _ message: Message) {
+        self.init(
+            FuzzCaller(byte: byte), narrow: byte & 4 != 0, concurrent: byte & 8 != 0, cancelled: byte & 16 != 0, message)
+    }
+
     /// The byte before its frame in an input.
-    var callerByte: UInt8 { caller.rawValue | (narrow ? 4 : 0) }
+    var callerByte: UInt8 { caller.rawValue | (narrow ? 4 : 0) | (concurrent ? 8 : 0) | (cancelled ? 16 : 0) }
 }
 
 /// The engine's request handlers under fuzzing (``RequestRouter`` and what it calls: authorization, the store,
@@ -138,7 +149,7 @@ public final class EngineRequestHarness: Sendable {
         while requests.count < maxRequestsPerInput, let byte = buffer.readInteger(as: UInt8.self) {
             guard let frame = try? Frame.read(from: &buffer, maxPayload: FrameLimits.defaultMaxPayload) else { break }
             guard let envelope = try? Envelope(decoding: frame), envelope.message.type.direction == .request else { continue }
-            requests.append(FuzzRequest(FuzzCaller(byte: byte), narrow: byte & 4 != 0, envelope.message))
+            requests.append(FuzzRequest(byte: byte, envelope.message))
         }
         return requests
     }
@@ -164,18 +175,31 @@ public final class EngineRequestHarness: Sendable {
         }
     }
 
-    /// Sends the input's requests one after another, each on its caller's connection, reading each one's replies
-    /// to its FINAL frame. ERROR replies are answers; findings are what a client saw wrong.
+    /// Sends the input's requests in order, each on its caller's connection, reading each one's replies to its
+    /// FINAL frame; a request waits for those before it to end unless it is ``FuzzRequest/concurrent``. ERROR
+    /// replies are answers; findings are what a client saw wrong. Both are in the order of the requests.
     public func run(_ input: [UInt8]) async -> (answers: [Answer], findings: [Finding]) {
         let requests = Self.requests(in: input)
         guard !requests.isEmpty else { return ([], []) }
         // Every input starts with the indexed adapter resident and the other one not, whatever the last one did.
         _ = server.engine.unloadAdapter(AdapterID(2))
         _ = try? await server.engine.loadAdapter(AdapterID(1))
+        let ended = await withTaskGroup(of: (Int, Result<Answer, HarnessProblem>).self) { group in
+            var ended: [(Int, Result<Answer, HarnessProblem>)] = []
+            for (index, request) in requests.enumerated() {
+                if !request.concurrent {
+                    while let result = await group.next() { ended.append(result) }
+                }
+                group.addTask { (index, await self.send(request)) }
+            }
+            while let result = await group.next() { ended.append(result) }
+            return ended.sorted { $0.0 < $1.0 }
+        }
         var answers: [Answer] = []
         var findings: [Finding] = []
-        for request in requests {
-            switch await send(request) {
+        for (index, result) in ended {
+            let request = requests[index]
+            switch result {
             case .success(let answer): answers.append(answer)
             case .failure(let problem):
                 findings.append(Finding(
@@ -198,7 +222,9 @@ public final class EngineRequestHarness: Sendable {
             let replies = try await withThrowingTaskGroup(of: [MessageType].self) { group in
                 group.addTask {
                     var replies: [MessageType] = []
-                    for try await reply in try await connection.stream(message) {
+                    let stream = try await connection.stream(message)
+                    if request.cancelled { try await connection.cancel(stream.requestID) }
+                    for try await reply in stream {
                         guard reply.type.direction == .reply else {
                             throw HarnessProblem("the server answered with \(reply.type), which is not a reply")
                         }
@@ -218,15 +244,15 @@ public final class EngineRequestHarness: Sendable {
             if error.errorCode == .internal { noteInternalError(message.type, error.message) }
             return .success(Answer(request: message.type, caller: caller, replies: [], error: error))
         } catch let problem as HarnessProblem {
-            drop(key)
+            drop(connection, key)
             return .failure(problem)
         } catch WireError.frameTooLarge(let length, let limit) {
-            drop(key)
+            drop(connection, key)
             return .failure(HarnessProblem(
                 "the server sent a \(length)-byte payload to a client that accepts \(limit)", knownIssue: Self.oversizedReply))
         } catch {
             // A reply frame that does not decode, or the server closing a connection under a well-formed request.
-            drop(key)
+            drop(connection, key)
             return .failure(HarnessProblem("the connection failed: \(error)"))
         }
     }
@@ -253,13 +279,22 @@ public final class EngineRequestHarness: Sendable {
             streamCredits: key.narrow ? 1 : 64,
             maxFrameSize: key.narrow ? FrameLimits.minimumMaxPayload : FrameLimits.defaultMaxPayload,
             clientName: "fuzz-engine-requests")
-        connections.withLock { $0[key] = connection }
-        return connection
+        // Concurrent requests may have connected at once: one connection per key is kept.
+        let existing = connections.withLock { open -> TributaryConnection? in
+            if let existing = open[key] { return existing }
+            open[key] = connection
+            return nil
+        }
+        guard let existing else { return connection }
+        await connection.close()
+        return existing
     }
 
-    /// Forgets a connection that failed: the next request on it opens another.
-    private func drop(_ key: ConnectionKey) {
-        guard let connection = connections.withLock({ $0.removeValue(forKey: key) }) else { return }
+    /// Forgets a connection that failed (unless another already replaced it): the next request opens another.
+    private func drop(_ connection: TributaryConnection, _ key: ConnectionKey) {
+        connections.withLock { open in
+            if open[key] === connection { open[key] = nil }
+        }
         Task { await connection.close() }
     }
 

@@ -75,6 +75,16 @@ extension EngineRequestHarness {
             ("narrow-attribute-all-scores", [FuzzRequest(.alice, narrow: true, .attribute(Wire.Attribute(
                 target: .text(Wire.TextTarget(adapter: 1, prompt: "Rain", completion: " tomorrow")), method: .tracin,
                 topRecords: 8, allScores: true)))]),
+            ("concurrent-infers-and-unload", [
+                FuzzRequest(.bob, .adapterLoad(Wire.AdapterLoad(adapter: 2))),
+                FuzzRequest(.alice, .infer(attributed)), FuzzRequest(.bob, concurrent: true, .infer(sampled)),
+                FuzzRequest(.operator, concurrent: true, .adapterUnload(Wire.AdapterUnload(adapter: 1))),
+                FuzzRequest(.anonymous, concurrent: true, .stats(Wire.Stats())),
+            ]),
+            ("cancelled-infer", [FuzzRequest(.alice, cancelled: true, .infer(paid))]),
+            ("cancelled-curate", [FuzzRequest(.alice, concurrent: true, cancelled: true, .curate(Wire.Curate(
+                adapter: 1, evaluation: Wire.VersionRef(datanet: 1, number: 1), method: .datainf, maxFlags: 4, points: 3,
+                apply: true)))]),
             ("mixed", [
                 FuzzRequest(.alice, .contribute(Wire.Contribute(datanet: 1, content: pair))),
                 FuzzRequest(.alice, .review(Wire.Review(record: 11, decision: .approve, note: nil))),
