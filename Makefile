@@ -35,14 +35,20 @@ bench: deps
 		| tee .benchmark-output.md
 	python3 Benchmarks/summarize.py Benchmarks/.benchmark-output.md
 
-# libFuzzer on the wire codec's frame and message decoders for FUZZ_SECONDS (see Fuzz/README.md). New inputs go
-# to Fuzz/.work/corpus, crashes to Fuzz/.work/crashes; the committed corpus and regressions are only read.
+# libFuzzer for FUZZ_SECONDS on each of the two targets (see Fuzz/README.md): the wire codec's frame and message
+# decoders, then the engine's request handlers on a real server and store. New inputs go to Fuzz/.work/corpus and
+# Fuzz/.work/corpus-requests, crashes to Fuzz/.work/crashes and Fuzz/.work/crashes-requests; the committed corpora
+# and regressions are only read. -timeout: a handler that holds one input this long is reported as a hang.
+# SWIFT_BACKTRACE: Swift's own crash backtracer reads other threads' stacks, which ASan reports as a stack underflow
+# in place of the crash; libFuzzer's deadly-signal handler prints the stack instead.
 FUZZ_SECONDS ?= 60
 fuzz:
 	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
-	mkdir -p Fuzz/.work/corpus Fuzz/.work/crashes
-	Fuzz/.build/release/fuzz-wire-decoder -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=Fuzz/.work/crashes/ \
+	mkdir -p Fuzz/.work/corpus Fuzz/.work/crashes Fuzz/.work/corpus-requests Fuzz/.work/crashes-requests
+	SWIFT_BACKTRACE=enable=no Fuzz/.build/release/fuzz-wire-decoder -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=Fuzz/.work/crashes/ \
 		Fuzz/.work/corpus Fuzz/corpus Fuzz/regressions
+	SWIFT_BACKTRACE=enable=no Fuzz/.build/release/fuzz-engine-requests -max_total_time=$(FUZZ_SECONDS) -timeout=120 \
+		-artifact_prefix=Fuzz/.work/crashes-requests/ Fuzz/.work/corpus-requests Fuzz/corpus-requests Fuzz/regressions-requests
 
 clean:
 	rm -rf .build Benchmarks/.build

@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Serving", targets: ["Serving"]),
         .library(name: "Coordinator", targets: ["Coordinator"]),
         .library(name: "EngineAgent", targets: ["EngineAgent"]),
+        .library(name: "EngineRequestFuzzing", targets: ["EngineRequestFuzzing"]),
         .executable(name: "tributary-engine", targets: ["tributary-engine"]),
         .executable(name: "tributary-coordinator", targets: ["tributary-coordinator"]),
         .executable(name: "tributary", targets: ["tributary"]),
@@ -127,6 +128,17 @@ let package = Package(
             ]
         ),
 
+        // The engine's request handlers driven over a real connection, on a real store and a tiny model: the
+        // harness of Fuzz/'s fuzz-engine-requests, and of its regressions replayed in EngineServerTests.
+        .target(
+            name: "EngineRequestFuzzing",
+            dependencies: [
+                "EngineServer", "TributaryClient", "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         .executableTarget(
             name: "tributary-coordinator",
             dependencies: [
@@ -204,8 +216,8 @@ let package = Package(
             name: "EngineServerTests",
             dependencies: [
                 "EngineServer", "TributaryClient", "WireProtocol", "Store", "LlamaModel", "Tokenizers", "TensorCore",
-                "Serving", "Attribution", "SampleCorpus", .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
+                "Serving", "Attribution", "SampleCorpus", "EngineRequestFuzzing",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

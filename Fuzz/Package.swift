@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
-// The libFuzzer target of the wire codec, its own package so that `swift test` never builds it with the
-// sanitizers. Build and run with `make fuzz` (see README.md here).
+// The libFuzzer targets, their own package so that `swift test` never builds them with the sanitizers. Build
+// and run with `make fuzz` (see README.md here).
 import PackageDescription
 
 let package = Package(
@@ -10,6 +10,10 @@ let package = Package(
         .executableTarget(
             name: "fuzz-wire-decoder",
             dependencies: [.product(name: "WireProtocol", package: "Tributary")]
-        )
+        ),
+        .executableTarget(
+            name: "fuzz-engine-requests",
+            dependencies: [.product(name: "EngineRequestFuzzing", package: "Tributary")]
+        ),
     ]
 )
