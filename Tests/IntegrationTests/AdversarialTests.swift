@@ -96,4 +96,92 @@ struct AdversarialTests {
             for connection in [owner, coordinator, engine, anonymous, ownerEngine] { await connection.close() }
         }
     }
+
+    @Test("Two contributors' economy over real processes: nothing minted, nothing charged twice; hostile input leaves both servers up")
+    func economyAndHostileInput() async throws {
+        try await withCluster { cluster in
+            let store = cluster.store
+            try await cluster.startCoordinator()
+            try await cluster.startEngine("engine-a")
+            let owner = try await cluster.connect()
+            let trained = try await cluster.submit(cluster.trainSpec(steps: 1, checkpointEvery: 0), on: owner)
+            #expect(try await followEvents(of: trained.id, on: owner).last?.kind == .done, "\(cluster.logs)")
+            let adapter = try #require(try store.adapters(owner: cluster.contributor).last).id.rawValue
+            let indexed = try await cluster.submit(.index(Wire.IndexSpec(adapter: adapter, method: .tracin, projectionDim: 0)), on: owner)
+            #expect(try await followEvents(of: indexed.id, on: owner).last?.kind == .done, "\(cluster.logs)")
+
+            let port = cluster.engines["engine-a"]!.port
+            func engine(_ token: String, maxFrameSize: UInt32 = FrameLimits.defaultMaxPayload) async throws -> TributaryConnection {
+                try await TributaryConnection.connect(host: "127.0.0.1", port: port, token: token, maxFrameSize: maxFrameSize)
+            }
+            let ownerEngine = try await engine(cluster.token)
+            _ = try await ownerEngine.call(.adapterLoad(Wire.AdapterLoad(adapter: adapter)))
+            let treasurer = try store.createContributor(displayName: "treasurer", role: .operator)
+            let mallory = try store.createContributor(displayName: "mallory")
+            let asOperator = try await engine(treasurer.token)
+            let asMallory = try await engine(mallory.token)
+            func deposit(_ amount: Int64, key: String, on connection: TributaryConnection) async throws -> Wire.Deposited {
+                guard case .deposited(let done) = try await connection.call(.deposit(Wire.Deposit(
+                    contributor: mallory.contributor.id.rawValue, amount: amount, memo: "credit", idempotencyKey: key)))
+                else { throw ProcessFailure("Deposit was not answered with Deposited") }
+                return done
+            }
+            func infer(fee: Int64, key: String) -> Message {
+                .infer(Wire.Infer(
+                    adapter: adapter, prompt: cluster.recordTexts[0], maxTokens: 4, temperature: 0, topK: 0, topP: 1, seed: 0,
+                    stop: [], method: .tracin, topRecords: 3, fee: fee, idempotencyKey: key))
+            }
+            func paid(_ request: Message, on connection: TributaryConnection) async throws -> Wire.RewardSplit? {
+                var split: Wire.RewardSplit?
+                for try await reply in try await connection.stream(request) {
+                    if case .rewardSplit(let reply) = reply { split = reply }
+                }
+                return split
+            }
+            func refused(_ request: Message, on connection: TributaryConnection) async -> ErrorCode? {
+                await #expect(throws: ServerError.self) { _ = try await paid(request, on: connection) }?.errorCode
+            }
+
+            // Money enters only through an operator's deposit, once per key; mallory cannot mint her own.
+            #expect(try await deposit(1_000, key: "first", on: asOperator).balance == 1_000)
+            #expect(try await deposit(1_000, key: "first", on: asOperator).replayed)
+            #expect(await #expect(throws: ServerError.self) { _ = try await deposit(1_000_000, key: "mine", on: asMallory) }?.errorCode == .permissionDenied)
+            let generated = { try store.ledgerEntries(after: 0, limit: 10_000).count }
+            let entriesBefore = try generated()
+            // A fee beyond her balance, or beyond every bound, is refused before any token; nothing is written.
+            #expect(await refused(infer(fee: 5_000, key: "too-much"), on: asMallory) == .failedPrecondition)
+            #expect(await refused(infer(fee: .max, key: "overflow"), on: asMallory) == .invalidArgument)
+            #expect(try generated() == entriesBefore)
+            // Paid once with a key, retried on another connection: charged once, the original split returned.
+            let first = try #require(try await paid(infer(fee: 600, key: "retry-me"), on: asMallory))
+            let retryConnection = try await engine(mallory.token)
+            let retried = try #require(try await paid(infer(fee: 600, key: "retry-me"), on: retryConnection))
+            #expect(retried.inference == first.inference && retried.fee == 600)
+            #expect(try store.balance(of: .contributor(mallory.contributor.id)) == 400)
+            // Conservation, checked by the engine: the balances sum to the deposits.
+            guard case .ledgerVerification(let verification) = try await asMallory.call(.ledgerVerify(Wire.LedgerVerify(anchors: [])))
+            else { throw ProcessFailure("LedgerVerify was not answered with LedgerVerification") }
+            #expect(verification.broken == nil && verification.deposits == 1_000 && verification.balances == 1_000)
+
+            // Hostile input: a HELLO below the smallest frame size is refused, a job id past 2^63 and an absurd rank
+            // are refused by name, and both servers still answer.
+            await #expect(throws: (any Error).self) { _ = try await engine(mallory.token, maxFrameSize: 16) }
+            let coordinator = try await cluster.connect(token: mallory.token)
+            let hugeID = await #expect(throws: ServerError.self) { _ = try await coordinator.call(.jobStatus(Wire.JobStatus(job: UInt64.max))) }
+            #expect(hugeID?.errorCode == .invalidArgument)
+            var absurd = cluster.trainSpec(steps: 1, checkpointEvery: 0)
+            if case .train(var spec) = absurd {
+                spec.rank = 1 << 30
+                absurd = .train(spec)
+            }
+            let jobsBefore = try store.jobs().count
+            let rank = await #expect(throws: ServerError.self) { _ = try await coordinator.call(.jobSubmit(Wire.JobSubmit(spec: absurd))) }
+            #expect(rank?.errorCode == .invalidArgument && rank?.message.hasPrefix("rank") == true, "\(rank.map { "\($0)" } ?? "")")
+            #expect(try store.jobs().count == jobsBefore)
+            guard case .healthStatus = try await asMallory.call(.health(Wire.Health())), case .healthStatus = try await coordinator.call(.health(Wire.Health()))
+            else { throw ProcessFailure("a server did not answer Health") }
+
+            for connection in [owner, ownerEngine, asOperator, asMallory, retryConnection, coordinator] { await connection.close() }
+        }
+    }
 }
