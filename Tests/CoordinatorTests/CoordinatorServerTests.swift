@@ -181,7 +181,7 @@ struct CoordinatorServerTrustTests {
                     _ = try await client.call(request)
                     Issue.record("\(request.type) of job \(id) was answered")
                 } catch let error as ServerError {
-                    #expect(error.errorCode == .invalidArgument && error.message.hasPrefix("job: \(id)"), "\(error)")
+                    #expect(error.errorCode == .invalidArgument && error.message.hasPrefix("job \(id) is out of range"), "\(error)")
                 }
             }
             #expect(await errorCode { _ = try await client.call(.jobEvents(Wire.JobEvents(job: job, afterSeq: id))) } == .invalidArgument)

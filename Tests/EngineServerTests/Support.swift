@@ -41,6 +41,8 @@ struct TestServer {
         let engine = Engine(store: store, generator: try generator ?? randomGenerator(), computeThreads: computeThreads, computeLimits: computeLimits)
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.drainTimeout = .seconds(5)
+        // The suites share two cores: a handshake may wait long on a busy process. The timeout's own tests set theirs.
+        configuration.handshakeTimeout = .seconds(120)
         configure(&configuration)
         let logger = logger ?? {
             var logger = Logger(label: "test.engine")
