@@ -66,7 +66,8 @@ import Testing
         let start = ContinuousClock.now
         let rest = await queue.next()
         #expect(rest.pieces == Array(sent.dropFirst()) && rest.isLast)
-        #expect(ContinuousClock.now - start < .seconds(60))
+        // Far below the hour's timer, with room for a test process whose suites share two busy cores.
+        #expect(ContinuousClock.now - start < .seconds(600))
     }
 
     @Test func aPieceThatArrivesAfterTheIntervalWakesTheReaderAtOnce() async {
