@@ -50,11 +50,11 @@ public func readTrainingRecords(
         let line = index + 1
         func fail(_ message: String) -> TrainingDataError { TrainingDataError(path: path, line: line, message: message) }
         if lineBytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(lineBytes))) as? [String: Any] else {
+        guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(lineBytes)) else {
             throw fail("not a JSON object")
         }
-        guard let id = object["id"] as? String ?? (object["id"] as? Int).map(String.init) else { throw fail("missing \"id\"") }
-        guard let contributor = object["contributor"] as? String ?? (object["contributor"] as? Int).map(String.init) else {
+        guard let id = object["id"]?.identifier else { throw fail("missing \"id\"") }
+        guard let contributor = object["contributor"]?.identifier else {
             throw fail("record \"\(id)\": missing \"contributor\"")
         }
         if let first = seen[id] { throw fail("duplicate id \"\(id)\" (first on line \(first))") }
@@ -62,10 +62,10 @@ public func readTrainingRecords(
 
         func tokens(_ field: String) throws(TrainingDataError) -> [Int]? {
             guard let raw = object[field] else { return nil }
-            guard let list = raw as? [Any] else { throw fail("record \"\(id)\": \"\(field)\" is not a list of token ids") }
+            guard case .array(let list) = raw else { throw fail("record \"\(id)\": \"\(field)\" is not a list of token ids") }
             var ids: [Int] = []
             for (position, item) in list.enumerated() {
-                guard let token = (item as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }) else {
+                guard let token = item.integer else {
                     throw fail("record \"\(id)\": \"\(field)\"[\(position)] is not an integer")
                 }
                 guard token >= 0 && token < vocabularySize else {
@@ -79,9 +79,9 @@ public func readTrainingRecords(
         if let prompt = try tokens("prompt_tokens") {
             guard let completion = try tokens("completion_tokens") else { throw fail("record \"\(id)\": \"prompt_tokens\" without \"completion_tokens\"") }
             sequence = TrainingSequence(prompt: prompt, completion: completion)
-        } else if let prompt = object["prompt"] as? String, let completion = object["completion"] as? String {
+        } else if case .string(let prompt)? = object["prompt"], case .string(let completion)? = object["completion"] {
             sequence = TrainingSequence(prompt: prefix + encode(prompt), completion: encode(completion) + suffix)
-        } else if let text = object["text"] as? String {
+        } else if case .string(let text)? = object["text"] {
             sequence = TrainingSequence(text: prefix + encode(text) + suffix)
         } else {
             throw fail("record \"\(id)\": needs \"text\", \"prompt\" and \"completion\", or \"prompt_tokens\" and \"completion_tokens\"")
@@ -92,11 +92,11 @@ public func readTrainingRecords(
         }
         var record = TrainingRecord(id: id, contributor: contributor, sequence: sequence)
         if let datanet = object["datanet"] {
-            guard let name = datanet as? String else { throw fail("record \"\(id)\": \"datanet\" is not a string") }
+            guard case .string(let name) = datanet else { throw fail("record \"\(id)\": \"datanet\" is not a string") }
             record.datanet = name
         }
         if let version = object["datanet_version"] {
-            guard let number = (version as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), number >= 1 else {
+            guard let number = version.integer, number >= 1 else {
                 throw fail("record \"\(id)\": \"datanet_version\" is not a positive integer")
             }
             record.datanetVersion = number
@@ -104,6 +104,49 @@ public func readTrainingRecords(
         records.append(record)
     }
     return records
+}
+
+/// A JSON value as `JSONDecoder` reads it, which keeps every character of a string: Foundation's
+/// `JSONSerialization` on Linux drops a string's leading U+FEFF, so such a record would tokenize differently from
+/// Hugging Face's.
+enum JSONValue: Decodable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let bool = try? container.decode(Bool.self) {
+            self = .bool(bool)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let string = try? container.decode(String.self) {
+            self = .string(string)
+        } else if let array = try? container.decode([JSONValue].self) {
+            self = .array(array)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    /// A whole number, exactly.
+    var integer: Int? {
+        if case .number(let number) = self { Int(exactly: number) } else { nil }
+    }
+
+    /// An id field: a string, or a whole number as its decimal text.
+    var identifier: String? {
+        switch self {
+        case .string(let string): string
+        case .number: integer.map(String.init)
+        default: nil
+        }
+    }
 }
 
 /// How text becomes tokens for a model folder, the same for training, indexing and attribution: the folder's

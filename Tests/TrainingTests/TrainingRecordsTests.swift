@@ -27,6 +27,18 @@ import Testing
         #expect(records[2].contributor == "carol")
     }
 
+    /// Every character of a text is kept, a leading U+FEFF (raw, or escaped) included: Foundation's
+    /// JSONSerialization on Linux drops it, so the record would tokenize differently from Hugging Face's.
+    @Test func aLeadingByteOrderMarkInATextIsKept() throws {
+        let path = try write([
+            "{\"id\": \"raw\", \"contributor\": \"a\", \"text\": \"\u{FEFF}hi\"}",
+            #"{"id": "escaped", "contributor": "a", "prompt": "\ufeffQ", "completion": "\ufeff"}"#,
+        ])
+        let records = try readTrainingRecords(path: path, vocabularySize: 300, encode: { $0.unicodeScalars.map { Int($0.value % 300) } })
+        #expect(records[0].sequence.tokens == [0xFEFF % 300, Int(UInt8(ascii: "h")), Int(UInt8(ascii: "i"))])
+        #expect(records[1].sequence == TrainingSequence(prompt: [0xFEFF % 300, Int(UInt8(ascii: "Q"))], completion: [0xFEFF % 300]))
+    }
+
     @Test(arguments: [
         (#"{"id": "a", "contributor": "x", "text": "hi"}"# + "\nnot json", 2, "not a JSON object"),
         (#"{"id": "a", "contributor": "x", "text": "hi"}"# + "\n" + #"{"id": "a", "contributor": "y", "text": "yo"}"#, 2, "duplicate id \"a\" (first on line 1)"),
