@@ -185,6 +185,11 @@ public struct RecordEncoding: Sendable {
         try readTrainingRecords(path: path, vocabularySize: vocabularySize, encode: encodeText, prefix: prefix, suffix: suffix)
     }
 
+    /// The token ids of `text`: as a text record gets them (with the template's tokens around it), or bare.
+    public func tokens(_ text: String, template: Bool) -> [Int] {
+        template ? prefix + encodeText(text) + suffix : encodeText(text)
+    }
+
     /// A prompt and its completion as a training record encodes them: the loss is on the completion.
     public func sequence(prompt: String, completion: String) -> TrainingSequence {
         TrainingSequence(prompt: prefix + encodeText(prompt), completion: encodeText(completion) + suffix)

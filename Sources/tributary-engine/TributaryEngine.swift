@@ -9,7 +9,7 @@ struct TributaryEngine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tributary-engine",
         abstract: "Tributary's engine: training, attribution and inference for LoRA-adapted models.",
-        subcommands: [Doctor.self, Logits.self, Train.self, Generate.self, Pretrain.self, Corpus.self, Index.self, Attribute.self, Curate.self, Evaluate.self, Serve.self, Contributors.self])
+        subcommands: [Doctor.self, Logits.self, Tokenize.self, Train.self, Generate.self, Pretrain.self, Corpus.self, Index.self, Attribute.self, Curate.self, Evaluate.self, Serve.self, Contributors.self])
 }
 
 struct Doctor: ParsableCommand {
@@ -83,6 +83,37 @@ struct Logits: ParsableCommand {
         let scalars = logits.scalars
         let rows = (0..<logits.shape[0]).map { Array(scalars[$0 * width..<($0 + 1) * width]) }
         print(String(decoding: try JSONEncoder().encode(["logits": rows]), as: UTF8.self))
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the token ids a model folder's tokenizer gives a text, as training and attribution encode it.")
+
+    @Option(help: "A Hugging Face model folder (config.json; tokenizer.json if it has one, else bytes).")
+    var model: String
+
+    @Option(help: "The text to encode, every character kept.")
+    var text: String
+
+    @Flag(help: "Leave out the tokenizer template's tokens (BOS, EOS) that a training record gets around its text.")
+    var bare = false
+
+    @Flag(help: "Print {\"tokens\": [...]} as JSON.")
+    var json = false
+
+    func run() throws {
+        let tokens: [Int]
+        do {
+            let config = try LlamaConfig(contentsOf: model + "/config.json")
+            tokens = try RecordEncoding(modelFolder: model, vocabularySize: config.vocabularySize).tokens(text, template: !bare)
+        } catch let error as ModelLoadError {
+            throw CommandFailure(error.description)
+        } catch {
+            throw CommandFailure("\(model): \(error)")
+        }
+        // Comma-separated, as `logits --tokens` takes them.
+        print(json ? String(decoding: try JSONEncoder().encode(["tokens": tokens]), as: UTF8.self) : tokens.map(String.init).joined(separator: ","))
     }
 }
 

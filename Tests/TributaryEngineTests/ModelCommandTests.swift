@@ -81,6 +81,20 @@ import Tokenizers
 
     /// Text and prompt/completion records are encoded with tokenizer.json, the post-processor's
     /// beginning-of-text token once in front; pre-tokenized records are used verbatim.
+    @Test func tokenizePrintsTheIdsTheModelsTokenizerGives() throws {
+        let model = try Self.modelWithTokenizer()
+        let tokenizer = try BPETokenizer(contentsOf: model + "/tokenizer.json")
+        let text = "\u{FEFF}Hello world, how are you?"
+        let run = try runEngine(["tokenize", "--model", model, "--text", text, "--json"])
+        #expect(run.status == 0, "\(run.errors)")
+        struct Printed: Decodable { let tokens: [Int] }
+        #expect(try JSONDecoder().decode(Printed.self, from: run.output).tokens == tokenizer.encode(text, addSpecialTokens: true))
+        let bare = try runEngine(["tokenize", "--model", model, "--text", text, "--bare"])
+        #expect(String(decoding: bare.output, as: UTF8.self) == tokenizer.encode(text, addSpecialTokens: false).map(String.init).joined(separator: ",") + "\n")
+        let missing = try runEngine(["tokenize", "--model", "/nonexistent-model", "--text", "x"])
+        #expect(missing.status != 0 && missing.errors.contains("/nonexistent-model"), "\(missing.errors)")
+    }
+
     @Test func trainEncodesRecordsWithTheModelsTokenizer() throws {
         let model = try Self.modelWithTokenizer()
         let tokenizer = try BPETokenizer(contentsOf: model + "/tokenizer.json")
