@@ -96,7 +96,6 @@ extension RequestRouter {
         }
         let adapter = AdapterID(request.adapter)
         let evaluation = DatanetVersionRef(datanet: DatanetID(request.evaluation.datanet), number: Int(request.evaluation.number))
-        _ = try await visibleDatanet(evaluation.datanet)
         let pipeline = engine.pipeline
         let report = try await engine.withCompute(for: computeBucket, isCancelled: { stream.isCancelled }) {
             try pipeline.curate(adapter: adapter, evaluation: evaluation, method: method)

@@ -102,11 +102,9 @@ struct RequestRouter: Sendable {
             try await replier.finish(
                 .adapterListing(Wire.AdapterListing(adapters: adapters.map { Wire.Adapter($0, loaded: resident.contains($0.id)) })))
         case .adapterLoad(let load):
-            _ = try requireContributor()
             let bytes = try await engine.loadAdapter(AdapterID(load.adapter), for: computeBucket)
             try await replier.finish(.adapterState(Wire.AdapterState(adapter: load.adapter, loaded: true, residentBytes: UInt64(bytes))))
         case .adapterUnload(let unload):
-            _ = try requireContributor()
             guard engine.unloadAdapter(AdapterID(unload.adapter)) else {
                 throw RequestFailure(.notFound, "adapter \(unload.adapter) is not loaded")
             }
@@ -117,8 +115,8 @@ struct RequestRouter: Sendable {
                 storeRequestID: "engine-\(connectionID.uuidString.lowercased())/\(replier.stream.requestID)"
             ).run()
         case .export(let export):
+            // The caller reads the datanet: ``Authorizer`` checked it.
             let version = DatanetVersionRef(datanet: DatanetID(export.version.datanet), number: Int(export.version.number))
-            _ = try await visibleDatanet(version.datanet)
             try await ExportStream(engine: engine, version: version, replier: replier, maxPayload: Int(peerMaxPayload)).run()
         case .datanetList(let list):
             try await replier.finish(.datanetListing(Wire.DatanetListing(datanets: try await datanetSummaries(list))))
@@ -126,10 +124,9 @@ struct RequestRouter: Sendable {
             guard (1...1000).contains(list.limit) else {
                 throw RequestFailure(.invalidArgument, "limit must be 1 to 1000, got \(list.limit)")
             }
-            let datanet = try await visibleDatanet(DatanetID(list.datanet))
-            let status = list.status.map(RecordStatus.init)
+            let (datanet, status) = (DatanetID(list.datanet), list.status.map(RecordStatus.init))
             let records = try await engine.withStore {
-                try $0.records(in: datanet.id, status: status, after: RecordID(list.after), limit: Int(list.limit))
+                try $0.records(in: datanet, status: status, after: RecordID(list.after), limit: Int(list.limit))
             }
             try await replier.finish(.recordListing(Wire.RecordListing(records: records.map(Wire.Record.init))))
         case .attribute(let attribute):
@@ -193,17 +190,6 @@ struct RequestRouter: Sendable {
         default:
             throw RequestFailure(.invalidMessage, "\(request.type) is not a request")
         }
-    }
-
-    /// The datanet, when the caller may read it: a public one, their own, one granted to them, or any for an
-    /// operator.
-    func visibleDatanet(_ id: DatanetID) async throws -> Datanet {
-        let caller = contributor
-        let (datanet, readable) = try await engine.withStore { store in (try store.datanet(id), try store.canRead(id, by: caller)) }
-        guard readable else {
-            throw RequestFailure(.permissionDenied, "datanet \(id.rawValue) is private: its owner grants read access")
-        }
-        return datanet
     }
 
     /// The datanets the caller may see (public ones and their own), optionally one or one owner's, with their
