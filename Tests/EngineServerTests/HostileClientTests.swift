@@ -180,7 +180,8 @@ func errorReply(_ envelope: Envelope?) -> Wire.ErrorReply? {
     /// A connection that never finishes its handshake (nothing sent, or half a HELLO) is refused with `timeout`
     /// and closed once the handshake timeout has passed; one that finishes in time is not.
     @Test func aHandshakeThatNeverCompletesIsClosedAfterTheTimeout() async throws {
-        let server = try await TestServer.start { $0.handshakeTimeout = .milliseconds(300) }
+        // Long enough that half a HELLO is sent within it on a loaded test process ("I/O on closed channel" at 300 ms).
+        let server = try await TestServer.start { $0.handshakeTimeout = .seconds(1) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let silent = try await RawConnection.open(port: server.port, group: group)
         let half = try await RawConnection.open(port: server.port, group: group)
@@ -197,7 +198,7 @@ func errorReply(_ envelope: Envelope?) -> Wire.ErrorReply? {
         #expect(elapsed < .seconds(3), "closed after \(elapsed)")
         // A client that completes its handshake keeps its connection past the timeout.
         let connection = try await server.connect()
-        try await Task.sleep(for: .milliseconds(600))
+        try await Task.sleep(for: .milliseconds(1200))
         guard case .healthStatus = try await connection.call(.health(Wire.Health())) else {
             Issue.record("expected HEALTH_STATUS")
             return
