@@ -26,7 +26,8 @@ struct ServedCoordinator {
         try publishTrainingVersion(in: store, by: builder.contributor.id)
         var logger = Logger(label: "test.coordinator")
         logger.logLevel = .warning
-        let coordinator = Coordinator(store: store, policy: CoordinatorPolicy(heartbeatInterval: 0.1, missedHeartbeats: 100))
+        // Leases last 10 minutes: the in-process engines here never heartbeat, and a loaded CI host must not reclaim their attempts.
+        let coordinator = Coordinator(store: store, policy: CoordinatorPolicy(heartbeatInterval: 0.1, missedHeartbeats: 6000))
         server = try await CoordinatorServer.bind(
             ServerConfiguration(host: "127.0.0.1", port: 0), coordinator: coordinator, eventPollInterval: .milliseconds(20),
             watchers: watchers, logger: logger)
