@@ -161,9 +161,35 @@ public enum PreTokenizerStep: Sendable, Equatable {
     /// `ByteLevel`: a space before each piece that lacks one (`addPrefixSpace`), then the GPT-2
     /// split (`useRegex`). Its mapping of bytes to printable characters is what BPE sees.
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
+    /// `Metaspace`: spaces become `replacement`, which is put before the piece (unless it starts
+    /// with one) always, never, or only for the text's first piece; with `split`, each replacement
+    /// character then starts a new piece.
+    case metaspace(replacement: Unicode.Scalar, prependScheme: PrependScheme, split: Bool)
 
-    func apply(_ piece: [Unicode.Scalar]) -> [[Unicode.Scalar]] {
+    /// When `Metaspace` puts its replacement character before a piece.
+    public enum PrependScheme: String, Sendable, Equatable {
+        case always, never, first
+    }
+
+    /// The pieces of `piece`; `isFirst` says it begins the text (offset 0), for `Metaspace`'s "first".
+    func apply(_ piece: [Unicode.Scalar], isFirst: Bool = false) -> [[Unicode.Scalar]] {
         switch self {
+        case .metaspace(let replacement, let scheme, let split):
+            var replaced = piece.map { $0 == " " ? replacement : $0 }
+            let prepend = scheme == .always || (scheme == .first && isFirst)
+            if prepend && replaced.first != replacement { replaced.insert(replacement, at: 0) }
+            guard split else { return [replaced] }
+            var pieces: [[Unicode.Scalar]] = []
+            var current: [Unicode.Scalar] = []
+            for scalar in replaced {
+                if scalar == replacement && !current.isEmpty {
+                    pieces.append(current)
+                    current = []
+                }
+                current.append(scalar)
+            }
+            if !current.isEmpty { pieces.append(current) }
+            return pieces
         case .split(let pattern):
             return pattern.split(piece).map { Array(piece[$0]) }
         case .digits(let individual):

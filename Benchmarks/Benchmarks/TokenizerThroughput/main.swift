@@ -1,0 +1,44 @@
+import Foundation
+import Tokenizers
+
+// Encode throughput of BPETokenizer on the shared test corpus, per family, one thread; and a parity check of
+// every string's ids against the `tokenizers` library's (the fixtures' corpus.jsonl) before timing.
+// Run: cd Benchmarks && swift run -c release TokenizerThroughput ../Tests/TokenizersTests/Fixtures [seconds]
+// The peer: Benchmarks/peer/tokenize.py times `tokenizers` on the same strings.
+
+let arguments = CommandLine.arguments
+let fixtures = arguments.count > 1 ? arguments[1] : "../Tests/TokenizersTests/Fixtures"
+let seconds = arguments.count > 2 ? Double(arguments[2]) ?? 2 : 2
+let families = arguments.count > 3 ? arguments[3].split(separator: ",").map(String.init)
+    : ["gpt2", "llama3", "smollm", "qwen2", "mistral", "mistral-metaspace"]
+
+func lines(_ path: String) throws -> [Data] {
+    try Data(contentsOf: URL(fileURLWithPath: path)).split(separator: UInt8(ascii: "\n")).map { Data($0) }
+}
+
+struct Expected: Decodable { let ids: String }
+
+let corpus = try lines(fixtures + "/corpus.txt").map { try JSONDecoder().decode(String.self, from: $0) }
+let corpusBytes = corpus.reduce(0) { $0 + $1.utf8.count }
+print("corpus: \(corpus.count) strings, \(corpusBytes) bytes of UTF-8")
+var results: [[String: Any]] = []
+for family in families {
+    let tokenizer = try BPETokenizer(contentsOf: "\(fixtures)/\(family)/tokenizer.json")
+    let expected = try lines("\(fixtures)/\(family)/corpus.jsonl").map { try JSONDecoder().decode(Expected.self, from: $0) }
+    var mismatches = 0
+    for (text, line) in zip(corpus, expected) where tokenizer.encode(text) != line.ids.unicodeScalars.map({ Int($0.value) - 0x100 }) {
+        mismatches += 1
+    }
+    // Timed: whole passes over the corpus until `seconds` have gone; the best pass counts.
+    var best = Double.infinity
+    var tokens = 0
+    let start = Date()
+    repeat {
+        let passStart = DispatchTime.now().uptimeNanoseconds
+        tokens = 0
+        for text in corpus { tokens += tokenizer.encode(text).count }
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - passStart) / 1e9)
+    } while Date().timeIntervalSince(start) < seconds
+    let megabytesPerSecond = Double(corpusBytes) / best / 1e6
+    print("\(family): \(String(format: "%.2f", megabytesPerSecond)) MB/s (\(tokens) tokens per pass, best pass \(String(format: "%.1f", best * 1000)) ms), \(mismatches) mismatches")
+}
