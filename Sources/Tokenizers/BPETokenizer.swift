@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A `tokenizer.json` that this implementation cannot load, naming the field at fault.
 public struct TokenizerLoadError: Error, Equatable, CustomStringConvertible {
@@ -79,6 +80,8 @@ public struct BPETokenizer: Sendable {
     let tokenStrings: [String?]
     let tokenBytes: [[UInt8]]
     let specialIDs: Set<Int>
+    /// The ids of pieces seen before: text repeats its words, and merging is the costly part.
+    let cache = PieceCache()
     let rawMatcher: AddedTokenMatcher
     let normalizedMatcher: AddedTokenMatcher
 
@@ -463,12 +466,19 @@ public struct BPETokenizer: Sendable {
             ids.append(whole)
             return
         }
-        var symbols = isByteLevel ? byteSymbols(bytes) : characterSymbols(bytes)
-        if symbols.count < 2 {
-            ids += symbols
+        let cacheable = bytes.count <= PieceCache.longestPiece
+        if cacheable, let cached = cache.ids(of: bytes) {
+            ids += cached
             return
         }
-        mergeSymbols(&symbols, into: &ids)
+        var symbols = isByteLevel ? byteSymbols(bytes) : characterSymbols(bytes)
+        if symbols.count >= 2 {
+            var merged: [Int] = []
+            mergeSymbols(&symbols, into: &merged)
+            symbols = merged
+        }
+        if cacheable { cache.insert(symbols, for: bytes) }
+        ids += symbols
     }
 
     /// One symbol per byte, or the unknown token for bytes the vocabulary lacks.
@@ -585,6 +595,22 @@ public struct BPETokenizer: Sendable {
 
     /// Whether `id` is a special added token.
     public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
+}
+
+/// The BPE ids of short pieces, shared by the copies of a tokenizer and safe across threads; it stops
+/// growing at `capacity` pieces (as `tokenizers`' cache does), so memory stays bounded.
+final class PieceCache: Sendable {
+    static let capacity = 20_000
+    static let longestPiece = 64
+    private let table = Mutex<[[UInt8]: [Int]]>([:])
+
+    func ids(of piece: [UInt8]) -> [Int]? { table.withLock { $0[piece] } }
+
+    func insert(_ ids: [Int], for piece: [UInt8]) {
+        table.withLock { table in
+            if table.count < Self.capacity { table[piece] = ids }
+        }
+    }
 }
 
 /// A min-heap of candidate merges by (rank, position).

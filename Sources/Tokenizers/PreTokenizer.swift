@@ -35,7 +35,7 @@ public enum SplitPattern: Sendable, Equatable {
     /// The consecutive ranges of `text` that the pattern's matches and the gaps between them make
     /// (the `Isolated` behaviour). The patterns match every character, so there are no gaps.
     func split(_ text: [Unicode.Scalar]) -> [Range<Int>] {
-        let classes = text.map(CharacterClass.init)
+        let classes = text.map { CharacterClass($0) }
         var pieces: [Range<Int>] = []
         var start = 0
         while start < text.count {
@@ -131,6 +131,21 @@ enum CharacterClass: UInt8, Sendable {
 
     init(_ scalar: Unicode.Scalar) {
         let v = scalar.value
+        if v < 0x10000 {
+            self = CharacterClass(rawValue: Self.basicPlane[Int(v)])!
+        } else {
+            self.init(computing: scalar)
+        }
+    }
+
+    /// The class of every scalar of the Basic Multilingual Plane, looked up once: Unicode's property
+    /// tables cost far more per scalar than an array read.
+    static let basicPlane: [UInt8] = (0..<0x10000).map { value in
+        Unicode.Scalar(UInt32(value)).map { CharacterClass(computing: $0).rawValue } ?? CharacterClass.other.rawValue
+    }
+
+    init(computing scalar: Unicode.Scalar) {
+        let v = scalar.value
         if v < 0x80 {
             switch v {
             case 0x41...0x5A, 0x61...0x7A: self = .letter
@@ -217,6 +232,8 @@ public enum PreTokenizerStep: Sendable, Equatable {
     /// Rust's `char::is_numeric` (general categories Nd, Nl, No), which `Digits` uses.
     static func isNumeric(_ scalar: Unicode.Scalar) -> Bool {
         if scalar.value < 0x80 { return scalar.value >= 0x30 && scalar.value <= 0x39 }
+        // No White_Space scalar is a number, so the class table answers for the plane it holds.
+        if scalar.value < 0x10000 { return CharacterClass(scalar) == .number }
         switch scalar.properties.generalCategory {
         case .decimalNumber, .letterNumber, .otherNumber: return true
         default: return false
