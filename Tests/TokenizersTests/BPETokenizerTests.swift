@@ -46,7 +46,9 @@ private func shown(_ text: String) -> String {
 }
 
 @Suite struct BPETokenizerParityTests {
-    static let fixtures = ["gpt2", "gpt2-prefix-space", "llama3", "smollm", "qwen2", "mistral", "mistral-metaspace"]
+    static let fixtures = [
+        "gpt2", "gpt2-prefix-space", "llama3", "smollm", "qwen2", "mistral", "mistral-metaspace", "sentencepiece-unk", "sentencepiece-split",
+    ]
 
     @Test(arguments: fixtures)
     func idsAndTextMatchHuggingFaceTokenizers(name: String) throws {

@@ -18,6 +18,8 @@ Fixtures/<name>/tokenizer.json and Fixtures/<name>/expected.json:
                     no pre-tokenizer, TemplateProcessing adding <s>, decoder Replace + ByteFallback + Fuse + Strip
   mistral-metaspace the same model as transformers converts it today (legacy=False, Mistral v0.3): no normalizer,
                     Metaspace(prepend_scheme "first", split false) pre-tokenizer, the same decoder
+  sentencepiece-unk   mistral-metaspace without byte fallback: unknown characters become <unk> (fuse_unk)
+  sentencepiece-split Metaspace(prepend_scheme "always", split true) and decoder ByteFallback + Metaspace
 
 Fixtures/corpus.txt: the shared corpus, >= 5,000 seeded strings across scripts, code, digits, whitespace runs and every
 added token of every family, one JSON string a line; Fixtures/<name>/corpus.jsonl: per line of the corpus, the ids
@@ -210,7 +212,7 @@ sentencepiece.train_from_iterator(CORPUS, trainers.BpeTrainer(
     vocab_size=900, min_frequency=1, special_tokens=MISTRAL_SPECIAL, limit_alphabet=150, show_progress=False))
 
 
-def sentencepiece_shape(metaspace):
+def sentencepiece_shape(metaspace, byte_fallback=True, metaspace_decoder=False):
     """The trained model as Mistral's tokenizer.json writes it: <unk> <s> </s>, <0x00>..<0xFF>, then the pieces."""
     data = json.loads(sentencepiece.to_str())
     trained = sorted(data["model"]["vocab"].items(), key=lambda item: item[1])
@@ -238,11 +240,20 @@ def sentencepiece_shape(metaspace):
     data["decoder"] = {"type": "Sequence", "decoders": [
         {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
         {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    data["model"]["byte_fallback"] = byte_fallback
+    if metaspace_decoder:
+        data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
+        data["decoder"] = {"type": "Sequence", "decoders": [
+            {"type": "ByteFallback"}, {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}]}
     return Tokenizer.from_str(json.dumps(data))
 
 
 record("mistral", sentencepiece_shape(metaspace=False), seed=6)
 record("mistral-metaspace", sentencepiece_shape(metaspace=True), seed=7)
+# Without byte fallback (characters outside the vocabulary become <unk>, fused), and with a splitting Metaspace
+# pre-tokenizer and the Metaspace decoder: the other paths of the sentencepiece-style model.
+record("sentencepiece-unk", sentencepiece_shape(metaspace=True, byte_fallback=False), seed=8)
+record("sentencepiece-split", sentencepiece_shape(metaspace=True, metaspace_decoder=True), seed=9)
 
 
 # The shared corpus: every family's ids and decoded text for the same >= 5,000 strings.
