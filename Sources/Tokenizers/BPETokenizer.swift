@@ -52,6 +52,8 @@ public struct BPETokenizer: Sendable {
     public let addedTokens: [AddedToken]
     public let normalizer: [NormalizerStep]
     public let preTokenizer: [PreTokenizerStep]
+    /// Whether every step only cuts (no prefix space, no Metaspace), so pieces stay ranges of the text.
+    let preTokenizerOnlySplits: Bool
     public let decoder: [DecoderStep]
     /// Whether BPE runs on bytes (a ByteLevel pre-tokenizer) rather than on characters.
     public let isByteLevel: Bool
@@ -136,14 +138,14 @@ public struct BPETokenizer: Sendable {
         var ids: [String: Int] = [:]
         ids.reserveCapacity(vocabulary.count)
         for (token, value) in vocabulary {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0 else { throw fail("model.vocab", "token \"\(token)\" has id \(value)") }
+            guard let id = (value as? NSNumber)?.intValue, id >= 0, id < Self.largestID else { throw fail("model.vocab", "token \"\(token)\" has id \(value)") }
             ids[token] = id
         }
 
         // Added tokens.
         var added: [AddedToken] = []
         for (index, entry) in ((json["added_tokens"] as? [Any]) ?? []).enumerated() {
-            guard let entry = entry as? [String: Any], let id = (entry["id"] as? NSNumber)?.intValue, id >= 0,
+            guard let entry = entry as? [String: Any], let id = (entry["id"] as? NSNumber)?.intValue, id >= 0, id < Self.largestID,
                   let content = entry["content"] as? String, !content.isEmpty
             else { throw fail("added_tokens[\(index)]", "expected an object with an id and a non-empty content") }
             added.append(AddedToken(
@@ -277,6 +279,7 @@ public struct BPETokenizer: Sendable {
             if byteFallback { throw fail("model.byte_fallback", "byte fallback with a ByteLevel pre-tokenizer is not supported") }
         }
         preTokenizer = steps
+        preTokenizerOnlySplits = steps.allSatisfy(\.onlySplits)
         isByteLevel = byteLevel
 
         // How the model sees characters: bytes as GPT-2's printable characters, or the text itself.
@@ -323,6 +326,9 @@ public struct BPETokenizer: Sendable {
                     } else if let special = piece?["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
                         guard let entry = specials[name] as? [String: Any], let tokenIDs = entry["ids"] as? [NSNumber] else {
                             throw fail("\(field).special_tokens", "\"\(name)\" has no ids")
+                        }
+                        guard tokenIDs.allSatisfy({ $0.intValue >= 0 && $0.intValue < size }) else {
+                            throw fail("\(field).special_tokens", "\"\(name)\" has ids \(tokenIDs) outside the vocabulary (0..<\(size))")
                         }
                         if seenSequence { suffix += tokenIDs.map(\.intValue) } else { prefix += tokenIDs.map(\.intValue) }
                     } else {
@@ -383,6 +389,9 @@ public struct BPETokenizer: Sendable {
         }
     }
 
+    /// Ids at or above this are refused: tables are sized by the largest id, and no vocabulary is near it.
+    static let largestID = 1 << 24
+
     /// The vocabulary's name for a byte in byte fallback, e.g. `<0x0A>`.
     static func fallbackName(_ byte: UInt8) -> String {
         let hex = String(byte, radix: 16, uppercase: true)
@@ -433,7 +442,9 @@ public struct BPETokenizer: Sendable {
     func pieces(of bytes: ArraySlice<UInt8>, isFirst: Bool) -> [[UInt8]] {
         guard !bytes.isEmpty else { return [] }
         if preTokenizer.isEmpty { return [Array(bytes)] }
-        var pieces = [Array(String(decoding: bytes, as: UTF8.self).unicodeScalars)]
+        let scalars = Array(String(decoding: bytes, as: UTF8.self).unicodeScalars)
+        if preTokenizerOnlySplits, let pieces = splitPieces(of: bytes, scalars) { return pieces }
+        var pieces = [scalars]
         for step in preTokenizer {
             var next: [[Unicode.Scalar]] = []
             for (index, piece) in pieces.enumerated() where !piece.isEmpty {
@@ -448,6 +459,28 @@ public struct BPETokenizer: Sendable {
             for scalar in piece { utf8 += UTF8.encode(scalar)! }
             return utf8
         }
+    }
+
+    /// The pieces as ranges of the scalars, cut from `bytes` at the end: no copy per step. Nil if the
+    /// scalars do not account for the bytes exactly (not valid UTF-8, which no caller passes).
+    func splitPieces(of bytes: ArraySlice<UInt8>, _ scalars: [Unicode.Scalar]) -> [[UInt8]]? {
+        var offsets: [Int] = []
+        offsets.reserveCapacity(scalars.count + 1)
+        var offset = bytes.startIndex
+        offsets.append(offset)
+        for scalar in scalars {
+            offset += UTF8.width(scalar)
+            offsets.append(offset)
+        }
+        guard offset == bytes.endIndex else { return nil }
+        let classes = scalars.map { CharacterClass($0) }
+        var ranges = [scalars.indices], next: [Range<Int>] = []
+        for step in preTokenizer {
+            next.removeAll(keepingCapacity: true)
+            for range in ranges { step.split(scalars, classes, within: range, into: &next) }
+            swap(&ranges, &next)
+        }
+        return ranges.compactMap { $0.isEmpty ? nil : Array(bytes[offsets[$0.lowerBound]..<offsets[$0.upperBound]]) }
     }
 
     /// The pre-tokenizer's pieces of `text` (byte-level ones in byte-level characters), as
