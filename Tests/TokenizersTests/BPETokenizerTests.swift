@@ -63,7 +63,7 @@ private func shown(_ text: String) -> String {
             if ids != item.ids { failures.append("encode \"\(shown(item.text))\": \(ids) != \(item.ids)") }
             if plain != item.plain_ids { failures.append("encode (no specials) \"\(shown(item.text))\": \(plain) != \(item.plain_ids)") }
             let pieces = tokenizer.preTokenize(item.text)
-            if let expected = item.pieces, pieces != expected { failures.append("pre-tokenize \"\(shown(item.text))\": \(pieces) != \(item.pieces)") }
+            if let expected = item.pieces, pieces != expected { failures.append("pre-tokenize \"\(shown(item.text))\": \(pieces) != \(expected)") }
             let decoded = tokenizer.decode(item.ids)
             if decoded != item.decoded { failures.append("decode \(item.ids): \"\(shown(decoded))\" != \"\(shown(item.decoded))\"") }
             let withSpecial = tokenizer.decode(item.ids, skipSpecialTokens: false)
@@ -268,7 +268,7 @@ private func shown(_ text: String) -> String {
         ("pre_tokenizer.type", "Whitespace"),
         ("pre_tokenizer.pretokenizers[0].pattern.Regex", "\\p{L}+"),
         ("pre_tokenizer.pretokenizers[0].behavior", "Removed"),
-        ("pre_tokenizer", "ByteLevel step"),
+        ("pre_tokenizer", "needs a ByteLevel pre-tokenizer step"),
         ("post_processor.type", "RobertaProcessing"),
         ("decoder.type", "CTC"),
         ("decoder.decoders[1].type", "WordPiece"),
