@@ -46,7 +46,9 @@ func bestPass(_ texts: [String], _ tokenizer: BPETokenizer) -> (Double, Int) {
 }
 
 for family in families {
+    let loadStart = DispatchTime.now().uptimeNanoseconds
     let tokenizer = try BPETokenizer(contentsOf: "\(fixtures)/\(family)/tokenizer.json")
+    let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e6
     let expected = try lines("\(fixtures)/\(family)/corpus.jsonl").map { try JSONDecoder().decode(Expected.self, from: $0) }
     var mismatches = 0
     for (text, line) in zip(corpus, expected) where tokenizer.encode(text) != line.ids.unicodeScalars.map({ Int($0.value) - 0x100 }) {
@@ -56,5 +58,5 @@ for family in families {
     let (whole, _) = bestPass([joined], tokenizer)
     print("\(family): \(String(format: "%.2f", Double(corpusBytes) / each / 1e6)) MB/s a string at a time (\(tokens) tokens per pass, "
         + "best pass \(String(format: "%.1f", each * 1000)) ms of CPU); \(String(format: "%.2f", Double(joined.utf8.count) / whole / 1e6)) MB/s "
-        + "as one text; \(mismatches) mismatches")
+        + "as one text; \(mismatches) mismatches; loaded in \(String(format: "%.0f", loadMilliseconds)) ms (\(tokenizer.vocabularySize) ids)")
 }
