@@ -209,7 +209,7 @@ MISTRAL_SPECIAL = ["<unk>", "<s>", "</s>"]
 sentencepiece = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
 sentencepiece.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
 sentencepiece.train_from_iterator(CORPUS, trainers.BpeTrainer(
-    vocab_size=900, min_frequency=1, special_tokens=MISTRAL_SPECIAL, limit_alphabet=150, show_progress=False))
+    vocab_size=900, min_frequency=1, special_tokens=MISTRAL_SPECIAL, show_progress=False))
 
 
 def sentencepiece_shape(metaspace, byte_fallback=True, metaspace_decoder=False):
