@@ -63,6 +63,13 @@ let package = Package(
             ],
             path: "Benchmarks/Decode"
         ),
+        // BPETokenizer's encode throughput per family on the shared tokenizer corpus, with a parity check first (a plain
+        // executable; Benchmarks/peer/tokenize.py times the `tokenizers` library on the same strings and can run it).
+        .executableTarget(
+            name: "TokenizerThroughput",
+            dependencies: [.product(name: "Tokenizers", package: "Tributary")],
+            path: "Benchmarks/TokenizerThroughput"
+        ),
         // The skinny product against sgemm and sgemv on the reference weights (a plain executable).
         .executableTarget(
             name: "SkinnyProduct",
