@@ -105,7 +105,7 @@ let package = Package(
             name: "EngineServer",
             dependencies: [
                 "ProtocolServer", "Authorization", "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel",
-                "TensorCore", .product(name: "Crypto", package: "swift-crypto"),
+                "TensorCore", "ChatTemplates", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,6 +169,7 @@ let package = Package(
                 "TensorCore",
                 "LlamaModel",
                 "Tokenizers",
+                "ChatTemplates",
                 "Training",
                 "Attribution",
                 "SampleCorpus",
