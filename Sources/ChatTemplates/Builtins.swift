@@ -5,7 +5,9 @@ import Foundation
 
 extension Value {
     /// Writes Python's `str()` (or `repr()`) of the value; false once `limit` bytes are passed.
-    func write(into text: inout String, representation: Bool, limit: Int) -> Bool {
+    func write(into text: inout String, representation: Bool, limit: Int, depth: Int = 0) -> Bool {
+        // A namespace may hold itself: printing stops at a depth no built value reaches.
+        guard depth <= 1000 else { return false }
         switch self {
         case .string(let value) where !representation: text += value
         case .undefined where !representation: break
@@ -15,21 +17,54 @@ extension Value {
             text += isTuple ? "(" : "["
             for (index, item) in items.enumerated() {
                 if index > 0 { text += ", " }
-                guard item.write(into: &text, representation: true, limit: limit) else { return false }
+                guard item.write(into: &text, representation: true, limit: limit, depth: depth + 1) else { return false }
             }
             text += isTuple ? (items.count == 1 ? ",)" : ")") : "]"
         case .dictionary(let dictionary):
             text += "{"
             for (index, entry) in dictionary.entries.enumerated() {
                 if index > 0 { text += ", " }
-                guard entry.key.write(into: &text, representation: true, limit: limit) else { return false }
+                guard entry.key.write(into: &text, representation: true, limit: limit, depth: depth + 1) else { return false }
                 text += ": "
-                guard entry.value.write(into: &text, representation: true, limit: limit) else { return false }
+                guard entry.value.write(into: &text, representation: true, limit: limit, depth: depth + 1) else { return false }
             }
             text += "}"
+        case .namespace(let namespace):
+            text += "<Namespace "
+            guard Value.dictionary(namespace.attributes).write(into: &text, representation: true, limit: limit, depth: depth + 1) else {
+                return false
+            }
+            text += ">"
         default: text += self.representation
         }
         return text.utf8.count <= limit
+    }
+
+    /// How deeply containers nest in the value, counted no further than `limit + 1`; `visits` counts the values
+    /// looked at (the caller charges them).
+    func nestingDepth(limit: Int, visits: inout Int) -> Int {
+        visits += 1
+        // A value shared many times over (or holding itself) unfolds exponentially: past a million looks, refuse it.
+        guard limit >= 0, visits <= 1_000_000 else { return limit + 2 }
+        var children: [Value] = []
+        switch self {
+        case .list(let items), .tuple(let items): children = items
+        case .dictionary(let dictionary): children = dictionary.entries.map(\.value)
+        case .namespace(let namespace): children = namespace.attributes.entries.map(\.value)
+        case .loop(let state): children = [state.previous, state.next].compactMap { $0 }
+        case .method(let receiver, _): children = [receiver.value]
+        default: return 0
+        }
+        var deepest = 0
+        for child in children {
+            switch child {
+            case .list, .tuple, .dictionary, .namespace, .loop, .method:
+                deepest = max(deepest, child.nestingDepth(limit: limit - 1, visits: &visits))
+                if deepest > limit { return deepest + 1 }
+            default: visits += 1
+            }
+        }
+        return deepest + 1
     }
 }
 
@@ -309,7 +344,8 @@ extension Renderer {
                     namespace.attributes = dictionary
                 }
                 for (key, value) in call.named { namespace.attributes.set(.string(key), value) }
-                if name == "dict" { return .dictionary(namespace.attributes) }
+                if name == "dict" { return try checkNesting(.dictionary(namespace.attributes), at: offset) }
+                _ = try checkNesting(.namespace(namespace), at: offset)
                 for entry in namespace.attributes.entries {
                     if case .string(let key) = entry.key, key.hasPrefix("_") {
                         throw fail("a namespace attribute cannot start with an underscore: \(key)", at: offset)
@@ -780,6 +816,9 @@ extension Renderer {
             switch (value, argument) {
             case (.none, .none): return true
             case (.bool(let a), .bool(let b)): return a == b
+            // CPython caches small ints and interns short strings: they are the same object.
+            case (.int(let a), .int(let b)): return a == b && (-5...256).contains(a)
+            case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
             case (.namespace(let a), .namespace(let b)): return a === b
             default: return false
             }

@@ -4,6 +4,11 @@ public struct SourcePosition: Sendable, Equatable, CustomStringConvertible {
     public var line: Int
     public var column: Int
     public var description: String { "line \(line), column \(column)" }
+
+    public init(line: Int, column: Int) {
+        self.line = line
+        self.column = column
+    }
 }
 
 /// A token of the template, as jinja2's lexer makes them with `trim_blocks` and `lstrip_blocks` on.

@@ -126,6 +126,13 @@ struct Parser {
         _ = advance()
     }
 
+    /// One more link of a chain the parser builds in a loop (a + b + c..., x.a.b[0]...|f|g): bounded like nesting,
+    /// since the tree it makes is as deep.
+    private func link(_ count: inout Int) throws(ChatTemplateError) {
+        count += 1
+        if depth + count > maxNesting { throw fail("an expression chains more than \(maxNesting) operations") }
+    }
+
     private mutating func nest() throws(ChatTemplateError) {
         depth += 1
         if depth > maxNesting { throw fail("the template nests more than \(maxNesting) levels deep") }
@@ -182,7 +189,7 @@ struct Parser {
                 try expectBlockEnd()
                 let (body, stop) = try parseBody(until: ["elif", "else", "endif"])
                 branches.append((condition, body))
-                guard let stop else { throw fail("the if block at \(lexer.position(of: begin)) is never closed with endif") }
+                guard let stop else { throw fail("the if block is never closed with endif", at: begin) }
                 _ = advance()
                 if stop == "elif" {
                     condition = try parseTuple()
@@ -191,7 +198,7 @@ struct Parser {
                 if stop == "else" {
                     try expectBlockEnd()
                     let (elseBody, end) = try parseBody(until: ["endif"])
-                    guard end != nil else { throw fail("the if block at \(lexer.position(of: begin)) is never closed with endif") }
+                    guard end != nil else { throw fail("the if block is never closed with endif", at: begin) }
                     otherwise = elseBody
                     _ = advance()
                 }
@@ -213,13 +220,13 @@ struct Parser {
             loopDepth += 1
             let (body, stop) = try parseBody(until: ["else", "endfor"])
             loopDepth -= 1
-            guard let stop else { throw fail("the for loop at \(lexer.position(of: begin)) is never closed with endfor") }
+            guard let stop else { throw fail("the for loop is never closed with endfor", at: begin) }
             _ = advance()
             var otherwise: [Statement] = []
             if stop == "else" {
                 try expectBlockEnd()
                 let (elseBody, end) = try parseBody(until: ["endfor"])
-                guard end != nil else { throw fail("the for loop at \(lexer.position(of: begin)) is never closed with endfor") }
+                guard end != nil else { throw fail("the for loop is never closed with endfor", at: begin) }
                 otherwise = elseBody
                 _ = advance()
             }
@@ -236,7 +243,7 @@ struct Parser {
             if isSymbol("|") { throw ChatTemplateError.unsupported("filters on a set block", lexer.position(of: current.offset)) }
             try expectBlockEnd()
             let (body, stop) = try parseBody(until: ["endset"])
-            guard stop != nil else { throw fail("the set block at \(lexer.position(of: begin)) is never closed with endset") }
+            guard stop != nil else { throw fail("the set block is never closed with endset", at: begin) }
             _ = advance()
             try expectBlockEnd()
             return .assignBlock(target, body: body, offset: keywordOffset)
@@ -289,7 +296,9 @@ struct Parser {
         defer { depth -= 1 }
         let offset = current.offset
         var expression = try parseOr()
+        var links = 0
         while isName("if") {
+            try link(&links)
             _ = advance()
             let condition = try parseOr()
             var otherwise: Expression? = nil
@@ -304,7 +313,9 @@ struct Parser {
 
     private mutating func parseOr() throws(ChatTemplateError) -> Expression {
         var left = try parseAnd()
+        var links = 0
         while isName("or") {
+            try link(&links)
             let offset = advance().offset
             left = Expression(kind: .or(left, try parseAnd()), offset: offset)
         }
@@ -313,7 +324,9 @@ struct Parser {
 
     private mutating func parseAnd() throws(ChatTemplateError) -> Expression {
         var left = try parseNot()
+        var links = 0
         while isName("and") {
+            try link(&links)
             let offset = advance().offset
             left = Expression(kind: .and(left, try parseNot()), offset: offset)
         }
@@ -354,7 +367,9 @@ struct Parser {
 
     private mutating func parseAdditive() throws(ChatTemplateError) -> Expression {
         var left = try parseConcatenation()
+        var links = 0
         while case .symbol(let symbol) = current.kind, symbol == "+" || symbol == "-" {
+            try link(&links)
             let offset = advance().offset
             left = Expression(kind: .binary(symbol, left, try parseConcatenation()), offset: offset)
         }
@@ -363,7 +378,9 @@ struct Parser {
 
     private mutating func parseConcatenation() throws(ChatTemplateError) -> Expression {
         var left = try parseMultiplicative()
+        var links = 0
         while isSymbol("~") {
+            try link(&links)
             let offset = advance().offset
             left = Expression(kind: .binary("~", left, try parseMultiplicative()), offset: offset)
         }
@@ -372,7 +389,9 @@ struct Parser {
 
     private mutating func parseMultiplicative() throws(ChatTemplateError) -> Expression {
         var left = try parsePower()
+        var links = 0
         while case .symbol(let symbol) = current.kind, ["*", "/", "//", "%"].contains(symbol) {
+            try link(&links)
             let offset = advance().offset
             left = Expression(kind: .binary(symbol, left, try parsePower()), offset: offset)
         }
@@ -381,7 +400,9 @@ struct Parser {
 
     private mutating func parsePower() throws(ChatTemplateError) -> Expression {
         var left = try parseUnary()
+        var links = 0
         while isSymbol("**") {
+            try link(&links)
             let offset = advance().offset
             left = Expression(kind: .binary("**", left, try parseUnary()), offset: offset)
         }
@@ -462,7 +483,9 @@ struct Parser {
 
     private mutating func parsePostfix(_ base: Expression) throws(ChatTemplateError) -> Expression {
         var expression = base
+        var links = 0
         while true {
+            try link(&links)
             if isSymbol(".") {
                 let offset = advance().offset
                 switch current.kind {
@@ -535,7 +558,9 @@ struct Parser {
 
     private mutating func parseFiltersAndTests(_ base: Expression) throws(ChatTemplateError) -> Expression {
         var expression = base
+        var links = 0
         while true {
+            try link(&links)
             if isSymbol("|") {
                 let offset = advance().offset
                 var name = try expectName()

@@ -65,6 +65,17 @@ struct Renderer {
         return text
     }
 
+    /// Refuses a value whose containers nest deeper than the limit: freeing or printing one would recurse as deep.
+    mutating func checkNesting(_ value: Value, at offset: Int) throws(ChatTemplateError) -> Value {
+        var visits = 0
+        let depth = value.nestingDepth(limit: limits.maxNesting, visits: &visits)
+        try charge(visits / 4, at: offset)
+        if depth > limits.maxNesting {
+            throw ChatTemplateError.limit("values nested more than \(limits.maxNesting) levels deep (at \(lexer.position(of: offset)))")
+        }
+        return value
+    }
+
     func undefinedError(_ value: Value, at offset: Int) -> ChatTemplateError {
         if case .undefined(let hint) = value { return fail(hint, at: offset) }
         return fail("undefined value", at: offset)
@@ -166,7 +177,8 @@ struct Renderer {
                 throw fail("cannot assign attribute on non-namespace object \"\(name)\"", at: offset)
             }
             guard !attribute.hasPrefix("_") else { throw fail("a namespace attribute cannot start with an underscore: \(attribute)", at: offset) }
-            namespace.attributes.set(.string(attribute), value)
+            namespace.attributes.set(.string(attribute), try checkNesting(value, at: offset))
+            _ = try checkNesting(.namespace(namespace), at: offset)
         }
     }
 
@@ -205,16 +217,16 @@ struct Renderer {
         case .list(let items):
             var values: [Value] = []
             for item in items { values.append(try evaluate(item)) }
-            return try made(list: values, at: offset)
+            return try checkNesting(try made(list: values, at: offset), at: offset)
         case .tuple(let items):
             var values: [Value] = []
             for item in items { values.append(try evaluate(item)) }
-            return try made(list: values, tuple: true, at: offset)
+            return try checkNesting(try made(list: values, tuple: true, at: offset), at: offset)
         case .dictionary(let pairs):
             var dictionary = Value.Dictionary()
             for (key, value) in pairs { dictionary.set(try evaluate(key), try evaluate(value)) }
             try charge(pairs.count * pairs.count / 8, at: offset)
-            return .dictionary(dictionary)
+            return try checkNesting(.dictionary(dictionary), at: offset)
         case .attribute(let base, let name):
             return try attribute(name, of: try evaluate(base), at: offset)
         case .item(let base, let key):

@@ -147,7 +147,7 @@ enum Value {
             items.count == 1 ? "(" + items[0].representation + ",)" : "(" + items.map(\.representation).joined(separator: ", ") + ")"
         case .dictionary(let dictionary):
             "{" + dictionary.entries.map { $0.key.representation + ": " + $0.value.representation }.joined(separator: ", ") + "}"
-        case .namespace(let namespace): "<Namespace " + Value.dictionary(namespace.attributes).representation + ">"
+        case .namespace: "<Namespace>"
         case .loop: "<LoopContext>"
         case .function(let name): "<function \(name)>"
         case .method(_, let name): "<built-in method \(name)>"

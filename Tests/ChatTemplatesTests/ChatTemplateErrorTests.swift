@@ -9,7 +9,7 @@ struct ChatTemplateErrorTests {
         ("ok\n  {{ messages | wordcount }}", "the filter \"wordcount\"", 2, 15),
         ("{% if x is mytest %}{% endif %}", "the test \"mytest\"", 1, 9),
         ("\n\n{% raw %}{{ x }}{% endraw %}", "the raw block", 3, 1),
-        ("{{ '%s' % 'x' }}", "printf-style string formatting with %", 1, 8),
+        ("{{ '%s' % 'x' }}", "printf-style string formatting with %", 1, 9),
         ("{% for m in messages recursive %}{% endfor %}", "recursive for loops", 1, 22),
         ("{{ lipsum() }}", "the function lipsum()", 1, 10),
         ("{{ 'a'.format(1) }}", "the str method format()", 1, 14),
@@ -74,9 +74,10 @@ struct ChatTemplateErrorTests {
 
     @Test("hostile templates end with a limit error, quickly, instead of hanging or exhausting memory", arguments: [
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        "{% set s = 'aaaaaaaa' %}{% for i in range(64) %}{% set s = s ~ s %}{% endfor %}{{ s | length }}",
+        // A set inside a loop is the iteration's own: growth across iterations goes through a namespace.
+        "{% set ns = namespace(s='aaaaaaaa') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
         "{{ 'x' * 1000000000 }}",
-        "{% set l = [1, 2] %}{% for i in range(64) %}{% set l = l + l %}{% endfor %}",
+        "{% set ns = namespace(l=[1, 2]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
         "{{ range(1000000000) | length }}",
         "{% for i in range(1000000) %}{{ 'spam spam spam spam spam spam spam spam spam spam spam spam' }}{% endfor %}",
         "{{ [1] * 100000000 }}",
@@ -101,12 +102,33 @@ struct ChatTemplateErrorTests {
                        String(repeating: "{% if true %}", count: 3000) + String(repeating: "{% endif %}", count: 3000),
                        "{{ " + String(repeating: "not ", count: 5000) + "true }}",
                        "{{ " + String(repeating: "-", count: 5000) + "1 }}",
-                       "{{ x" + String(repeating: "[0]", count: 5000) + " }}"] {
+                       "{{ x" + String(repeating: "[0]", count: 5000) + " }}",
+                       "{{ 1" + String(repeating: " + 1", count: 100_000) + " }}",
+                       "{{ x" + String(repeating: "|trim", count: 100_000) + " }}"] {
             let wrapped = source.hasPrefix("(") ? "{{ " + source + " }}" : source
             #expect(throws: ChatTemplateError.self) { _ = try ChatTemplate(wrapped) }
         }
         #expect(throws: ChatTemplateError.limit("the template has 2000000 bytes, more than 1048576")) {
             _ = try ChatTemplate(String(repeating: "a", count: 2_000_000))
+        }
+    }
+
+    @Test("values built deeper than the bound, or holding themselves, end with an error")
+    func deepValues() throws {
+        for source in [
+            "{% set ns = namespace(d={}) %}{% for i in range(100000) %}{% set ns.d = {'k': ns.d} %}{% endfor %}",
+            "{% set ns = namespace(n=none) %}{% for i in range(100000) %}{% set ns.n = namespace(p=ns.n) %}{% endfor %}",
+            "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}",
+            "{% set ns = namespace() %}{% set ns.me = [ns] %}{{ ns }}",
+            "{% set ns = namespace() %}{% set ns.me = [ns, ns, ns, ns, ns, ns] %}",
+            "{% set ns = namespace(l=[1]) %}{% for i in range(300) %}{% set ns.l = [ns.l, ns.l, ns.l] %}{% endfor %}",
+            "{% set l = [[[[[[[[[[1]]]]]]]]]] %}{% set l = [[[[[[[[[[l]]]]]]]]]] %}" + String(repeating: "{% set l = [[[[[[[[[[l]]]]]]]]]] %}", count: 30),
+        ] {
+            let error = #expect(throws: ChatTemplateError.self) { try ChatTemplate(source).render([:]) }
+            guard case .limit? = error else {
+                Issue.record("expected a limit, got \(String(describing: error))")
+                continue
+            }
         }
     }
 
