@@ -40,6 +40,9 @@ struct GenerateChatTests {
         let promptIDs = tokenizer.encode(rendered, addSpecialTokens: false)
         #expect(report.prompt_tokens == promptIDs.count)
         #expect(promptIDs.filter { $0 == tokenizer.prefixTokens.first }.count == 1)
+        // transformers 5.25's apply_chat_template(messages, tokenize=True, add_generation_prompt=True) on this
+        // tokenizer.json and template (PreTrainedTokenizerFast, bos_token <|begin_of_text|>) gives these ids.
+        #expect(promptIDs == [0, 85, 28, 36, 71, 339, 84, 75, 71, 72, 16, 2, 87, 28, 42, 329, 351, 352, 264, 2, 67, 28])
 
         // The same text without its BOS, as a plain prompt (the tokenizer adds the BOS): the same generation.
         let plain = try runEngine([
