@@ -194,7 +194,7 @@ let package = Package(
         .testTarget(
             name: "AttributionTests", dependencies: [
                 "Attribution", "Training", "LlamaModel", "TensorCore", "SampleCorpus", "tributary-engine"],
-            exclude: ["make_fixtures.py", "check_index_row.py"], resources: [.copy("Fixtures")]),
+            exclude: ["make_fixtures.py", "check_index_row.py", "make_real_width_reference.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SampleCorpusTests", dependencies: ["SampleCorpus", "Training", "Tokenizers", "TensorCore"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "store-crash-writer"]),
         // A child process for the store's crash test: writes a burst, reporting each acknowledged write.

@@ -11,11 +11,21 @@ public struct Attributor: Sendable {
     public let table: RecordTable
     let extractors: [GradientExtractor]
     let checkpoints: [CheckpointGradients]
+    /// What scoring may allocate beyond the memory-mapped rows: every scorer is estimated against it first.
+    public let memoryLimit: MemoryBudget
 
     /// Opens `index` for scoring with `model` and the adapter folder it was built from (refused otherwise).
-    public init(index: GradientIndex, model: LlamaModel, adapterFolder: String) throws {
+    public init(index: GradientIndex, model: LlamaModel, adapterFolder: String, memoryLimit: MemoryBudget = .physicalDefault) throws {
         try index.requireAdapter(adapterFolder)
         let blocks = try GradientBlocks(index.blockColumns)
+        // An index of several shards is joined into one copy of its rows per checkpoint.
+        if index.manifest.shards.count > 1 {
+            let bytes = 4 * Double(index.records.count) * Double(index.manifest.width) * Double(index.checkpoints.count)
+            guard bytes <= Double(memoryLimit.bytes) else {
+                throw AttributionInputError(
+                    "the index's \(index.manifest.shards.count) shards are joined in memory for scoring: \(MemoryBudget.format(bytes)), over the memory limit of \(memoryLimit) (--memory-limit-mib); build the index with a projection (`tributary-engine index --projection factored --dim N`) to make its rows narrower")
+            }
+        }
         var extractors: [GradientExtractor] = []
         var checkpoints: [CheckpointGradients] = []
         for position in index.checkpoints.indices {
@@ -24,6 +34,7 @@ public struct Attributor: Sendable {
                 rows: try index.rows(checkpoint: position), blocks: blocks, learningRate: index.learningRates[position]))
         }
         self.index = index
+        self.memoryLimit = memoryLimit
         self.extractors = extractors
         self.checkpoints = checkpoints
         table = RecordTable(index.records.map(RecordInfo.init))
@@ -37,9 +48,10 @@ public struct Attributor: Sendable {
         return try extractors.map { try $0.rows(for: outputs) }
     }
 
-    /// A scorer over the index with every query-independent term computed.
+    /// A scorer over the index with every query-independent term computed; refused when its matrices would not fit
+    /// `memoryLimit`.
     public func scorer(_ kind: ScorerKind, damping: Float = 0.1) throws -> AttributionScorer {
-        try AttributionScorer(kind: kind, checkpoints: checkpoints, damping: damping)
+        try AttributionScorer(kind: kind, checkpoints: checkpoints, damping: damping, memoryLimit: memoryLimit)
     }
 
     /// Who shaped each output: its top-K records, and the contributor and datanet shares.

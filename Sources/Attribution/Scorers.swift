@@ -32,7 +32,10 @@ public struct AttributionScorer: Sendable {
     /// The largest block DataInf and Fisher precompute a D_l x D_l matrix for.
     public static let maximumPreconditionedBlockWidth = 8192
 
-    public init(kind: ScorerKind, checkpoints: [CheckpointGradients], damping: Float = 0.1) throws(AttributionInputError) {
+    /// Refuses, before allocating, a scorer whose matrices `ScorerMemoryEstimate` puts over `memoryLimit`.
+    public init(
+        kind: ScorerKind, checkpoints: [CheckpointGradients], damping: Float = 0.1, memoryLimit: MemoryBudget = .physicalDefault
+    ) throws(AttributionInputError) {
         guard let first = checkpoints.first else { throw AttributionInputError("no checkpoints to score against") }
         guard damping.isFinite, damping > 0 else { throw AttributionInputError("damping must be finite and positive, got \(damping)") }
         for (index, checkpoint) in checkpoints.enumerated() {
@@ -40,6 +43,15 @@ public struct AttributionScorer: Sendable {
                 throw AttributionInputError(
                     "checkpoint \(index) has \(checkpoint.recordCount) records x \(checkpoint.blocks.width) columns in \(checkpoint.blocks.ranges.count) blocks; checkpoint 0 has \(first.recordCount) x \(first.blocks.width) in \(first.blocks.ranges.count)")
             }
+        }
+        let widths = first.blocks.ranges.map(\.count)
+        if kind == .dataInf || kind == .fisher, let wide = widths.firstIndex(where: { $0 > Self.maximumPreconditionedBlockWidth }) {
+            throw AttributionInputError(
+                "block \(wide) has \(widths[wide]) columns; \(kind.rawValue) keeps a D_l x D_l matrix per block, at most \(Self.maximumPreconditionedBlockWidth): build the index with a projection (`tributary-engine index --projection factored --dim 1024`), or use grad-dot, tracin or grad-cos")
+        }
+        let estimate = ScorerMemoryEstimate(kind: kind, blockWidths: widths, recordCount: first.recordCount, checkpointCount: checkpoints.count)
+        if let refusal = estimate.refusal(kind: kind, blockWidths: widths, checkpointCount: checkpoints.count, budget: memoryLimit) {
+            throw AttributionInputError(refusal)
         }
         self.kind = kind
         self.damping = damping
@@ -133,7 +145,7 @@ struct PreparedCheckpoint: Sendable {
         for (block, range) in gradients.blocks.ranges.enumerated() {
             guard range.count <= AttributionScorer.maximumPreconditionedBlockWidth else {
                 throw AttributionInputError(
-                    "block \(block) has \(range.count) columns; \(kind.rawValue) keeps a D_l x D_l matrix per block, at most \(AttributionScorer.maximumPreconditionedBlockWidth): project the gradients first")
+                    "block \(block) has \(range.count) columns; \(kind.rawValue) keeps a D_l x D_l matrix per block, at most \(AttributionScorer.maximumPreconditionedBlockWidth): build the index with a projection (`tributary-engine index --projection factored --dim 1024`), or use grad-dot, tracin or grad-cos")
             }
             let meanSquare = Double(squaredNorms[block].scalars.reduce(0, +)) / (Double(n) * Double(range.count))
             let lambda = damping * Float(meanSquare)

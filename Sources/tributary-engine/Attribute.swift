@@ -11,6 +11,12 @@ struct IndexOptions: ParsableArguments {
     @Option(help: "The model folder, if not the one the index records.") var model: String?
     @Option(help: "The adapter folder, if not the one the index records (checked by SHA-256).") var adapter: String?
     @Option(help: "datainf, tracin, gradcos, graddot or fisher.") var method: ScorerKind = .dataInf
+    @Option(help: "MiB that scoring may allocate (default: half the physical memory); a scorer over it is refused before it starts.")
+    var memoryLimitMib: Int?
+
+    func validate() throws {
+        if let memoryLimitMib, memoryLimitMib < 1 { throw ValidationError("--memory-limit-mib must be at least 1, got \(memoryLimitMib)") }
+    }
 
     /// The index opened for scoring, and how the model encodes text (as `train` and `index` did).
     func open() throws -> (Attributor, RecordEncoding) {
@@ -23,7 +29,9 @@ struct IndexOptions: ParsableArguments {
                 throw CommandFailure("\(index): the index does not record its adapter folder; pass --adapter")
             }
             let base = try LlamaModel(folder: modelFolder)
-            let attributor = try Attributor(index: opened, model: base, adapterFolder: adapterFolder)
+            let attributor = try Attributor(
+                index: opened, model: base, adapterFolder: adapterFolder,
+                memoryLimit: memoryLimitMib.map { MemoryBudget(mebibytes: $0) } ?? .physicalDefault)
             return (attributor, try RecordEncoding(modelFolder: modelFolder, vocabularySize: base.config.vocabularySize))
         } catch let error as CommandFailure {
             throw error

@@ -76,7 +76,10 @@ import Training
             let adapter = try LoRAAdapter(folder: "\(folder)/adapter/\(checkpoint.name)", model: model.config)
             let layout = try GradientLayout(adapter: adapter, projection: ProjectionSpec(kind: .rademacher, dimension: 5, seed: 3))
             let expected = try GradientExtractor(model: model, adapter: adapter, layout: layout).rows(for: records.map(\.sequence))
-            #expect(relativeError(try index.rows(checkpoint: position).scalars, expected.scalars) <= 1e-6)
+            let error = relativeError(try index.rows(checkpoint: position).scalars, expected.scalars)
+            // The command runs one BLAS thread per pass, this process BLAS's default: the same sums in another order
+            // (1.01e-6 here with Debian's OpenBLAS 0.3.21 pthread build).
+            #expect(error <= 1e-5, "checkpoint \(checkpoint.name): relative error \(error)")
         }
 
         // Appending the same records again, or with another projection, is refused with the reason.
