@@ -342,3 +342,78 @@ private func parsed(_ family: ModelFamily, _ edit: (inout [String: Any]) -> Void
         }
     }
 }
+
+/// The families' decoder layer composed from the kernels alone (bias, per-head RMSNorm, sliding-window
+/// softmax), whole sequence, no cache: proves that the fixtures, the weights as loaded and the kernels
+/// together give transformers' and PEFT's logits before the model's own forward wires them in.
+private func composedLogits(_ model: LlamaModel, _ tokens: [Int], adapter: LoRAAdapter? = nil) -> Tensor {
+    let config = model.config
+    let (heads, kvHeads, d) = (config.headCount, config.keyValueHeadCount, config.headDimension)
+    let positions = (0..<tokens.count).map { Int32($0) }
+    let mask: SoftmaxMask = config.slidingWindow.map { .slidingWindow(window: $0) } ?? .causal()
+    var x = Tensor.gatherRows(of: model.weights.embedding, at: tokens)
+    for (layer, weights) in model.weights.layers.enumerated() {
+        func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
+            var y = model.linear(input, weights[target])
+            if let bias = weights.bias(target) { Kernels.addBias(&y, bias: bias) }
+            _ = adapter?.addDelta(input, into: &y, layer: layer, target: target)
+            return y
+        }
+        let normed = Kernels.rmsNorm(x, weight: weights.inputNorm, epsilon: config.rmsNormEpsilon).output
+        var q = project(normed, .query), k = project(normed, .key)
+        let v = project(normed, .value)
+        if let queryNorm = weights.queryNorm, let keyNorm = weights.keyNorm {
+            q = Kernels.headRMSNorm(q, weight: queryNorm, headDimension: d, epsilon: config.rmsNormEpsilon).output
+            k = Kernels.headRMSNorm(k, weight: keyNorm, headDimension: d, epsilon: config.rmsNormEpsilon).output
+        }
+        Kernels.rotary(&q, positions: positions, table: model.rotary)
+        Kernels.rotary(&k, positions: positions, table: model.rotary)
+        var attended = Tensor(zeros: [tokens.count, heads * d])
+        for h in 0..<heads {
+            let g = h / (heads / kvHeads)
+            let scores = BLAS.matmul(q.slice(1, h * d..<(h + 1) * d), k.slice(1, g * d..<(g + 1) * d), transposeB: true)
+            let probabilities = Kernels.softmax(scores, scale: 1 / Float(d).squareRoot(), mask: mask)
+            attended.replaceBlock(row: 0, column: h * d, with: BLAS.matmul(probabilities, v.slice(1, g * d..<(g + 1) * d)))
+        }
+        BLAS.axpy(1, project(attended, .output), &x)
+        let normed2 = Kernels.rmsNorm(x, weight: weights.postAttentionNorm, epsilon: config.rmsNormEpsilon).output
+        BLAS.axpy(1, project(Kernels.swiglu(gate: project(normed2, .gate), up: project(normed2, .up)), .down), &x)
+    }
+    return model.linear(Kernels.rmsNorm(x, weight: model.weights.finalNorm, epsilon: config.rmsNormEpsilon).output, model.weights.head)
+}
+
+@Suite struct ModelFamilyComposedLayerTests {
+    @Test(arguments: ["qwen2-tied", "qwen2-untied", "qwen3", "mistral-window", "llama-rope-llama3"])
+    func kernelsComposeToTransformersLogits(name: String) throws {
+        let model = try LlamaModel(folder: familyFixture(name))
+        let (tokens, logits) = try expectedLogits("families/" + name)
+        let error = worstRelativeError(composedLogits(model, tokens), logits)
+        #expect(error <= 1e-4, "worst relative error \(error)")
+        let adapter = try LoRAAdapter(folder: familyFixture(name + "-lora"), model: model.config)
+        let (adaptedTokens, adaptedLogits) = try expectedLogits("families/" + name + "-lora")
+        let adaptedError = worstRelativeError(composedLogits(model, adaptedTokens, adapter: adapter), adaptedLogits)
+        #expect(adaptedError <= 1e-4, "adapted: worst relative error \(adaptedError)")
+    }
+
+    /// Each family's addition matters: leaving it out moves the logits far from transformers'.
+    @Test func leavingOutAnAdditionIsCaught() throws {
+        let mistral = try LlamaModel(folder: familyFixture("mistral-window"))
+        let (tokens, logits) = try expectedLogits("families/mistral-window")
+        var noWindow = mistral.config
+        noWindow.slidingWindow = nil
+        #expect(worstRelativeError(composedLogits(LlamaModel(config: noWindow, weights: mistral.weights), tokens), logits) > 1e-2)
+        #expect(worstRelativeError(try mistral.logits(tokens), logits) > 1e-2, "today's forward has no window")
+
+        let qwen3 = try LlamaModel(folder: familyFixture("qwen3"))
+        var noNorm = qwen3.weights
+        for layer in noNorm.layers.indices { (noNorm.layers[layer].queryNorm, noNorm.layers[layer].keyNorm) = (nil, nil) }
+        let (qwenTokens, qwenLogits) = try expectedLogits("families/qwen3")
+        #expect(worstRelativeError(composedLogits(LlamaModel(config: qwen3.config, weights: noNorm), qwenTokens), qwenLogits) > 1e-2)
+
+        let qwen2 = try LlamaModel(folder: familyFixture("qwen2-untied"))
+        var noBias = qwen2.weights
+        for layer in noBias.layers.indices { noBias.layers[layer].biases = [:] }
+        let (qwen2Tokens, qwen2Logits) = try expectedLogits("families/qwen2-untied")
+        #expect(worstRelativeError(composedLogits(LlamaModel(config: qwen2.config, weights: noBias), qwen2Tokens), qwen2Logits) > 1e-2)
+    }
+}
