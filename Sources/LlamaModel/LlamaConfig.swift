@@ -101,6 +101,12 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
     /// Whether any attention projection carries a bias.
     public var attentionBias: Bool { !biasTargets.isDisjoint(with: [.query, .key, .value, .output]) }
 
+    /// The softmax mask of self-attention scores whose first query row follows `queryOffset` cached
+    /// positions: causal, within the sliding window when the config has one.
+    public func attentionMask(queryOffset: Int = 0) -> SoftmaxMask {
+        slidingWindow.map { .slidingWindow(queryOffset: queryOffset, window: $0) } ?? .causal(queryOffset: queryOffset)
+    }
+
     /// The rotary table of this config: theta, head dimension and scaling.
     public var rotaryTable: RotaryTable {
         RotaryTable(headDimension: headDimension, maxPositions: maxPositions, theta: ropeTheta, scaling: ropeScaling)

@@ -123,6 +123,12 @@ private func parsed(_ family: ModelFamily, _ edit: (inout [String: Any]) -> Void
         }.slidingWindow == nil)
     }
 
+    @Test func attentionMasksFollowTheWindow() throws {
+        #expect(try parsed(.mistral) { $0["sliding_window"] = 7 }.attentionMask(queryOffset: 3) == .slidingWindow(queryOffset: 3, window: 7))
+        #expect(try parsed(.mistral) { $0["sliding_window"] = NSNull() }.attentionMask(queryOffset: 3) == .causal(queryOffset: 3))
+        #expect(try parsed(.qwen3).attentionMask() == .causal())
+    }
+
     @Test func ropeScalingReadsBothSpellings() throws {
         let legacy = try parsed(.llama) {
             $0["rope_theta"] = 500_000
@@ -350,7 +356,7 @@ private func composedLogits(_ model: LlamaModel, _ tokens: [Int], adapter: LoRAA
     let config = model.config
     let (heads, kvHeads, d) = (config.headCount, config.keyValueHeadCount, config.headDimension)
     let positions = (0..<tokens.count).map { Int32($0) }
-    let mask: SoftmaxMask = config.slidingWindow.map { .slidingWindow(window: $0) } ?? .causal()
+    let mask = config.attentionMask()
     var x = Tensor.gatherRows(of: model.weights.embedding, at: tokens)
     for (layer, weights) in model.weights.layers.enumerated() {
         func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
