@@ -273,6 +273,33 @@ private func parsed(_ family: ModelFamily, _ edit: (inout [String: Any]) -> Void
         #expect(config.rotaryTable.inverseFrequencies == (try expectedInverseFrequencies(name)))
     }
 
+    /// Full-size heads (Llama 3.1's rope_scaling at head_dim 128 and 64, linear at 128): the config's
+    /// frequencies equal transformers' float32 ones exactly, every band boundary included.
+    @Test func fullSizeFrequenciesMatchTransformersExactly() throws {
+        struct Case: Decodable { let rope_scaling: [String: RopeValue]; let rope_theta: Double; let head_dim: Int; let inv_freq: [Double] }
+        enum RopeValue: Decodable {
+            case text(String), number(Double)
+            init(from decoder: Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let text = try? container.decode(String.self) { self = .text(text) } else { self = .number(try container.decode(Double.self)) }
+            }
+            var json: Any { switch self { case .text(let text): text; case .number(let number): number } }
+        }
+        let url = URL(fileURLWithPath: familyFixture("rope_frequencies.json"))
+        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
+        #expect(cases.count == 3)
+        for (index, item) in cases.enumerated() {
+            let config = try parsed(.llama) {
+                $0["head_dim"] = item.head_dim
+                $0["rope_theta"] = item.rope_theta
+                $0["rope_scaling"] = item.rope_scaling.mapValues(\.json)
+            }
+            let expected = item.inv_freq.map { Float($0) }
+            let actual = RotaryTable(headDimension: item.head_dim, maxPositions: 0, theta: item.rope_theta, scaling: config.ropeScaling).inverseFrequencies
+            #expect(actual == expected, "case \(index): \(zip(actual, expected).filter { $0 != $1 }.count) frequencies differ")
+        }
+    }
+
     @Test func llama3ScalingKeepsSmoothsAndDividesFrequencies() {
         let plain = RotaryTable(headDimension: 16, maxPositions: 0, theta: 10_000).inverseFrequencies
         let scaled = RotaryScaling.llama3(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalMaxPositions: 64).scaled(plain)

@@ -71,6 +71,7 @@ def build(name, model_class, config, seed):
     adapted.save_pretrained(adapter_folder)
     saved = json.loads((adapter_folder / "adapter_config.json").read_text())
     saved["base_model_name_or_path"] = name  # not this machine's absolute path
+    saved["target_modules"] = sorted(saved["target_modules"])  # PEFT writes a set, in hash order
     (adapter_folder / "adapter_config.json").write_text(json.dumps(saved, indent=2, sort_keys=True))
     (adapter_folder / "README.md").unlink(missing_ok=True)
     (adapter_folder / "expected_logits.json").write_text(json.dumps(
@@ -91,3 +92,24 @@ build("llama-rope-llama3", LlamaForCausalLM, LlamaConfig(
                   "original_max_position_embeddings": 64, "rope_theta": 10000.0}), 15)
 build("llama-rope-linear", LlamaForCausalLM, LlamaConfig(
     **COMMON, tie_word_embeddings=True, rope_scaling={"rope_type": "linear", "factor": 4.0, "rope_theta": 10000.0}), 16)
+
+
+def rope_frequencies(rope_scaling, theta, head_dim=128, max_positions=131072):
+    """transformers' inverse frequencies for a full-size config (no weights): Llama 3.1's rope_scaling."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    config = LlamaConfig(hidden_size=head_dim * 32, num_attention_heads=32, max_position_embeddings=max_positions,
+                         rope_scaling=dict(rope_scaling, rope_theta=theta))
+    inverse, scaling = ROPE_INIT_FUNCTIONS[rope_scaling["rope_type"]](config, "cpu")
+    assert scaling == 1.0
+    return {"rope_scaling": rope_scaling, "rope_theta": theta, "head_dim": head_dim, "inv_freq": inverse.tolist()}
+
+
+(ROOT / "rope_frequencies.json").write_text(json.dumps([
+    rope_frequencies({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 8192}, 500000.0),
+    rope_frequencies({"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 8192}, 500000.0, head_dim=64),
+    # Not head_dim 96 at theta 1e4, nor 128 at 1e6: there one plain frequency of torch's float32 pow differs by
+    # an ulp from RotaryTable's (correctly rounded) one, before any scaling.
+    rope_frequencies({"rope_type": "linear", "factor": 3.0}, 10000.0, head_dim=128),
+], indent=1))
