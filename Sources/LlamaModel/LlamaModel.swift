@@ -44,7 +44,7 @@ public struct LlamaModel: Sendable {
     public init(config: LlamaConfig, weights: LlamaWeights) {
         self.config = config
         self.weights = weights
-        rotary = RotaryTable(headDimension: config.headDimension, maxPositions: config.maxPositions, theta: config.ropeTheta)
+        rotary = config.rotaryTable
     }
 
     /// Loads a Hugging Face model folder: `config.json` and `model.safetensors` (or a sharded index).
