@@ -71,12 +71,14 @@ package enum Linear {
         return y
     }
 
-    /// Layer `target` of decoder layer `layer`; with `saving`, what its backward needs, which only a LoRA segment
-    /// over every row (training) gives in full.
+    /// Layer `target` of decoder layer `layer`, with its `bias` if it has one (added before LoRA's delta, as PEFT
+    /// adds the delta to the base layer's output); with `saving`, what its backward needs, which only a LoRA
+    /// segment over every row (training) gives in full.
     package static func forward(
-        _ x: Tensor, weight: Tensor, layer: Int, target: LoRATarget, lora: LoRARows, saving: Bool
+        _ x: Tensor, weight: Tensor, bias: Tensor?, layer: Int, target: LoRATarget, lora: LoRARows, saving: Bool
     ) -> (output: Tensor, saved: LinearActivations?) {
         var y = forward(x, weight: weight)
+        if let bias { Kernels.addBias(&y, bias: bias) }
         var down: Tensor?, mask: Tensor?
         for (rows, adapter) in lora.segments where adapter.pairs[layer][target] != nil {
             if rows.count == x.shape[0] {
@@ -103,7 +105,7 @@ package enum Attention {
     /// `queries` ([t, heads * d], rotated) are the last t of the positions of `keys` and `values`
     /// ([seen, kvHeads * d], rotated keys). Returns the output [t, heads * d] and, with `saving`, the attention
     /// probabilities [kvHeads, group, t, seen]; without, a few query rows (decoding steps) skip the per-head
-    /// BLAS calls and the probabilities.
+    /// BLAS calls and the probabilities. The mask is causal, within the config's sliding window if it has one.
     package static func forward(
         queries: Tensor, keys: Tensor, values: Tensor, config: LlamaConfig, saving: Bool
     ) -> (output: Tensor, probabilities: Tensor?) {
@@ -112,7 +114,8 @@ package enum Attention {
         let scale = 1 / Float(d).squareRoot()
         if !saving && tokens <= decodeRowLimit {
             let output = Kernels.decodeAttention(
-                queries: queries, keys: keys, values: values, heads: heads, keyValueHeads: kvHeads, scale: scale)
+                queries: queries, keys: keys, values: values, heads: heads, keyValueHeads: kvHeads, scale: scale,
+                window: config.slidingWindow)
             return (output, nil)
         }
         // Heads as batches [kvHeads, group, ...]: query head h uses key/value head h / group through a zero stride.
@@ -121,17 +124,12 @@ package enum Attention {
         let v = values.viewing(shape: [kvHeads, group, seen, d], strides: [d, 0, values.strides[0], 1])
         var probabilities = Tensor(unfilled: [kvHeads, group, tokens, seen])
         BLAS.batchedGEMM(q, kT, into: &probabilities, alpha: scale)
-        Kernels.softmax(inPlace: &probabilities, mask: mask(queries: tokens, seen: seen))
+        Kernels.softmax(inPlace: &probabilities, mask: config.attentionMask(queryOffset: seen - tokens))
         // Head h's output lands in columns h*d..<(h+1)*d of a [tokens, heads * d] matrix.
         var output = Tensor(unfilled: [tokens, heads * d])
             .viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
         BLAS.batchedGEMM(probabilities, v, into: &output)
         return (output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), probabilities)
-    }
-
-    /// The mask of `queries` rows that are the last of `seen` positions.
-    package static func mask(queries: Int, seen: Int) -> SoftmaxMask {
-        .causal(queryOffset: seen - queries)
     }
 }
 

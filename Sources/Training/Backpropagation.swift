@@ -221,6 +221,7 @@ struct TrainingPass {
             let linear = saved.linear[target]!
             if full {
                 gradients.full!.layers[layer].update(target) { Linear.accumulateWeightGradient(dy, saved: linear, into: &$0) }
+                if w.bias(target) != nil { Linear.accumulateBiasGradient(dy, into: &gradients.full!.layers[layer].biases[target]!) }
             }
             let lora = adapter?.pairs[layer][target].map { LoRALinear(layer: layer, target: target, pair: $0, scaling: adapter!.config.scaling) }
             return Linear.backward(dy, weight: w[target], saved: linear, needsInputGradient: needsInputGradient, lora: lora) { trace in
@@ -260,6 +261,15 @@ struct TrainingPass {
         }
         Kernels.rotaryBackward(&dq, positions: rows.positions, table: model.rotary)
         Kernels.rotaryBackward(&dk, positions: rows.positions, table: model.rotary)
+        func headNormBackward(_ dy: Tensor, _ norm: HeadNormActivations?, weight: Tensor?, gradient: WritableKeyPath<LlamaLayerWeights, Tensor?>) -> Tensor {
+            guard let norm, let weight else { return dy }
+            guard full else { return Kernels.headRMSNormBackward(input: norm.input, weight: weight, rstd: norm.rstd, gradient: dy, headDimension: d) }
+            return Kernels.headRMSNormBackward(
+                input: norm.input, weight: weight, rstd: norm.rstd, gradient: dy, headDimension: d,
+                accumulatingWeightGradient: &gradients.full!.layers[layer][keyPath: gradient]!)
+        }
+        dq = headNormBackward(dq, saved.queryNorm, weight: w.queryNorm, gradient: \.queryNorm)
+        dk = headNormBackward(dk, saved.keyNorm, weight: w.keyNorm, gradient: \.keyNorm)
         guard needsInputGradient else {
             for (gradient, target) in [(dq, LoRATarget.query), (dk, .key), (dv, .value)] {
                 _ = back(gradient, target, needsInputGradient: false)
@@ -281,6 +291,9 @@ struct TrainingPass {
             for target in LoRATarget.allCases { zero.layers[layer].update(target) { $0 = Tensor(zeros: $0.shape) } }
             zero.layers[layer].inputNorm = Tensor(zeros: weights.layers[layer].inputNorm.shape)
             zero.layers[layer].postAttentionNorm = Tensor(zeros: weights.layers[layer].postAttentionNorm.shape)
+            zero.layers[layer].biases = weights.layers[layer].biases.mapValues { Tensor(zeros: $0.shape) }
+            zero.layers[layer].queryNorm = weights.layers[layer].queryNorm.map { Tensor(zeros: $0.shape) }
+            zero.layers[layer].keyNorm = weights.layers[layer].keyNorm.map { Tensor(zeros: $0.shape) }
         }
         return zero
     }

@@ -42,6 +42,11 @@ extension Linear {
         return dx
     }
 
+    /// Adds dL/db = the column sums of dy into `biasGradient` (full mode).
+    static func accumulateBiasGradient(_ dy: Tensor, into biasGradient: inout Tensor) {
+        Kernels.addBiasBackward(gradient: dy, accumulatingBiasGradient: &biasGradient)
+    }
+
     /// Adds dL/dW = dyᵀ x into `weightGradient` (full mode).
     static func accumulateWeightGradient(_ dy: Tensor, saved: LinearActivations, into weightGradient: inout Tensor) {
         BLAS.gemm(dy.transposed(), saved.input, into: &weightGradient, beta: 1)
@@ -70,7 +75,7 @@ extension Attention {
         let vT = values.viewing(shape: [kvHeads, group, d, t], strides: [d, 0, 1, values.strides[0]])
         var dScores = Tensor(unfilled: [kvHeads, group, t, t])
         BLAS.batchedGEMM(dOut, vT, into: &dScores)
-        Kernels.softmaxBackward(output: probabilities, gradientInPlace: &dScores, mask: mask(queries: t, seen: t))
+        Kernels.softmaxBackward(output: probabilities, gradientInPlace: &dScores, mask: config.attentionMask(queryOffset: 0))
         // dQ = dS K · scale, written head by head into a [t, heads * d] matrix.
         let kh = keys.viewing(shape: [kvHeads, group, t, d], strides: [d, 0, keys.strides[0], 1])
         var dq = Tensor(unfilled: [t, heads * d]).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])

@@ -308,7 +308,7 @@ private func parsed(_ family: ModelFamily, _ edit: (inout [String: Any]) -> Void
         #expect(scaled[3] == plain[3] / 8, "wavelength 199 > 64: divided")
     }
 
-    /// Logits of the Llama rope-scaling fixtures, which today's forward computes.
+    /// Logits of the Llama rope-scaling fixtures.
     @Test(arguments: ["llama-rope-llama3", "llama-rope-linear"])
     func llamaRopeScalingMatchesTransformers(name: String) throws {
         let model = try LlamaModel(folder: familyFixture(name))
@@ -340,9 +340,7 @@ private func parsed(_ family: ModelFamily, _ edit: (inout [String: Any]) -> Void
         #expect(Set(adapter.config.targets) == Set(LoRATarget.allCases) && adapter.pairs.count == config.layerCount)
     }
 
-    @Test(
-        .disabled("needs the bias / q-k norm / sliding-window ops in the layer forward (forward refactor)"),
-        arguments: ["qwen2-tied", "qwen2-untied", "qwen3", "mistral-window"])
+    @Test(arguments: ["qwen2-tied", "qwen2-untied", "qwen3", "mistral-window"])
     func familyLogitsMatchTransformers(name: String) throws {
         let model = try LlamaModel(folder: familyFixture(name))
         let (tokens, logits) = try expectedLogits("families/" + name)
@@ -350,9 +348,7 @@ private func parsed(_ family: ModelFamily, _ edit: (inout [String: Any]) -> Void
         #expect(error <= 1e-4, "worst relative error \(error)")
     }
 
-    @Test(
-        .disabled("needs the bias / q-k norm / sliding-window ops in the layer forward (forward refactor)"),
-        arguments: ["qwen2-tied", "qwen2-untied", "qwen3", "mistral-window"])
+    @Test(arguments: ["qwen2-tied", "qwen2-untied", "qwen3", "mistral-window"])
     func familyAdaptersMatchPEFT(name: String) throws {
         let model = try LlamaModel(folder: familyFixture(name))
         let adapter = try LoRAAdapter(folder: familyFixture(name + "-lora"), model: model.config)
@@ -361,9 +357,7 @@ private func parsed(_ family: ModelFamily, _ edit: (inout [String: Any]) -> Void
         #expect(error <= 1e-4, "worst relative error \(error)")
     }
 
-    @Test(
-        .disabled("needs the sliding-window op in the layer forward and decoding (forward refactor)"))
-    func mistralDecodingStepsMatchTheWholeSequence() throws {
+    @Test func mistralDecodingStepsMatchTheWholeSequence() throws {
         // Token-by-token decoding through the KV cache sees the same window as the whole-sequence pass.
         let model = try LlamaModel(folder: familyFixture("mistral-window"))
         let (tokens, logits) = try expectedLogits("families/mistral-window")
@@ -435,18 +429,20 @@ private func composedLogits(_ model: LlamaModel, _ tokens: [Int], adapter: LoRAA
         var noWindow = mistral.config
         noWindow.slidingWindow = nil
         #expect(worstRelativeError(composedLogits(LlamaModel(config: noWindow, weights: mistral.weights), tokens), logits) > 1e-2)
-        #expect(worstRelativeError(try mistral.logits(tokens), logits) > 1e-2, "today's forward has no window")
+        #expect(worstRelativeError(try LlamaModel(config: noWindow, weights: mistral.weights).logits(tokens), logits) > 1e-2)
 
         let qwen3 = try LlamaModel(folder: familyFixture("qwen3"))
         var noNorm = qwen3.weights
         for layer in noNorm.layers.indices { (noNorm.layers[layer].queryNorm, noNorm.layers[layer].keyNorm) = (nil, nil) }
         let (qwenTokens, qwenLogits) = try expectedLogits("families/qwen3")
         #expect(worstRelativeError(composedLogits(LlamaModel(config: qwen3.config, weights: noNorm), qwenTokens), qwenLogits) > 1e-2)
+        #expect(worstRelativeError(try LlamaModel(config: qwen3.config, weights: noNorm).logits(qwenTokens), qwenLogits) > 1e-2)
 
         let qwen2 = try LlamaModel(folder: familyFixture("qwen2-untied"))
         var noBias = qwen2.weights
         for layer in noBias.layers.indices { noBias.layers[layer].biases = [:] }
         let (qwen2Tokens, qwen2Logits) = try expectedLogits("families/qwen2-untied")
         #expect(worstRelativeError(composedLogits(LlamaModel(config: qwen2.config, weights: noBias), qwen2Tokens), qwen2Logits) > 1e-2)
+        #expect(worstRelativeError(try LlamaModel(config: qwen2.config, weights: noBias).logits(qwen2Tokens), qwen2Logits) > 1e-2)
     }
 }
