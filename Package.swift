@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "ChatTemplates", targets: ["ChatTemplates"]),
         .library(name: "LlamaModel", targets: ["LlamaModel"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Attribution", targets: ["Attribution"]),
@@ -39,6 +40,8 @@ let package = Package(
 
         // Model: tokenizers, then the Llama architecture on the compute core.
         .target(name: "Tokenizers"),
+        // Chat templates: the Jinja subset of instruct checkpoints' templates, rendered as transformers does.
+        .target(name: "ChatTemplates"),
         .target(name: "LlamaModel", dependencies: ["TensorCore", "Tokenizers"]),
         // The project's own multi-domain corpus, for the built-in base model and the demos.
         .target(name: "SampleCorpus", dependencies: ["TensorCore"]),
@@ -102,7 +105,7 @@ let package = Package(
             name: "EngineServer",
             dependencies: [
                 "ProtocolServer", "Authorization", "WireProtocol", "Store", "Serving", "Attribution", "LlamaModel",
-                "TensorCore", .product(name: "Crypto", package: "swift-crypto"),
+                "TensorCore", "ChatTemplates", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -166,6 +169,7 @@ let package = Package(
                 "TensorCore",
                 "LlamaModel",
                 "Tokenizers",
+                "ChatTemplates",
                 "Training",
                 "Attribution",
                 "SampleCorpus",
@@ -179,6 +183,7 @@ let package = Package(
         ),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "ChatTemplatesTests", dependencies: ["ChatTemplates"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"],

@@ -20,6 +20,13 @@ let package = Package(
         // The floor under the protocol benchmarks: a plain loopback TCP ping-pong in C (and a spinner that keeps
         // virtual CPUs from parking, for runs that separate the hypervisor's wake-up latency from ours).
         .target(name: "RawLoopback", linkerSettings: [.linkedLibrary("pthread")]),
+        // The machine's memory bandwidth, STREAM-style: the ceiling of a weight-bound decode step.
+        .target(name: "RawMemory", linkerSettings: [.linkedLibrary("pthread")]),
+        .executableTarget(
+            name: "MemoryBandwidth",
+            dependencies: ["RawMemory", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/MemoryBandwidth"
+        ),
         .executableTarget(
             name: "GEMM",
             dependencies: [
@@ -55,6 +62,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/Decode"
+        ),
+        // BPETokenizer's encode throughput per family on the shared tokenizer corpus, with a parity check first (a plain
+        // executable; Benchmarks/peer/tokenize.py times the `tokenizers` library on the same strings and can run it).
+        .executableTarget(
+            name: "TokenizerThroughput",
+            dependencies: [.product(name: "Tokenizers", package: "Tributary")],
+            path: "Benchmarks/TokenizerThroughput"
         ),
         // The skinny product against sgemm and sgemv on the reference weights (a plain executable).
         .executableTarget(

@@ -13,6 +13,8 @@ import TensorCore
 public final class Engine: Sendable {
     public let store: Store
     public let generator: TextGenerator
+    /// The base model folder's chat template, for INFER's `chat` field.
+    public let chatTemplate: EngineChatTemplate
     /// Generation, attribution and adapter loading: a fixed number of threads, fed by `computeQueue`.
     let compute: NIOThreadPool
     /// Work waiting for `compute`, bounded per contributor and in all, and served in turns.
@@ -28,12 +30,13 @@ public final class Engine: Sendable {
     /// or run before more is refused with `overloaded`. `tokenFlushInterval`: streamed tokens chosen within it
     /// of each other go out together (zero: each at once).
     public init(
-        store: Store, generator: TextGenerator, computeThreads: Int = 2, computeLimits: ComputeLimits = ComputeLimits(),
-        tokenFlushInterval: Duration = .milliseconds(5)
+        store: Store, generator: TextGenerator, chatTemplate: EngineChatTemplate = .absent, computeThreads: Int = 2,
+        computeLimits: ComputeLimits = ComputeLimits(), tokenFlushInterval: Duration = .milliseconds(5)
     ) {
         precondition(computeThreads >= 1, "at least one compute thread")
         self.store = store
         self.generator = generator
+        self.chatTemplate = chatTemplate
         self.tokenFlushInterval = tokenFlushInterval
         compute = NIOThreadPool(numberOfThreads: computeThreads)
         computeQueue = ComputeQueue(pool: compute, threads: computeThreads, limits: computeLimits)
@@ -99,14 +102,16 @@ public final class Engine: Sendable {
     // MARK: - Inference
 
     /// Generates on the compute pool in `bucket`'s turn, handing each piece to `onPiece` (on a compute thread)
-    /// as it is chosen; `shouldStop` is asked after every token.
+    /// as it is chosen; `shouldStop` is asked after every token. A chat prompt is rendered and tokenized there too;
+    /// the prompt's text (for chat, the rendered template) comes back with the result.
     func generate(
-        for bucket: ComputeBucket, prompt: String, options: GenerationOptions, adapter: LoRAAdapter?,
+        for bucket: ComputeBucket, prompt: InferencePrompt, options: GenerationOptions, adapter: LoRAAdapter?,
         shouldStop: @escaping @Sendable () -> Bool, onPiece: @escaping @Sendable (StreamedPiece) -> Void
-    ) async throws -> GenerationResult {
+    ) async throws -> (promptText: String, result: GenerationResult) {
         let generator = generator
         return try await computeQueue.run(for: bucket) {
-            try generator.generate(prompt: prompt, options: options, adapter: adapter, onPiece: onPiece, shouldStop: shouldStop)
+            let (text, tokens) = try prompt.tokens(for: generator)
+            return (text, try generator.generate(promptTokens: tokens, options: options, adapter: adapter, onPiece: onPiece, shouldStop: shouldStop))
         }
     }
 }

@@ -28,6 +28,7 @@ struct InferenceStream {
 
     func run() async throws {
         let method = ScorerKind(request.method)
+        let prompt = try InferencePrompt(request, template: engine.chatTemplate)
         try await checkAttribution(method)
         let adapter = try request.adapter.map { id in
             guard let adapter = engine.residentAdapter(AdapterID(id)) else {
@@ -47,9 +48,8 @@ struct InferenceStream {
         // bounded amount while generation finishes and frees its compute thread.
         let pieces = StreamedPieceQueue(flushInterval: engine.tokenFlushInterval, pacedOn: replier.eventLoop)
         let stream = replier.stream
-        let prompt = request.prompt
         let bucket = ComputeBucket(contributor)
-        async let generation: GenerationResult = {
+        async let generation: (promptText: String, result: GenerationResult) = {
             defer { pieces.finish() }
             return try await engine.generate(
                 for: bucket, prompt: prompt, options: options, adapter: adapter, shouldStop: { stream.isCancelled },
@@ -75,7 +75,7 @@ struct InferenceStream {
             // Cancelled (by CANCEL or by the connection closing): generation stops after its current token.
             stream.cancel()
         }
-        let result = try await generation
+        let (promptText, result) = try await generation
         engine.statistics.tokensGenerated(result.tokens.count)
         let end = Message.inferEnd(Wire.InferEnd(
             stopReason: Wire.StopReason(result.stopReason), promptTokens: UInt32(result.promptTokenCount),
@@ -92,7 +92,7 @@ struct InferenceStream {
             try await replier.send(streamed: [], then: end, final: isFinal)
         }
         guard !isFinal, let method, let adapterID = request.adapter else { return }
-        try await settle(result, adapter: AdapterID(adapterID), method: method)
+        try await settle(result, prompt: promptText, adapter: AdapterID(adapterID), method: method)
     }
 
     /// Refuses, before any generation, an attribution or fee this engine cannot honour, or the caller cannot pay.
@@ -137,13 +137,13 @@ struct InferenceStream {
 
     /// Attributes the output on the compute pool, records it (and splits its fee), then ATTRIBUTION and, for a
     /// fee, REWARD_SPLIT; the last one is FINAL.
-    private func settle(_ result: GenerationResult, adapter: AdapterID, method: ScorerKind) async throws {
+    private func settle(_ result: GenerationResult, prompt: String, adapter: AdapterID, method: ScorerKind) async throws {
         let pipeline = engine.pipeline
         let (request, requestID, payer, key) = (request, storeRequestID, payer, idempotencyKey)
         let bucket = ComputeBucket(contributor)
         let (attribution, receipt) = try await engine.withCompute(for: bucket) {
             try pipeline.settle(
-                requestID: requestID, adapter: adapter, prompt: request.prompt, output: result.text, completion: result.tokens,
+                requestID: requestID, adapter: adapter, prompt: prompt, output: result.text, completion: result.tokens,
                 method: method, fee: request.fee, payer: payer, idempotencyKey: key)
         }
         let reply = Message.attribution(try await engine.wireAttribution(

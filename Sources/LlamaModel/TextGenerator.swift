@@ -8,6 +8,14 @@ public protocol GenerationTokenizer: Sendable {
     func promptTokens(_ text: String) -> [Int]
     /// The UTF-8 bytes token `id` adds to the output text: none for special tokens.
     func textBytes(ofToken id: Int) -> [UInt8]
+    /// The ids of `text` with no special token added around it, as transformers' `apply_chat_template`
+    /// tokenizes a rendered chat template (which writes any BOS itself).
+    func bareTokens(_ text: String) -> [Int]
+}
+
+extension GenerationTokenizer {
+    /// A tokenizer that adds no special token itself: its prompt ids.
+    public func bareTokens(_ text: String) -> [Int] { promptTokens(text) }
 }
 
 extension ByteTokenizer: GenerationTokenizer {
@@ -21,6 +29,7 @@ extension BPETokenizer: GenerationTokenizer {
     /// transformers' tokenizer call adds them by default.
     public func promptTokens(_ text: String) -> [Int] { encode(text, addSpecialTokens: true) }
     public func textBytes(ofToken id: Int) -> [UInt8] { bytes(ofToken: id, skipSpecialTokens: true) }
+    public func bareTokens(_ text: String) -> [Int] { encode(text, addSpecialTokens: false) }
 }
 
 /// A piece of generated text, streamed as soon as its token is chosen.
@@ -139,6 +148,15 @@ public struct TextGenerator: Sendable {
         prompt: String, options: GenerationOptions = GenerationOptions(), adapter: LoRAAdapter? = nil,
         onPiece: (StreamedPiece) -> Void = { _ in }, shouldStop: () -> Bool = { false }
     ) throws(GenerationError) -> GenerationResult {
+        try generate(promptTokens: promptTokens(prompt), options: options, adapter: adapter, onPiece: onPiece, shouldStop: shouldStop)
+    }
+
+    /// ``generate(prompt:options:adapter:onPiece:shouldStop:)`` after prompt ids already made (a rendered chat
+    /// template's ``GenerationTokenizer/bareTokens(_:)``).
+    public func generate(
+        promptTokens: [Int], options: GenerationOptions = GenerationOptions(), adapter: LoRAAdapter? = nil,
+        onPiece: (StreamedPiece) -> Void = { _ in }, shouldStop: () -> Bool = { false }
+    ) throws(GenerationError) -> GenerationResult {
         var options = options
         if options.stopTokens == nil { options.stopTokens = defaultStopTokens }
         var decoder = UTF8StreamDecoder()
@@ -146,7 +164,7 @@ public struct TextGenerator: Sendable {
         var text = ""
         var reachedStopSequence = false
         let generation = try model.generate(
-            prompt: promptTokens(prompt), options: options, adapter: adapter,
+            prompt: promptTokens, options: options, adapter: adapter,
             onToken: { token in
                 let (piece, stopped) = filter.append(decoder.append(tokenizer.textBytes(ofToken: token)))
                 reachedStopSequence = stopped

@@ -35,26 +35,30 @@ public enum SplitPattern: Sendable, Equatable {
     /// The consecutive ranges of `text` that the pattern's matches and the gaps between them make
     /// (the `Isolated` behaviour). The patterns match every character, so there are no gaps.
     func split(_ text: [Unicode.Scalar]) -> [Range<Int>] {
-        let classes = text.map(CharacterClass.init)
         var pieces: [Range<Int>] = []
-        var start = 0
-        while start < text.count {
+        split(text, text.map { CharacterClass($0) }, within: text.indices, into: &pieces)
+        return pieces
+    }
+
+    /// The pieces of `text[range]` (with `classes` the class of each scalar of `text`), appended.
+    func split(_ text: [Unicode.Scalar], _ classes: [CharacterClass], within range: Range<Int>, into pieces: inout [Range<Int>]) {
+        var start = range.lowerBound
+        let n = range.upperBound
+        while start < n {
             let end: Int
             switch self {
-            case .gpt2: end = Self.gpt2Match(text, classes, at: start)
-            case .cl100k(let maxDigits): end = Self.cl100kMatch(text, classes, at: start, maxDigits: maxDigits)
+            case .gpt2: end = Self.gpt2Match(text, classes, at: start, end: n)
+            case .cl100k(let maxDigits): end = Self.cl100kMatch(text, classes, at: start, end: n, maxDigits: maxDigits)
             }
             pieces.append(start..<end)
             start = end
         }
-        return pieces
     }
 
     // MARK: Scanners. Each returns the end of the match at `i`; i + 1 if no alternative matches
     // (not reachable for these patterns, whose alternatives cover every scalar).
 
-    private static func gpt2Match(_ s: [Unicode.Scalar], _ c: [CharacterClass], at i: Int) -> Int {
-        let n = s.count
+    private static func gpt2Match(_ s: [Unicode.Scalar], _ c: [CharacterClass], at i: Int, end n: Int) -> Int {
         // 's|'t|'re|'ve|'m|'ll|'d, case-sensitive.
         if s[i] == "'", i + 1 < n {
             switch s[i + 1] {
@@ -67,13 +71,12 @@ public enum SplitPattern: Sendable, Equatable {
         // ` ?X+` for X in letters, numbers, others: the space is taken only if X follows it.
         let space = s[i] == " " ? 1 : 0
         for kind in [CharacterClass.letter, .number, .other] {
-            if i + space < n, c[i + space] == kind { return run(c, from: i + space, of: kind) }
+            if i + space < n, c[i + space] == kind { return run(c, from: i + space, to: n, of: kind) }
         }
-        return whitespaceMatch(c, at: i) ?? i + 1
+        return whitespaceMatch(c, at: i, end: n) ?? i + 1
     }
 
-    private static func cl100kMatch(_ s: [Unicode.Scalar], _ c: [CharacterClass], at i: Int, maxDigits: Int) -> Int {
-        let n = s.count
+    private static func cl100kMatch(_ s: [Unicode.Scalar], _ c: [CharacterClass], at i: Int, end n: Int, maxDigits: Int) -> Int {
         // (?i:'s|'t|'re|'ve|'m|'ll|'d): Oniguruma's case folding also takes ſ (U+017F) for s.
         if s[i] == "'", i + 1 < n {
             func letter(_ k: Int, _ lower: Unicode.Scalar) -> Bool {
@@ -87,38 +90,38 @@ public enum SplitPattern: Sendable, Equatable {
         }
         // [^\r\n\p{L}\p{N}]?\p{L}+
         if c[i] != .letter && c[i] != .number && !isLineBreak(s[i]), i + 1 < n, c[i + 1] == .letter {
-            return run(c, from: i + 1, of: .letter)
+            return run(c, from: i + 1, to: n, of: .letter)
         }
-        if c[i] == .letter { return run(c, from: i, of: .letter) }
+        if c[i] == .letter { return run(c, from: i, to: n, of: .letter) }
         // \p{N}{1,maxDigits}
-        if c[i] == .number { return min(run(c, from: i, of: .number), i + maxDigits) }
+        if c[i] == .number { return min(run(c, from: i, to: n, of: .number), i + maxDigits) }
         // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
         let space = s[i] == " " ? 1 : 0
         if i + space < n, c[i + space] == .other {
-            var end = run(c, from: i + space, of: .other)
+            var end = run(c, from: i + space, to: n, of: .other)
             while end < n && isLineBreak(s[end]) { end += 1 }
             return end
         }
         // \s*[\r\n]+: the whitespace run up to and including its last line break.
         if c[i] == .whitespace {
-            let end = run(c, from: i, of: .whitespace)
+            let end = run(c, from: i, to: n, of: .whitespace)
             if let last = (i..<end).last(where: { isLineBreak(s[$0]) }) { return last + 1 }
         }
-        return whitespaceMatch(c, at: i) ?? i + 1
+        return whitespaceMatch(c, at: i, end: n) ?? i + 1
     }
 
     /// `\s+(?!\S)|\s+`: a whitespace run, less its last scalar when a non-space follows it and it
     /// is longer than one.
-    private static func whitespaceMatch(_ c: [CharacterClass], at i: Int) -> Int? {
+    private static func whitespaceMatch(_ c: [CharacterClass], at i: Int, end n: Int) -> Int? {
         guard c[i] == .whitespace else { return nil }
-        let end = run(c, from: i, of: .whitespace)
-        if end == c.count || end - i == 1 { return end }
+        let end = run(c, from: i, to: n, of: .whitespace)
+        if end == n || end - i == 1 { return end }
         return end - 1
     }
 
-    private static func run(_ c: [CharacterClass], from start: Int, of kind: CharacterClass) -> Int {
+    private static func run(_ c: [CharacterClass], from start: Int, to limit: Int, of kind: CharacterClass) -> Int {
         var end = start
-        while end < c.count && c[end] == kind { end += 1 }
+        while end < limit && c[end] == kind { end += 1 }
         return end
     }
 
@@ -130,6 +133,21 @@ enum CharacterClass: UInt8, Sendable {
     case letter, number, whitespace, other
 
     init(_ scalar: Unicode.Scalar) {
+        let v = scalar.value
+        if v < 0x10000 {
+            self = CharacterClass(rawValue: Self.basicPlane[Int(v)])!
+        } else {
+            self.init(computing: scalar)
+        }
+    }
+
+    /// The class of every scalar of the Basic Multilingual Plane, looked up once: Unicode's property
+    /// tables cost far more per scalar than an array read.
+    static let basicPlane: [UInt8] = (0..<0x10000).map { value in
+        Unicode.Scalar(UInt32(value)).map { CharacterClass(computing: $0).rawValue } ?? CharacterClass.other.rawValue
+    }
+
+    init(computing scalar: Unicode.Scalar) {
         let v = scalar.value
         if v < 0x80 {
             switch v {
@@ -161,9 +179,70 @@ public enum PreTokenizerStep: Sendable, Equatable {
     /// `ByteLevel`: a space before each piece that lacks one (`addPrefixSpace`), then the GPT-2
     /// split (`useRegex`). Its mapping of bytes to printable characters is what BPE sees.
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
+    /// `Metaspace`: spaces become `replacement`, which is put before the piece (unless it starts
+    /// with one) always, never, or only for the text's first piece; with `split`, each replacement
+    /// character then starts a new piece.
+    case metaspace(replacement: Unicode.Scalar, prependScheme: PrependScheme, split: Bool)
 
-    func apply(_ piece: [Unicode.Scalar]) -> [[Unicode.Scalar]] {
+    /// When `Metaspace` puts its replacement character before a piece.
+    public enum PrependScheme: String, Sendable, Equatable {
+        case always, never, first
+    }
+
+    /// Whether the step only cuts its piece (keeps every scalar, adds none), so pieces can stay ranges.
+    var onlySplits: Bool {
         switch self {
+        case .split, .digits: true
+        case .byteLevel(let addPrefixSpace, _): !addPrefixSpace
+        case .metaspace: false
+        }
+    }
+
+    /// The pieces of `text[range]` as ranges, appended, for a step that `onlySplits` (`classes`: the
+    /// class of each scalar of `text`).
+    func split(_ text: [Unicode.Scalar], _ classes: [CharacterClass], within range: Range<Int>, into pieces: inout [Range<Int>]) {
+        switch self {
+        case .split(let pattern):
+            pattern.split(text, classes, within: range, into: &pieces)
+        case .byteLevel(_, let useRegex):
+            if useRegex { SplitPattern.gpt2.split(text, classes, within: range, into: &pieces) } else { pieces.append(range) }
+        case .digits(let individual):
+            // `\p{N}` is exactly Rust's `is_numeric` (no White_Space scalar is a number).
+            var start = range.lowerBound
+            var previousIsDigit = false
+            for index in range {
+                let digit = classes[index] == .number
+                if index > start && (digit != previousIsDigit || (digit && individual)) {
+                    pieces.append(start..<index)
+                    start = index
+                }
+                previousIsDigit = digit
+            }
+            if start < range.upperBound { pieces.append(start..<range.upperBound) }
+        case .metaspace:
+            pieces.append(range)  // not reached: Metaspace changes its piece
+        }
+    }
+
+    /// The pieces of `piece`; `isFirst` says it begins the text (offset 0), for `Metaspace`'s "first".
+    func apply(_ piece: [Unicode.Scalar], isFirst: Bool = false) -> [[Unicode.Scalar]] {
+        switch self {
+        case .metaspace(let replacement, let scheme, let split):
+            var replaced = piece.map { $0 == " " ? replacement : $0 }
+            let prepend = scheme == .always || (scheme == .first && isFirst)
+            if prepend && replaced.first != replacement { replaced.insert(replacement, at: 0) }
+            guard split else { return [replaced] }
+            var pieces: [[Unicode.Scalar]] = []
+            var current: [Unicode.Scalar] = []
+            for scalar in replaced {
+                if scalar == replacement && !current.isEmpty {
+                    pieces.append(current)
+                    current = []
+                }
+                current.append(scalar)
+            }
+            if !current.isEmpty { pieces.append(current) }
+            return pieces
         case .split(let pattern):
             return pattern.split(piece).map { Array(piece[$0]) }
         case .digits(let individual):
@@ -191,6 +270,8 @@ public enum PreTokenizerStep: Sendable, Equatable {
     /// Rust's `char::is_numeric` (general categories Nd, Nl, No), which `Digits` uses.
     static func isNumeric(_ scalar: Unicode.Scalar) -> Bool {
         if scalar.value < 0x80 { return scalar.value >= 0x30 && scalar.value <= 0x39 }
+        // No White_Space scalar is a number, so the class table answers for the plane it holds.
+        if scalar.value < 0x10000 { return CharacterClass(scalar) == .number }
         switch scalar.properties.generalCategory {
         case .decimalNumber, .letterNumber, .otherNumber: return true
         default: return false

@@ -669,6 +669,23 @@ extension Wire {
         }
     }
 
+    public struct ChatMessage: WireField {
+        public var role: String
+        public var content: String
+        public init(role: String, content: String) {
+            self.role = role
+            self.content = content
+        }
+        public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
+            role = try .init(from: &buffer, field: "role")
+            content = try .init(from: &buffer, field: "content")
+        }
+        public func write(to buffer: inout ByteBuffer) {
+            role.write(to: &buffer)
+            content.write(to: &buffer)
+        }
+    }
+
     public struct InferenceTarget: WireField {
         public var requestId: String
         public init(requestId: String) {
@@ -1169,7 +1186,7 @@ extension Wire {
         public var record: Int64
         public var decision: ReviewDecision
         public var note: String?
-        public init(record: Int64, decision: ReviewDecision, note: String?) {
+        public init(record: Int64, decision: ReviewDecision, note: String? = nil) {
             self.record = record
             self.decision = decision
             self.note = note
@@ -1308,7 +1325,7 @@ extension Wire {
     public struct DatanetList: WireMessage {
         public var datanet: Int64?
         public var owner: Int64?
-        public init(datanet: Int64?, owner: Int64?) {
+        public init(datanet: Int64? = nil, owner: Int64? = nil) {
             self.datanet = datanet
             self.owner = owner
         }
@@ -1505,7 +1522,7 @@ extension Wire {
     /// 0x30, request.
     public struct AdapterList: WireMessage {
         public var owner: Int64?
-        public init(owner: Int64?) {
+        public init(owner: Int64? = nil) {
             self.owner = owner
         }
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
@@ -1599,7 +1616,8 @@ extension Wire {
         public var topRecords: UInt32
         public var fee: Int64
         public var idempotencyKey: String
-        public init(adapter: Int64?, prompt: String, maxTokens: UInt32, temperature: Float, topK: UInt32, topP: Float, seed: UInt64, stop: [String], method: AttributionMethod, topRecords: UInt32, fee: Int64, idempotencyKey: String) {
+        public var chat: [ChatMessage]?
+        public init(adapter: Int64?, prompt: String, maxTokens: UInt32, temperature: Float, topK: UInt32, topP: Float, seed: UInt64, stop: [String], method: AttributionMethod, topRecords: UInt32, fee: Int64, idempotencyKey: String, chat: [ChatMessage]? = nil) {
             self.adapter = adapter
             self.prompt = prompt
             self.maxTokens = maxTokens
@@ -1612,6 +1630,7 @@ extension Wire {
             self.topRecords = topRecords
             self.fee = fee
             self.idempotencyKey = idempotencyKey
+            self.chat = chat
         }
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
             adapter = try .init(from: &buffer, field: "adapter")
@@ -1626,6 +1645,7 @@ extension Wire {
             topRecords = try .init(from: &buffer, field: "top_records")
             fee = try .init(from: &buffer, field: "fee")
             idempotencyKey = try .init(from: &buffer, field: "idempotency_key")
+            chat = try .init(from: &buffer, field: "chat")
         }
         public func write(to buffer: inout ByteBuffer) {
             adapter.write(to: &buffer)
@@ -1640,6 +1660,7 @@ extension Wire {
             topRecords.write(to: &buffer)
             fee.write(to: &buffer)
             idempotencyKey.write(to: &buffer)
+            chat.write(to: &buffer)
         }
         public static let type = MessageType.infer
     }
@@ -1707,7 +1728,7 @@ extension Wire {
         public var contributors: [ContributorWeight]
         public var datanets: [DatanetWeight]
         public var allScores: FloatTensor?
-        public init(method: AttributionMethod, inference: Int64?, top: [ScoredRecord], negative: [ScoredRecord], contributors: [ContributorWeight], datanets: [DatanetWeight], allScores: FloatTensor?) {
+        public init(method: AttributionMethod, inference: Int64?, top: [ScoredRecord], negative: [ScoredRecord], contributors: [ContributorWeight], datanets: [DatanetWeight], allScores: FloatTensor? = nil) {
             self.method = method
             self.inference = inference
             self.top = top
@@ -1869,7 +1890,7 @@ extension Wire {
     public struct PenaltyList: WireMessage {
         public var contributor: Int64?
         public var adapter: Int64?
-        public init(contributor: Int64?, adapter: Int64?) {
+        public init(contributor: Int64? = nil, adapter: Int64? = nil) {
             self.contributor = contributor
             self.adapter = adapter
         }
@@ -1902,7 +1923,7 @@ extension Wire {
     /// 0x60, request.
     public struct LedgerBalances: WireMessage {
         public var contributor: Int64?
-        public init(contributor: Int64?) {
+        public init(contributor: Int64? = nil) {
             self.contributor = contributor
         }
         public init(from buffer: inout ByteBuffer, field: StaticString) throws(WireError) {
@@ -1934,7 +1955,7 @@ extension Wire {
         public var afterSeq: Int64
         public var limit: UInt32
         public var inference: Int64?
-        public init(afterSeq: Int64, limit: UInt32, inference: Int64?) {
+        public init(afterSeq: Int64, limit: UInt32, inference: Int64? = nil) {
             self.afterSeq = afterSeq
             self.limit = limit
             self.inference = inference

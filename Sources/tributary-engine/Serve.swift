@@ -105,7 +105,8 @@ struct Serve: AsyncParsableCommand {
         do {
             let store = try Store(directory: URL(fileURLWithPath: data))
             engine = Engine(
-                store: store, generator: try TextGenerator(folder: model), computeThreads: computeThreads,
+                store: store, generator: try TextGenerator(folder: model), chatTemplate: .load(folder: model),
+                computeThreads: computeThreads,
                 computeLimits: ComputeLimits(maxQueued: computeQueue, maxQueuedPerContributor: computeQueuePerContributor),
                 tokenFlushInterval: .microseconds(tokenFlushMicroseconds))
         } catch {

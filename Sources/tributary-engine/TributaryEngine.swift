@@ -94,7 +94,10 @@ struct Tokenize: ParsableCommand {
     var model: String
 
     @Option(help: "The text to encode, every character kept.")
-    var text: String
+    var text: String?
+
+    @Option(help: "A UTF-8 text file to encode whole, every character kept (instead of --text).")
+    var file: String?
 
     @Flag(help: "Leave out the tokenizer template's tokens (BOS, EOS) that a training record gets around its text.")
     var bare = false
@@ -102,7 +105,19 @@ struct Tokenize: ParsableCommand {
     @Flag(help: "Print {\"tokens\": [...]} as JSON.")
     var json = false
 
+    func validate() throws {
+        guard (text == nil) != (file == nil) else { throw ValidationError("give either --text or --file") }
+    }
+
     func run() throws {
+        let text: String
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure("\(file): cannot read the file") }
+            guard let contents = String(validating: data, as: UTF8.self) else { throw CommandFailure("\(file): not UTF-8 text") }
+            text = contents
+        } else {
+            text = self.text ?? ""
+        }
         let tokens: [Int]
         do {
             let config = try LlamaConfig(contentsOf: model + "/config.json")

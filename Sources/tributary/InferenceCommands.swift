@@ -56,7 +56,9 @@ struct Infer: ClientCommand {
             reward split.
             """)
 
-    @Option(help: "The prompt.") var prompt: String
+    @Option(help: "The prompt (with --chat: the user's message).") var prompt: String
+    @Flag(help: "Send the prompt as a user message, for the engine to render with its model's chat template.") var chat = false
+    @Option(help: "With --chat: a system message before the user's.") var system: String?
     @Option(help: "The adapter's id (default: the base model).") var adapter: Int64?
     @Option(help: "The most tokens to generate.") var maxTokens: UInt32 = 64
     @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0
@@ -71,13 +73,18 @@ struct Infer: ClientCommand {
     var idempotencyKey: String?
     @OptionGroup var options: ClientOptions
 
+    func validate() throws {
+        if system != nil && !chat { throw ValidationError("--system is a chat message: give --chat too") }
+    }
+
     func execute(_ settings: ClientSettings) async throws(ClientFailure) {
         // A paid request always carries a key, so that whoever retries it can name it.
         let key = idempotencyKey ?? (fee > 0 ? "cli-\(UUID().uuidString.lowercased())" : "")
         let request = Wire.Infer(
-            adapter: adapter, prompt: prompt, maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP, seed: seed,
-            stop: stop, method: try catalogueValue(method, of: Wire.AttributionMethod.self, option: "--method"), topRecords: top, fee: fee,
-            idempotencyKey: key)
+            adapter: adapter, prompt: chat ? "" : prompt, maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
+            seed: seed, stop: stop, method: try catalogueValue(method, of: Wire.AttributionMethod.self, option: "--method"),
+            topRecords: top, fee: fee, idempotencyKey: key,
+            chat: chat ? (system.map { [Wire.ChatMessage(role: "system", content: $0)] } ?? []) + [Wire.ChatMessage(role: "user", content: prompt)] : nil)
         let json = options.json
         if json, !key.isEmpty {
             print(WireJSON.line(["type": "request", "idempotency_key": key] as [String: Any]))

@@ -14,7 +14,7 @@ private struct Expected: Decodable {
         let text: String
         let ids: [Int]
         let plain_ids: [Int]
-        let pieces: [String]
+        let pieces: [String]?
         let decoded: String
         let decoded_with_special: String
     }
@@ -30,6 +30,11 @@ private func tokenizer(_ name: String) throws -> BPETokenizer {
     try BPETokenizer(contentsOf: fixturePath(name) + "/tokenizer.json")
 }
 
+/// The lines of a file, as the UTF-8 of each.
+private func corpusLines(_ path: String) throws -> [Data] {
+    try Data(contentsOf: URL(fileURLWithPath: path)).split(separator: UInt8(ascii: "\n")).map { Data($0) }
+}
+
 private func fixtureJSON(_ name: String) throws -> [String: Any] {
     let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath(name) + "/tokenizer.json"))
     return try JSONSerialization.jsonObject(with: data) as! [String: Any]
@@ -41,7 +46,9 @@ private func shown(_ text: String) -> String {
 }
 
 @Suite struct BPETokenizerParityTests {
-    static let fixtures = ["gpt2", "gpt2-prefix-space", "llama3", "smollm"]
+    static let fixtures = [
+        "gpt2", "gpt2-prefix-space", "llama3", "smollm", "qwen2", "mistral", "mistral-metaspace", "sentencepiece-unk", "sentencepiece-split",
+    ]
 
     @Test(arguments: fixtures)
     func idsAndTextMatchHuggingFaceTokenizers(name: String) throws {
@@ -56,7 +63,7 @@ private func shown(_ text: String) -> String {
             if ids != item.ids { failures.append("encode \"\(shown(item.text))\": \(ids) != \(item.ids)") }
             if plain != item.plain_ids { failures.append("encode (no specials) \"\(shown(item.text))\": \(plain) != \(item.plain_ids)") }
             let pieces = tokenizer.preTokenize(item.text)
-            if pieces != item.pieces { failures.append("pre-tokenize \"\(shown(item.text))\": \(pieces) != \(item.pieces)") }
+            if let expected = item.pieces, pieces != expected { failures.append("pre-tokenize \"\(shown(item.text))\": \(pieces) != \(expected)") }
             let decoded = tokenizer.decode(item.ids)
             if decoded != item.decoded { failures.append("decode \(item.ids): \"\(shown(decoded))\" != \"\(shown(item.decoded))\"") }
             let withSpecial = tokenizer.decode(item.ids, skipSpecialTokens: false)
@@ -78,8 +85,10 @@ private func shown(_ text: String) -> String {
         }
     }
 
-    /// Round trips on seeded random text over all of Unicode, beyond what the fixtures hold.
-    @Test(arguments: ["gpt2", "llama3", "smollm"])
+    /// Round trips on seeded random text over all of Unicode, beyond what the fixtures hold. (Mistral's
+    /// legacy shape round-trips too: its decoder strips exactly the "▁" its normalizer put in front;
+    /// byte fallback covers every character.)
+    @Test(arguments: ["gpt2", "llama3", "smollm", "mistral"])
     func randomUnicodeRoundTrips(name: String) throws {
         let tokenizer = try tokenizer(name)
         var random = SeededRandom(seed: 17)
@@ -100,6 +109,51 @@ private func shown(_ text: String) -> String {
             #expect(ids.allSatisfy { $0 >= 0 && $0 < tokenizer.vocabularySize })
             #expect(tokenizer.decode(ids, skipSpecialTokens: false) == text, "\"\(shown(text))\" -> \(ids)")
         }
+    }
+
+    /// The shared corpus (>= 5,000 strings across scripts, code, digits, whitespace runs and every
+    /// family's added tokens): ids with and without the template, and decoded text with and without
+    /// special tokens, equal to `tokenizers`'.
+    @Test(arguments: ["gpt2", "llama3", "smollm", "qwen2", "mistral", "mistral-metaspace"])
+    func sharedCorpusMatchesHuggingFaceTokenizers(name: String) throws {
+        struct Line: Decodable {
+            let ids: String
+            let decoded: String?
+            let decoded_with_special: String?
+        }
+        let tokenizer = try tokenizer(name)
+        let corpus = try corpusLines(fixturePath("corpus.txt")).map { try JSONDecoder().decode(String.self, from: $0) }
+        let expected = try corpusLines(fixturePath(name) + "/corpus.jsonl").map { try JSONDecoder().decode(Line.self, from: $0) }
+        #expect(corpus.count >= 5000 && expected.count == corpus.count)
+        for token in tokenizer.addedTokens {
+            #expect(corpus.contains { $0.contains(token.content) && $0 != token.content }, "\(token.content) is embedded in text")
+        }
+        var failures: [String] = []
+        for (text, line) in zip(corpus, expected) {
+            let ids = line.ids.unicodeScalars.map { Int($0.value) - 0x100 }
+            let encoded = tokenizer.encode(text)
+            if encoded != ids { failures.append("encode \"\(shown(text))\": \(encoded) != \(ids)") }
+            let plain = tokenizer.encode(text, addSpecialTokens: false)
+            if tokenizer.prefixTokens + plain + tokenizer.suffixTokens != ids { failures.append("encode (no specials) \"\(shown(text))\"") }
+            let decoded = line.decoded ?? text
+            let withSpecial = line.decoded_with_special ?? decoded
+            if tokenizer.decode(ids) != decoded { failures.append("decode \(ids): \"\(shown(tokenizer.decode(ids)))\" != \"\(shown(decoded))\"") }
+            if tokenizer.decode(ids, skipSpecialTokens: false) != withSpecial {
+                failures.append("decode with specials \(ids): \"\(shown(tokenizer.decode(ids, skipSpecialTokens: false)))\" != \"\(shown(withSpecial))\"")
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) mismatches, first: \(failures.prefix(5).joined(separator: "\n"))")
+    }
+
+    @Test func mistralShapeUsesByteFallbackAndStreamsBytes() throws {
+        let tokenizer = try tokenizer("mistral")
+        #expect(!tokenizer.isByteLevel && tokenizer.prefixTokens == [1] && tokenizer.token(for: 3) == "<0x00>")
+        let text = "Grüße, 世界! 👋🏽 it's 12345"
+        let ids = tokenizer.encode(text, addSpecialTokens: false)
+        #expect(ids.contains { (3...258).contains($0) }, "characters outside the vocabulary fall back to <0xNN> tokens")
+        // Streaming keeps the prepended space that the decoder's Strip removes from the whole text.
+        #expect(ids.flatMap { tokenizer.bytes(ofToken: $0) } == Array((" " + text).utf8))
+        #expect(tokenizer.decode(ids) == text)
     }
 
     @Test func llama3TemplateAddsBeginningOfText() throws {
@@ -158,6 +212,22 @@ private func shown(_ text: String) -> String {
         #expect(prefixed.map { String(String.UnicodeScalarView($0)) } == [" hi"])
     }
 
+    /// Values from `tokenizers`' own Metaspace pre-tokenizer and Metaspace / ByteFallback / Strip decoders.
+    @Test func metaspaceAndSentencepieceDecoders() {
+        func strings(_ pieces: [[Unicode.Scalar]]) -> [String] { pieces.map { String(String.UnicodeScalarView($0)) } }
+        let always = PreTokenizerStep.metaspace(replacement: "▁", prependScheme: .always, split: true)
+        #expect(strings(always.apply(Array("a  b\tc ▁d ".unicodeScalars))) == ["▁a", "▁", "▁b\tc", "▁", "▁d", "▁"])
+        let first = PreTokenizerStep.metaspace(replacement: "▁", prependScheme: .first, split: true)
+        #expect(strings(first.apply(Array(" a  b\tc ▁d ".unicodeScalars), isFirst: true)) == ["▁a", "▁", "▁b\tc", "▁", "▁d", "▁"])
+        #expect(strings(first.apply(Array("a b".unicodeScalars), isFirst: false)) == ["a", "▁b"])
+        #expect(DecoderStep.metaspace(replacement: "▁", dropInFirstToken: true).apply(["▁▁a▁b", "▁c", "▁"]).joined() == "ab c ")
+        #expect(DecoderStep.metaspace(replacement: "▁", dropInFirstToken: false).apply(["▁▁a▁b", "▁c", "▁"]).joined() == "  a b c ")
+        let bytes = DecoderStep.byteFallback.apply(["<0xE6>", "<0x97>", "a", "<0xE6>", "<0x97>", "<0xA5>", "<0xFF>"]).joined()
+        #expect(bytes == "\u{FFFD}\u{FFFD}a\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}", "an invalid run is one U+FFFD per byte")
+        #expect(DecoderStep.byteFallback.apply(["<0xE6>", "<0x97>", "<0xA5>", "b"]).joined() == "日b")
+        #expect(DecoderStep.strip(content: " ", start: 2, stop: 1).apply(["  a  ", "b ", " "]) == ["a ", "b", ""], "no trap where tokenizers panics")
+    }
+
     @Test func byteMappingIsGPT2s() {
         let characters = ByteLevelMapping.characters
         #expect(Set(characters).count == 256)
@@ -195,13 +265,16 @@ private func shown(_ text: String) -> String {
         ("model.byte_fallback", "byte fallback"),
         ("model.continuing_subword_prefix", "##"),
         ("model.dropout", "dropout"),
-        ("normalizer", "NFC"),
-        ("pre_tokenizer.type", "Metaspace"),
+        ("normalizer.type", "NFKC"),
+        ("normalizer.normalizers[1].pattern", "Regex"),
+        ("pre_tokenizer.type", "Whitespace"),
         ("pre_tokenizer.pretokenizers[0].pattern.Regex", "\\p{L}+"),
         ("pre_tokenizer.pretokenizers[0].behavior", "Removed"),
-        ("pre_tokenizer", "ByteLevel step"),
+        ("pre_tokenizer", "needs a ByteLevel pre-tokenizer step"),
         ("post_processor.type", "RobertaProcessing"),
-        ("decoder", "Metaspace"),
+        ("decoder.type", "CTC"),
+        ("decoder.decoders[1].type", "WordPiece"),
+        ("decoder", "missing"),
         ("model.merges[1]", "not in the vocabulary"),
     ])
     func unsupportedFieldsAreNamed(field: String, mentions: String) throws {
@@ -212,8 +285,10 @@ private func shown(_ text: String) -> String {
         case "model.byte_fallback": Self.setModel("byte_fallback", true)
         case "model.continuing_subword_prefix": Self.setModel("continuing_subword_prefix", "##")
         case "model.dropout": Self.setModel("dropout", 0.1)
-        case "normalizer": { $0["normalizer"] = ["type": "NFC"] }
-        case "pre_tokenizer.type": { $0["pre_tokenizer"] = ["type": "Metaspace"] }
+        case "normalizer.type": { $0["normalizer"] = ["type": "NFKC"] }
+        case "normalizer.normalizers[1].pattern":
+            { $0["normalizer"] = ["type": "Sequence", "normalizers": [["type": "NFC"], ["type": "Replace", "pattern": ["Regex": " +"], "content": " "]]] }
+        case "pre_tokenizer.type": { $0["pre_tokenizer"] = ["type": "Whitespace"] }
         case "pre_tokenizer.pretokenizers[0].pattern.Regex": { $0["pre_tokenizer"] = ["type": "Sequence", "pretokenizers": [split, byteLevel]] }
         case "pre_tokenizer.pretokenizers[0].behavior":
             { json in
@@ -224,7 +299,9 @@ private func shown(_ text: String) -> String {
             }
         case "pre_tokenizer": { $0["pre_tokenizer"] = ["type": "Digits", "individual_digits": true] }
         case "post_processor.type": { $0["post_processor"] = ["type": "RobertaProcessing"] }
-        case "decoder": { $0["decoder"] = ["type": "Metaspace"] }
+        case "decoder.type": { $0["decoder"] = ["type": "CTC"] }
+        case "decoder.decoders[1].type": { $0["decoder"] = ["type": "Sequence", "decoders": [["type": "ByteLevel"], ["type": "WordPiece"]]] }
+        case "decoder": { $0["decoder"] = NSNull() }
         default:
             { json in
                 var model = json["model"] as! [String: Any]

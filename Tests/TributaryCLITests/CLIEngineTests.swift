@@ -196,6 +196,11 @@ import Testing
         #expect(badAddress.status == 64 && badAddress.errors.contains("--server: \"localhost\" is not HOST:PORT"))
         let badMethod = try tributary(["infer", "--prompt", "x", "--method", "magic", "--server", engine.address])
         #expect(badMethod.status == 64 && badMethod.errors.contains("off, datainf, tracin, gradcos, fisher"))
+        // The built-in base model has no chat template: a chat is refused, naming why; --system needs --chat.
+        let chat = try tributary(["infer", "--chat", "--system", "s", "--prompt", "x", "--server", engine.address])
+        #expect(chat.status != 0 && chat.errors.contains("failed_precondition") && chat.errors.contains("no chat template"), "\(chat.errors)")
+        let systemAlone = try tributary(["infer", "--system", "s", "--prompt", "x", "--server", engine.address])
+        #expect(systemAlone.status == 64 && systemAlone.errors.contains("--system is a chat message"))
         let noForm = try tributary(["datanet", "contribute", "1", "--server", engine.address])
         #expect(noForm.status == 64)
     }

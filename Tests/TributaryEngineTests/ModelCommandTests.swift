@@ -91,6 +91,13 @@ import Tokenizers
         #expect(try JSONDecoder().decode(Printed.self, from: run.output).tokens == tokenizer.encode(text, addSpecialTokens: true))
         let bare = try runEngine(["tokenize", "--model", model, "--text", text, "--bare"])
         #expect(String(decoding: bare.output, as: UTF8.self) == tokenizer.encode(text, addSpecialTokens: false).map(String.init).joined(separator: ",") + "\n")
+        let file = NSTemporaryDirectory() + "tokenize-\(UUID().uuidString).txt"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+        let fromFile = try runEngine(["tokenize", "--model", model, "--file", file, "--json"])
+        #expect(try JSONDecoder().decode(Printed.self, from: fromFile.output).tokens == tokenizer.encode(text, addSpecialTokens: true))
+        let both = try runEngine(["tokenize", "--model", model, "--text", text, "--file", file])
+        #expect(both.status != 0 && both.errors.contains("--file"), "\(both.errors)")
         let missing = try runEngine(["tokenize", "--model", "/nonexistent-model", "--text", "x"])
         #expect(missing.status != 0 && missing.errors.contains("/nonexistent-model"), "\(missing.errors)")
     }

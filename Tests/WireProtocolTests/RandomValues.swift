@@ -95,6 +95,9 @@ extension Wire.LedgerHead: RandomWireValue {
 extension Wire.LedgerBreak: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(kind: .random(using: &rng), seq: .random(using: &rng), found: .random(using: &rng), reason: .random(using: &rng)) }
 }
+extension Wire.ChatMessage: RandomWireValue {
+    static func random(using rng: inout SeededRandom) -> Self { .init(role: .random(using: &rng), content: .random(using: &rng)) }
+}
 extension Wire.InferenceTarget: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(requestId: .random(using: &rng)) }
 }
@@ -219,7 +222,7 @@ extension Wire.AdapterState: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(adapter: .random(using: &rng), loaded: .random(using: &rng), residentBytes: .random(using: &rng)) }
 }
 extension Wire.Infer: RandomWireValue {
-    static func random(using rng: inout SeededRandom) -> Self { .init(adapter: .random(using: &rng), prompt: .random(using: &rng), maxTokens: .random(using: &rng), temperature: .random(using: &rng), topK: .random(using: &rng), topP: .random(using: &rng), seed: .random(using: &rng), stop: .random(using: &rng), method: .random(using: &rng), topRecords: .random(using: &rng), fee: .random(using: &rng), idempotencyKey: .random(using: &rng)) }
+    static func random(using rng: inout SeededRandom) -> Self { .init(adapter: .random(using: &rng), prompt: .random(using: &rng), maxTokens: .random(using: &rng), temperature: .random(using: &rng), topK: .random(using: &rng), topP: .random(using: &rng), seed: .random(using: &rng), stop: .random(using: &rng), method: .random(using: &rng), topRecords: .random(using: &rng), fee: .random(using: &rng), idempotencyKey: .random(using: &rng), chat: .random(using: &rng)) }
 }
 extension Wire.Token: RandomWireValue {
     static func random(using rng: inout SeededRandom) -> Self { .init(index: .random(using: &rng), token: .random(using: &rng), text: .random(using: &rng)) }

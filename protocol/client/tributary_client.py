@@ -169,7 +169,8 @@ class Codec:
 
     def encode_fields(self, fields, value, out):
         for name, type_ in fields:
-            self.encode(type_, value[name], out)
+            # An optional field left out of the dict is absent.
+            self.encode(type_, value.get(name) if type_.endswith("?") else value[name], out)
 
     # -- decoding
     def decode(self, type_, r, where):

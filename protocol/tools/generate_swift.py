@@ -49,7 +49,12 @@ def struct_body(name, fields, out, conformance="WireField"):
     for field, type_ in fields:
         out.append(f"        public var {camel(field)}: {swift_type(type_)}")
     if fields:
-        params = ", ".join(f"{bare(camel(f))}: {swift_type(t)}" for f, t in fields)
+        # Trailing optional fields default to nil, so that a field added last leaves existing callers as they are.
+        trailing = len(fields)
+        while trailing > 0 and fields[trailing - 1][1].endswith("?"):
+            trailing -= 1
+        params = ", ".join(f"{bare(camel(f))}: {swift_type(t)}" + (" = nil" if i >= trailing else "")
+                           for i, (f, t) in enumerate(fields))
         out.append(f"        public init({params}) {{")
         for field, _ in fields:
             out.append(f"            self.{bare(camel(field))} = {bare(camel(field))}")
