@@ -187,7 +187,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TensorCore"], exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "LlamaModelTests", dependencies: ["LlamaModel", "Tokenizers"],
-            exclude: ["make_fixtures.py", "make_generation_fixtures.py"], resources: [.copy("Fixtures")]),
+            exclude: ["make_fixtures.py", "make_generation_fixtures.py", "make_family_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "LlamaModel", "TensorCore", "SampleCorpus", "Tokenizers"],
             exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),

@@ -162,17 +162,19 @@ TK_INLINE void weighted_rows(const float *p, const float *v, size_t ldv, size_t 
 TK_CLONES
 void tk_attention_decode(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
                          float *out, size_t ldo, size_t queries, size_t seen, size_t heads, size_t kv_heads,
-                         size_t head_dim, float scale) {
+                         size_t head_dim, float scale, size_t window) {
   size_t group = heads / kv_heads;
   float stack_scores[TK_STACK_SCORES];
   float *scores = group * seen <= TK_STACK_SCORES ? stack_scores : malloc(group * seen * sizeof(float));
   for (size_t i = 0; i < queries; i++) {
-    size_t n = seen - queries + i + 1;  // causal: the positions up to this query's own
+    size_t end = seen - queries + i + 1;  // causal: the positions up to this query's own
+    size_t first = window > 0 && end > window ? end - window : 0;  // sliding window: the last `window` of them
+    size_t n = end - first;
     for (size_t g = 0; g < kv_heads; g++) {
       const float *q_group = q + i * ldq + g * group * head_dim;
-      const float *keys = k + g * head_dim, *values = v + g * head_dim;
+      const float *keys = k + first * ldk + g * head_dim, *values = v + first * ldv + g * head_dim;
       skinny_columns(q_group, head_dim, keys, ldk, scores, seen, group, head_dim, 0, n, scale, 0.0f);
-      tk_softmax_forward(scores, 0, seen, scores, 0, seen, 1, group, n, 1.0f, 0, 0);
+      tk_softmax_forward(scores, 0, seen, scores, 0, seen, 1, group, n, 1.0f, 0, 0, 0);
       for (size_t u = 0; u < group; u++)
         weighted_rows(scores + u * seen, values, ldv, n, head_dim, out + i * ldo + (g * group + u) * head_dim);
     }

@@ -147,6 +147,14 @@ TK_INLINE size_t visible_columns(size_t i, size_t cols, int causal, ptrdiff_t qu
   return (size_t)last + 1 < cols ? (size_t)last + 1 : cols;
 }
 
+/// The first visible column of causal row i under a sliding window (0: none): columns
+/// j <= last - window are masked, as transformers' sliding_window_overlay (kv_idx > q_idx - window).
+TK_INLINE size_t first_visible_column(size_t i, int causal, ptrdiff_t query_offset, size_t window) {
+  if (!causal || window == 0) return 0;
+  ptrdiff_t first = (ptrdiff_t)i + query_offset - (ptrdiff_t)window + 1;
+  return first > 0 ? (size_t)first : 0;
+}
+
 // MARK: exp
 
 TK_CLONES
@@ -173,14 +181,17 @@ TK_CLONES
 void tk_softmax_forward(const float *x, size_t x_batch_stride, size_t ldx,
                         float *y, size_t y_batch_stride, size_t ldy,
                         size_t batches, size_t rows, size_t cols,
-                        float scale, int causal, ptrdiff_t query_offset) {
+                        float scale, int causal, ptrdiff_t query_offset, size_t window) {
   for (size_t b = 0; b < batches; b++) {
     for (size_t i = 0; i < rows; i++) {
       const float *x_row = x + b * x_batch_stride + i * ldx;
       float *y_row = y + b * y_batch_stride + i * ldy;
       size_t n = visible_columns(i, cols, causal, query_offset);
-      if (y_row != x_row) memcpy(y_row, x_row, n * sizeof(float));
-      softmax_row_in_place(y_row, n, cols, scale);
+      size_t first = first_visible_column(i, causal, query_offset, window);
+      if (first > n) first = n;
+      if (y_row != x_row) memcpy(y_row + first, x_row + first, (n - first) * sizeof(float));
+      row_zero(y_row, first);
+      softmax_row_in_place(y_row + first, n - first, cols - first, scale);
     }
   }
 }
@@ -190,16 +201,19 @@ void tk_softmax_backward(const float *y, size_t y_batch_stride, size_t ldy,
                          const float *dy, size_t dy_batch_stride, size_t lddy,
                          float *dx, size_t dx_batch_stride, size_t lddx,
                          size_t batches, size_t rows, size_t cols,
-                         float scale, int causal, ptrdiff_t query_offset) {
+                         float scale, int causal, ptrdiff_t query_offset, size_t window) {
   for (size_t b = 0; b < batches; b++) {
     for (size_t i = 0; i < rows; i++) {
       const float *restrict y_row = y + b * y_batch_stride + i * ldy;
       const float *dy_row = dy + b * dy_batch_stride + i * lddy;
       float *restrict dx_row = dx + b * dx_batch_stride + i * lddx;
       size_t n = visible_columns(i, cols, causal, query_offset);
-      if (dx_row != dy_row) memcpy(dx_row, dy_row, n * sizeof(float));
-      float dot = row_dot(dx_row, y_row, n);
-      for (size_t j = 0; j < n; j++) dx_row[j] = (y_row[j] * (dx_row[j] - dot)) * scale;
+      size_t first = first_visible_column(i, causal, query_offset, window);
+      if (first > n) first = n;
+      if (dx_row != dy_row) memcpy(dx_row + first, dy_row + first, (n - first) * sizeof(float));
+      float dot = row_dot(dx_row + first, y_row + first, n - first);
+      for (size_t j = first; j < n; j++) dx_row[j] = (y_row[j] * (dx_row[j] - dot)) * scale;
+      row_zero(dx_row, first);
       row_zero(dx_row + n, cols - n);
     }
   }

@@ -44,7 +44,7 @@ public struct LlamaModel: Sendable {
     public init(config: LlamaConfig, weights: LlamaWeights) {
         self.config = config
         self.weights = weights
-        rotary = RotaryTable(headDimension: config.headDimension, maxPositions: config.maxPositions, theta: config.ropeTheta)
+        rotary = config.rotaryTable
     }
 
     /// Loads a Hugging Face model folder: `config.json` and `model.safetensors` (or a sharded index).
@@ -87,32 +87,14 @@ public struct LlamaModel: Sendable {
             spans.append(first..<first + streamTokens.count)
             positions += (start..<start + streamTokens.count).map { Int32($0) }
         }
-        var x = Tensor.gatherRows(of: weights.embedding, at: tokens.flatMap { $0 })
-        for (layer, layerWeights) in weights.layers.enumerated() {
-            func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
-                var y = linear(input, layerWeights[target])
-                for (stream, adapter) in adapters.enumerated() where adapter?.pairs[layer][target] != nil {
-                    if spans.count == 1 {
-                        adapter!.addDelta(input, into: &y, layer: layer, target: target)
-                    } else {
-                        var rows = y.slice(0, spans[stream])
-                        adapter!.addDelta(input.slice(0, spans[stream]), into: &rows, layer: layer, target: target)
-                        y.replaceRows(startingAt: spans[stream].lowerBound, with: rows)
-                    }
-                }
-                return y
-            }
-            let attended = attention(
-                Kernels.rmsNorm(x, weight: layerWeights.inputNorm, epsilon: config.rmsNormEpsilon).output,
-                layer: layer, positions: positions, spans: spans, caches: &caches, project: project)
-            BLAS.axpy(1, attended, &x)
-            let normed = Kernels.rmsNorm(x, weight: layerWeights.postAttentionNorm, epsilon: config.rmsNormEpsilon).output
-            let hidden = Kernels.swiglu(gate: project(normed, .gate), up: project(normed, .up))
-            BLAS.axpy(1, project(hidden, .down), &x)
+        let rows = PackedRows(spans: spans, positions: positions)
+        let lora = LoRARows(segments: zip(spans, adapters).compactMap { span, adapter in adapter.map { (span, $0) } })
+        var x = Embedding.forward(table: weights.embedding, tokens: tokens.flatMap { $0 })
+        for layer in 0..<config.layerCount {
+            x = layerForward(x, layer: layer, rows: rows, lora: lora, caches: &caches, saving: false).output
         }
         for (stream, span) in spans.enumerated() { caches[stream].advance(by: span.count) }
-        let normed = Kernels.rmsNorm(x, weight: weights.finalNorm, epsilon: config.rmsNormEpsilon).output
-        return linear(normed, weights.head)
+        return headForward(x, saving: false).logits
     }
 
     /// Logits for a whole sequence from an empty cache.
@@ -139,55 +121,12 @@ public struct LlamaModel: Sendable {
         }
     }
 
-    /// The most query rows of a stream that take `Kernels.decodeAttention` rather than `attend`.
-    static let decodeAttentionRowLimit = 8
-
-    /// Causal grouped-query self-attention of `normed` ([rows, hidden], the rows of each stream in
-    /// its span) over each stream's cache and itself.
-    func attention(
-        _ normed: Tensor, layer: Int, positions: [Int32], spans: [Range<Int>], caches: inout [KVCache],
-        project: (Tensor, LoRATarget) -> Tensor
-    ) -> Tensor {
-        var q = project(normed, .query), k = project(normed, .key)
-        let v = project(normed, .value)
-        Kernels.rotary(&q, positions: positions, table: rotary)
-        Kernels.rotary(&k, positions: positions, table: rotary)
-        var output = spans.count == 1 ? q : Tensor(zeros: q.shape)
-        for (stream, span) in spans.enumerated() {
-            caches[stream].append(layer: layer, keys: k.slice(0, span), values: v.slice(0, span))
-            let seen = 0..<caches[stream].count + span.count
-            let (queries, keys, values) = (
-                q.slice(0, span), caches[stream].keys[layer].slice(0, seen), caches[stream].values[layer].slice(0, seen)
-            )
-            // Decoding steps skip the per-head BLAS calls and the probabilities that only training keeps.
-            let attended = span.count <= Self.decodeAttentionRowLimit
-                ? Kernels.decodeAttention(
-                    queries: queries, keys: keys, values: values, heads: config.headCount,
-                    keyValueHeads: config.keyValueHeadCount, scale: 1 / Float(config.headDimension).squareRoot())
-                : attend(queries: queries, keys: keys, values: values).output
-            if spans.count == 1 { output = attended } else { output.replaceRows(startingAt: span.lowerBound, with: attended) }
-        }
-        return project(output, .output)
-    }
-
     /// Causal grouped-query attention of `queries` ([t, heads * d], rotated) over `keys` and `values`
     /// ([seen, kvHeads * d], rotated keys; the queries are the last t of the seen positions).
     /// Returns the output [t, heads * d] and the attention probabilities [kvHeads, group, t, seen].
     public func attend(queries: Tensor, keys: Tensor, values: Tensor) -> (output: Tensor, probabilities: Tensor) {
-        let (heads, kvHeads, group, d) = (config.headCount, config.keyValueHeadCount, config.groupSize, config.headDimension)
-        let (tokens, seen) = (queries.shape[0], keys.shape[0])
-        // Heads as batches [kvHeads, group, ...]: query head h uses key/value head h / group through a zero stride.
-        let q = queries.viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, queries.strides[0], 1])
-        let kT = keys.viewing(shape: [kvHeads, group, d, seen], strides: [d, 0, 1, keys.strides[0]])
-        let v = values.viewing(shape: [kvHeads, group, seen, d], strides: [d, 0, values.strides[0], 1])
-        var probabilities = Tensor(unfilled: [kvHeads, group, tokens, seen])
-        BLAS.batchedGEMM(q, kT, into: &probabilities, alpha: 1 / Float(d).squareRoot())
-        Kernels.softmax(inPlace: &probabilities, mask: .causal(queryOffset: seen - tokens))
-        // Head h's output lands in columns h*d..<(h+1)*d of a [tokens, heads * d] matrix.
-        var output = Tensor(unfilled: [tokens, heads * d])
-            .viewing(shape: [kvHeads, group, tokens, d], strides: [group * d, d, heads * d, 1])
-        BLAS.batchedGEMM(probabilities, v, into: &output)
-        return (output.viewing(shape: [tokens, heads * d], strides: [heads * d, 1]), probabilities)
+        let (output, probabilities) = Attention.forward(queries: queries, keys: keys, values: values, config: config, saving: true)
+        return (output, probabilities!)
     }
 }
 

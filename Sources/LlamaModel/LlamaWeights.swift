@@ -1,14 +1,16 @@
 import Foundation
 import TensorCore
 
-/// The weights of one decoder layer, in Hugging Face's layout: linear weights are [out, in].
+/// The weights of one decoder layer, in Hugging Face's layout: linear weights are [out, in], biases [out].
 public struct LlamaLayerWeights: Sendable {
     public init(
         inputNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor,
-        postAttentionNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor
+        postAttentionNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor,
+        biases: [LoRATarget: Tensor] = [:], queryNorm: Tensor? = nil, keyNorm: Tensor? = nil
     ) {
         (self.inputNorm, self.query, self.key, self.value, self.output) = (inputNorm, query, key, value, output)
         (self.postAttentionNorm, self.gate, self.up, self.down) = (postAttentionNorm, gate, up, down)
+        (self.biases, self.queryNorm, self.keyNorm) = (biases, queryNorm, keyNorm)
     }
 
     public var inputNorm: Tensor
@@ -20,6 +22,15 @@ public struct LlamaLayerWeights: Sendable {
     public var gate: Tensor
     public var up: Tensor
     public var down: Tensor
+    /// The biases of the linear layers that have one (`LlamaConfig.biasTargets`), each [out].
+    public var biases: [LoRATarget: Tensor]
+    /// Qwen3's per-head RMSNorm weights of queries and keys (`self_attn.q_norm.weight`, `k_norm.weight`),
+    /// [headDimension]; nil for the other families.
+    public var queryNorm: Tensor?
+    public var keyNorm: Tensor?
+
+    /// `target`'s bias, nil when its linear layer has none.
+    public func bias(_ target: LoRATarget) -> Tensor? { biases[target] }
 }
 
 /// All weights of a `LlamaForCausalLM`, memory-mapped from safetensors where they are F32 (matrices that the
@@ -38,7 +49,7 @@ public struct LlamaWeights: Sendable {
         self.head = head
     }
 
-    /// Tensor names and shapes, as transformers names them.
+    /// Tensor names and shapes, as transformers names them, in its modules' order.
     static func expectedShapes(_ config: LlamaConfig) -> [(name: String, shape: [Int])] {
         let (h, i, v) = (config.hiddenSize, config.intermediateSize, config.vocabularySize)
         let qWidth = config.headCount * config.headDimension
@@ -46,28 +57,47 @@ public struct LlamaWeights: Sendable {
         var shapes: [(String, [Int])] = [("model.embed_tokens.weight", [v, h])]
         for layer in 0..<config.layerCount {
             let prefix = "model.layers.\(layer)."
-            shapes += [
-                (prefix + "input_layernorm.weight", [h]),
-                (prefix + "self_attn.q_proj.weight", [qWidth, h]),
-                (prefix + "self_attn.k_proj.weight", [kvWidth, h]),
-                (prefix + "self_attn.v_proj.weight", [kvWidth, h]),
-                (prefix + "self_attn.o_proj.weight", [h, qWidth]),
-                (prefix + "post_attention_layernorm.weight", [h]),
-                (prefix + "mlp.gate_proj.weight", [i, h]),
-                (prefix + "mlp.up_proj.weight", [i, h]),
-                (prefix + "mlp.down_proj.weight", [h, i]),
+            shapes.append((prefix + "input_layernorm.weight", [h]))
+            let linears: [(LoRATarget, [Int])] = [
+                (.query, [qWidth, h]), (.key, [kvWidth, h]), (.value, [kvWidth, h]), (.output, [h, qWidth]),
             ]
+            for (target, shape) in linears {
+                shapes.append((prefix + target.modulePath + ".weight", shape))
+                if config.hasBias(target) { shapes.append((prefix + target.modulePath + ".bias", [shape[0]])) }
+            }
+            if config.queryKeyNorm {
+                shapes += [(prefix + "self_attn.q_norm.weight", [config.headDimension]), (prefix + "self_attn.k_norm.weight", [config.headDimension])]
+            }
+            shapes.append((prefix + "post_attention_layernorm.weight", [h]))
+            for (target, shape) in [(LoRATarget.gate, [i, h]), (.up, [i, h]), (.down, [h, i])] {
+                shapes.append((prefix + target.modulePath + ".weight", shape))
+                if config.hasBias(target) { shapes.append((prefix + target.modulePath + ".bias", [shape[0]])) }
+            }
         }
         shapes.append(("model.norm.weight", [h]))
         if !config.tieWordEmbeddings { shapes.append(("lm_head.weight", [v, h])) }
         return shapes
     }
 
+    /// Whether a tensor the config does not use may be ignored: rotary buffers that old checkpoints
+    /// saved, and the head of a tied checkpoint (transformers ties it to the embedding too). Any other
+    /// would change the computation if ignored (a bias, a norm), so loading refuses it.
+    static func isIgnorable(_ name: String, config: LlamaConfig) -> Bool {
+        name.hasSuffix(".rotary_emb.inv_freq") || (config.tieWordEmbeddings && name == "lm_head.weight")
+    }
+
     /// Loads `model.safetensors`, or the shards that `model.safetensors.index.json` lists, from `folder`.
     public init(folder: String, config: LlamaConfig) throws(ModelLoadError) {
         let files = try Self.weightFiles(folder: folder)
+        let expected = Self.expectedShapes(config)
+        let expectedNames = Set(expected.map(\.name))
+        if let unexpected = files.keys.sorted().first(where: { !expectedNames.contains($0) && !Self.isIgnorable($0, config: config) }) {
+            throw ModelLoadError(
+                path: files[unexpected]!.path,
+                "tensor \"\(unexpected)\" is not used by a \(config.family.architecture) with this config (check attention_bias, mlp_bias, model_type)")
+        }
         var tensors: [String: Tensor] = [:]
-        for (name, shape) in Self.expectedShapes(config) {
+        for (name, shape) in expected {
             guard let file = files[name] else {
                 throw ModelLoadError(path: folder, "tensor \"\(name)\" is missing")
             }
@@ -91,6 +121,8 @@ public struct LlamaWeights: Sendable {
         embedding = tensors["model.embed_tokens.weight"]!
         layers = (0..<config.layerCount).map { layer in
             let prefix = "model.layers.\(layer)."
+            var biases: [LoRATarget: Tensor] = [:]
+            for target in config.biasTargets { biases[target] = tensors[prefix + target.modulePath + ".bias"]! }
             return LlamaLayerWeights(
                 inputNorm: tensors[prefix + "input_layernorm.weight"]!,
                 query: tensors[prefix + "self_attn.q_proj.weight"]!,
@@ -100,7 +132,10 @@ public struct LlamaWeights: Sendable {
                 postAttentionNorm: tensors[prefix + "post_attention_layernorm.weight"]!,
                 gate: tensors[prefix + "mlp.gate_proj.weight"]!,
                 up: tensors[prefix + "mlp.up_proj.weight"]!,
-                down: tensors[prefix + "mlp.down_proj.weight"]!)
+                down: tensors[prefix + "mlp.down_proj.weight"]!,
+                biases: biases,
+                queryNorm: config.queryKeyNorm ? tensors[prefix + "self_attn.q_norm.weight"]! : nil,
+                keyNorm: config.queryKeyNorm ? tensors[prefix + "self_attn.k_norm.weight"]! : nil)
         }
         finalNorm = tensors["model.norm.weight"]!
         head = config.tieWordEmbeddings ? embedding : tensors["lm_head.weight"]!

@@ -20,11 +20,18 @@ public enum SoftmaxMask: Sendable, Hashable {
     /// number of cached positions before the first query row. A row that sees no column (only
     /// possible when `queryOffset` < 0) is all zeros.
     case causal(queryOffset: Int = 0)
+    /// Causal with a sliding window (Mistral's `sliding_window`): row `i` sees columns `j` with
+    /// `i + queryOffset - window < j <= i + queryOffset`, at most `window` of them, as transformers'
+    /// `sliding_window_overlay` (`kv_idx > q_idx - sliding_window`). `window` must be positive.
+    case slidingWindow(queryOffset: Int = 0, window: Int)
 
-    var cArguments: (causal: Int32, queryOffset: Int) {
+    var cArguments: (causal: Int32, queryOffset: Int, window: Int) {
         switch self {
-        case .none: return (0, 0)
-        case .causal(let offset): return (1, offset)
+        case .none: return (0, 0, 0)
+        case .causal(let offset): return (1, offset, 0)
+        case .slidingWindow(let offset, let window):
+            precondition(window > 0, "a sliding window must be positive, got \(window)")
+            return (1, offset, window)
         }
     }
 }
@@ -144,12 +151,12 @@ extension Kernels {
         let (x, layout) = rowInput(scores)
         var y = Tensor(unfilled: scores.shape)
         let out = KernelRowLayout(y)!
-        let (causal, offset) = mask.cArguments
+        let (causal, offset, window) = mask.cArguments
         x.withUnsafePointer { px in
             y.withUnsafeMutablePointer { py in
                 tk_softmax_forward(
                     px, layout.batchStride, layout.rowStride, py, out.batchStride, out.rowStride,
-                    layout.batches, layout.rows, layout.cols, scale, causal, offset)
+                    layout.batches, layout.rows, layout.cols, scale, causal, offset, window)
             }
         }
         return y
@@ -159,11 +166,11 @@ extension Kernels {
     /// Runs `tk_softmax_forward` with the output on the input.
     public static func softmax(inPlace scores: inout Tensor, scale: Float = 1, mask: SoftmaxMask) {
         let layout = prepareInPlace(&scores)
-        let (causal, offset) = mask.cArguments
+        let (causal, offset, window) = mask.cArguments
         scores.withUnsafeMutablePointer { p in
             tk_softmax_forward(
                 p, layout.batchStride, layout.rowStride, p, layout.batchStride, layout.rowStride,
-                layout.batches, layout.rows, layout.cols, scale, causal, offset)
+                layout.batches, layout.rows, layout.cols, scale, causal, offset, window)
         }
     }
 
@@ -178,14 +185,14 @@ extension Kernels {
         let (dy, dyLayout) = rowInput(gradient)
         var dx = Tensor(unfilled: output.shape)
         let dxLayout = KernelRowLayout(dx)!
-        let (causal, offset) = mask.cArguments
+        let (causal, offset, window) = mask.cArguments
         y.withUnsafePointer { py in
             dy.withUnsafePointer { pdy in
                 dx.withUnsafeMutablePointer { pdx in
                     tk_softmax_backward(
                         py, yLayout.batchStride, yLayout.rowStride, pdy, dyLayout.batchStride, dyLayout.rowStride,
                         pdx, dxLayout.batchStride, dxLayout.rowStride,
-                        yLayout.batches, yLayout.rows, yLayout.cols, scale, causal, offset)
+                        yLayout.batches, yLayout.rows, yLayout.cols, scale, causal, offset, window)
                 }
             }
         }
@@ -200,13 +207,13 @@ extension Kernels {
             "softmaxBackward: output \(output.shape) and gradient \(gradient.shape) differ in shape")
         let (y, yLayout) = rowInput(output)
         let layout = prepareInPlace(&gradient)
-        let (causal, offset) = mask.cArguments
+        let (causal, offset, window) = mask.cArguments
         y.withUnsafePointer { py in
             gradient.withUnsafeMutablePointer { p in
                 tk_softmax_backward(
                     py, yLayout.batchStride, yLayout.rowStride, p, layout.batchStride, layout.rowStride,
                     p, layout.batchStride, layout.rowStride,
-                    yLayout.batches, yLayout.rows, yLayout.cols, scale, causal, offset)
+                    yLayout.batches, yLayout.rows, yLayout.cols, scale, causal, offset, window)
             }
         }
     }

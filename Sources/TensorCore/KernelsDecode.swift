@@ -39,10 +39,12 @@ extension Kernels {
     /// Causal grouped-query attention of `queries` ([t, heads * d], the last t of the seen positions)
     /// over `keys` and `values` ([seen, keyValueHeads * d]) with scores scaled by `scale`: the output
     /// of `LlamaModel.attend` without its probabilities, for a few query rows (decoding steps), with no
-    /// per-head BLAS calls. Runs `tk_attention_decode`.
+    /// per-head BLAS calls. With `window` (Mistral's `sliding_window`), query position p sees only keys at
+    /// positions `p - window < j <= p`, as `SoftmaxMask.slidingWindow`. Runs `tk_attention_decode`.
     public static func decodeAttention(
-        queries: Tensor, keys: Tensor, values: Tensor, heads: Int, keyValueHeads: Int, scale: Float
+        queries: Tensor, keys: Tensor, values: Tensor, heads: Int, keyValueHeads: Int, scale: Float, window: Int? = nil
     ) -> Tensor {
+        precondition(window.map { $0 > 0 } ?? true, "decodeAttention: a sliding window must be positive, got \(window!)")
         precondition(queries.rank == 2 && keys.rank == 2 && values.rank == 2, "decodeAttention takes matrices")
         precondition(heads > 0 && keyValueHeads > 0 && heads % keyValueHeads == 0, "\(heads) heads do not group over \(keyValueHeads) key/value heads")
         let (tokens, seen, width) = (queries.shape[0], keys.shape[0], queries.shape[1])
@@ -60,7 +62,7 @@ extension Kernels {
                     output.withUnsafeMutablePointer { po in
                         tk_attention_decode(
                             pq, q.strides[0], pk, k.strides[0], pv, v.strides[0], po, width, tokens, seen, heads,
-                            keyValueHeads, headDimension, scale)
+                            keyValueHeads, headDimension, scale, window ?? 0)
                     }
                 }
             }

@@ -21,6 +21,8 @@ public struct RotaryTable: Sendable {
     public let cos: Tensor
     /// `[maxPositions, headDimension / 2]`, as `cos`.
     public let sin: Tensor
+    /// One per pair of the head dimension: the angle of position p is `p * inverseFrequencies[i]`.
+    public let inverseFrequencies: [Float]
 
     /// The table of plain RoPE with base `theta` (Llama 2: 10000, Llama 3: 500000).
     public init(headDimension: Int, maxPositions: Int, theta: Double = 10_000) {
@@ -35,6 +37,13 @@ public struct RotaryTable: Sendable {
         self.init(inverseFrequencies: inverse, maxPositions: maxPositions)
     }
 
+    /// The table of RoPE with base `theta` and `scaling` applied to its inverse frequencies, as
+    /// transformers' `ROPE_INIT_FUNCTIONS` compute them in float32 (`linear`, `llama3`).
+    public init(headDimension: Int, maxPositions: Int, theta: Double, scaling: RotaryScaling) {
+        let plain = RotaryTable(headDimension: headDimension, maxPositions: 0, theta: theta)
+        self.init(inverseFrequencies: scaling.scaled(plain.inverseFrequencies), maxPositions: maxPositions)
+    }
+
     /// A table from explicit inverse frequencies (one per pair, `headDimension / 2` of them), for
     /// scaled variants such as Llama 3.1's `rope_type = "llama3"`; `attentionScaling` multiplies
     /// both tables, as Hugging Face's `attention_scaling` does.
@@ -42,6 +51,7 @@ public struct RotaryTable: Sendable {
         precondition(!inverseFrequencies.isEmpty, "rotary table needs at least one inverse frequency")
         precondition(maxPositions >= 0, "negative maxPositions \(maxPositions)")
         let half = inverseFrequencies.count
+        self.inverseFrequencies = inverseFrequencies
         headDimension = 2 * half
         self.maxPositions = maxPositions
         var cosines = [Float](repeating: 0, count: maxPositions * half)
@@ -55,6 +65,43 @@ public struct RotaryTable: Sendable {
         }
         cos = Tensor(shape: [maxPositions, half], scalars: cosines)
         sin = Tensor(shape: [maxPositions, half], scalars: sines)
+    }
+}
+
+/// How a checkpoint's `rope_scaling` changes RoPE's inverse frequencies (transformers'
+/// `modeling_rope_utils`); `attention_factor` is 1 for both, so the tables are not rescaled.
+public enum RotaryScaling: Sendable, Hashable, Codable {
+    /// Plain RoPE.
+    case none
+    /// `rope_type = "linear"`: positions divided by `factor` (transformers divides the inverse frequencies).
+    case linear(factor: Double)
+    /// `rope_type = "llama3"` (Llama 3.1): wavelengths above `originalMaxPositions / lowFrequencyFactor`
+    /// divided by `factor`, below `originalMaxPositions / highFrequencyFactor` kept, smoothly blended between.
+    case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
+
+    /// `inverse` scaled, each step in float32 and in the order of transformers'
+    /// `_compute_linear_scaling_rope_parameters` and `_compute_llama3_parameters` (`scalar / tensor` is
+    /// PyTorch's `tensor.reciprocal() * scalar`).
+    public func scaled(_ inverse: [Float]) -> [Float] {
+        switch self {
+        case .none:
+            return inverse
+        case .linear(let factor):
+            return inverse.map { $0 / Float(factor) }
+        case .llama3(let factor, let low, let high, let original):
+            let lowWavelength = Double(original) / low, highWavelength = Double(original) / high
+            let twoPi = Float(2 * Double.pi)
+            let (factor32, low32, span32, original32) = (Float(factor), Float(low), Float(high - low), Float(original))
+            return inverse.map { frequency -> Float in
+                let wavelength = (1 / frequency) * twoPi
+                // torch compares a float32 tensor with a Python float in float32.
+                let scaled = wavelength > Float(lowWavelength) ? frequency / factor32 : frequency
+                let smooth = ((1 / wavelength) * original32 - low32) / span32
+                let smoothed = (1 - smooth) * scaled / factor32 + smooth * scaled
+                let isMedium = !(wavelength < Float(highWavelength)) && !(wavelength > Float(lowWavelength))
+                return isMedium ? smoothed : scaled
+            }
+        }
     }
 }
 

@@ -92,17 +92,16 @@ extension LlamaModel {
     }
 }
 
-/// One forward pass that keeps what the backward pass needs, then the backward pass.
+/// The training pass: the model's forward, keeping what the backward needs, the loss, then the backward, each
+/// layer by LlamaModel's `layerForward` and `layerBackward` here.
 struct TrainingPass {
     let model: LlamaModel
     let config: LlamaConfig
     let batch: [TrainingSequence]
     let adapter: LoRAAdapter?
     let full: Bool
-    /// First row of each sequence in the packed [rows, ...] matrices.
-    let starts: [Int]
-    let rows: Int
-    let positions: [Int32]
+    /// Each sequence's rows in the packed [rows, ...] matrices, and each row's position.
+    let rows: PackedRows
     /// Sees each adapted linear layer's backward (per-example gradients).
     var loraTrace: ((LoRALinearTrace) -> Void)?
     var dropout: LoRADropout?
@@ -120,7 +119,7 @@ struct TrainingPass {
             adapter = nil
             full = true
         }
-        var starts: [Int] = [], positions: [Int32] = [], rows = 0
+        var spans: [Range<Int>] = [], positions: [Int32] = []
         for sequence in batch {
             guard !sequence.tokens.isEmpty else { throw .emptyInput }
             guard sequence.tokens.count <= config.maxPositions else {
@@ -129,126 +128,35 @@ struct TrainingPass {
             for (position, token) in sequence.tokens.enumerated() where token < 0 || token >= config.vocabularySize {
                 throw .tokenOutOfRange(position: position, token: token, vocabularySize: config.vocabularySize)
             }
-            starts.append(rows)
+            let start = spans.last?.upperBound ?? 0
+            spans.append(start..<start + sequence.tokens.count)
             positions += (0..<sequence.tokens.count).map { Int32($0) }
-            rows += sequence.tokens.count
         }
-        guard rows > 0 else { throw .emptyInput }
-        self.starts = starts
-        self.rows = rows
-        self.positions = positions
-    }
-
-    // MARK: Linear layers
-
-    /// What a linear layer's backward needs: its input and, with LoRA, x' Aᵀ and the dropout mask of x'.
-    struct LinearCache {
-        var input: Tensor
-        var down: Tensor?
-        var dropoutMask: Tensor?
-    }
-
-    func linearForward(_ x: Tensor, _ weight: Tensor, layer: Int?, target: LoRATarget?) -> (Tensor, LinearCache) {
-        if let layer, let target, adapter?.pairs[layer][target] != nil {
-            let mask = dropout.flatMap { $0.mask(layer: layer, target: target, shape: x.shape) }
-            let (y, down) = adapter!.apply(x, weight: weight, layer: layer, target: target, dropoutMask: mask)!
-            return (y, LinearCache(input: x, down: down, dropoutMask: mask))
-        }
-        return (model.linear(x, weight), LinearCache(input: x))
-    }
-
-    /// dL/dx of y = x Wᵀ + s (x' Aᵀ) Bᵀ with x' = x ⊙ mask, accumulating dW (full mode) or dA, dB (LoRA);
-    /// nil without `needsInputGradient` (nothing below has parameters).
-    func linearBackward(
-        _ dy: Tensor, _ weight: Tensor, _ cache: LinearCache, layer: Int?, target: LoRATarget?,
-        needsInputGradient: Bool = true, weightGradient: inout Tensor, gradients: inout Gradients
-    ) -> Tensor? {
-        var dx = needsInputGradient ? BLAS.matmul(dy, weight) : nil
-        if full { BLAS.gemm(dy.transposed(), cache.input, into: &weightGradient, beta: 1) }
-        if let layer, let target, let pair = adapter?.pairs[layer][target], let down = cache.down {
-            let s = adapter!.config.scaling
-            let dyB = BLAS.matmul(dy, pair.b)  // [rows, rank]
-            let loraInput = cache.dropoutMask.map { Kernels.multiply(cache.input, $0) } ?? cache.input
-            if dx != nil {
-                if let mask = cache.dropoutMask {
-                    BLAS.axpy(s, Kernels.multiply(BLAS.matmul(dyB, pair.a), mask), &dx!)
-                } else {
-                    BLAS.gemm(dyB, pair.a, into: &dx!, alpha: s, beta: 1)
-                }
-            }
-            if let loraTrace {
-                loraTrace(LoRALinearTrace(layer: layer, target: target, input: loraInput, down: down, outputGradient: dy, outputGradientB: dyB))
-            } else {
-                BLAS.gemm(dyB.transposed(), loraInput, into: &gradients.lora![layer][target]!.a, alpha: s, beta: 1)
-                BLAS.gemm(dy.transposed(), down, into: &gradients.lora![layer][target]!.b, alpha: s, beta: 1)
-            }
-        }
-        return dx
-    }
-
-    // MARK: Layers
-
-    struct LayerCache {
-        var input: Tensor
-        var rstd1: Tensor
-        var query: Tensor, key: Tensor, value: Tensor
-        var linear: [LoRATarget: LinearCache] = [:]
-        var probabilities: [Tensor]
-        var middle: Tensor
-        var rstd2: Tensor
-        var gate: Tensor, up: Tensor
+        guard !spans.isEmpty else { throw .emptyInput }
+        rows = PackedRows(spans: spans, positions: positions)
     }
 
     mutating func run(reduction: LossReduction) -> BackwardResult {
-        let weights = model.weights
-        let eps = config.rmsNormEpsilon
-        let (heads, kvHeads, group, d) = (config.headCount, config.keyValueHeadCount, config.groupSize, config.headDimension)
-        let scale = 1 / Float(d).squareRoot()
+        let tokens = batch.flatMap(\.tokens)
 
         // Forward, keeping activations.
-        var x = Tensor.gatherRows(of: weights.embedding, at: batch.flatMap(\.tokens))
-        var caches: [LayerCache] = []
-        for (layer, w) in weights.layers.enumerated() {
-            let (normed, rstd1) = Kernels.rmsNorm(x, weight: w.inputNorm, epsilon: eps)
-            var linear: [LoRATarget: LinearCache] = [:]
-            func project(_ input: Tensor, _ target: LoRATarget) -> Tensor {
-                let (y, cache) = linearForward(input, w[target], layer: layer, target: target)
-                linear[target] = cache
-                return y
-            }
-            var q = project(normed, .query), k = project(normed, .key)
-            let v = project(normed, .value)
-            Kernels.rotary(&q, positions: positions, table: model.rotary)
-            Kernels.rotary(&k, positions: positions, table: model.rotary)
-            var attended = Tensor(unfilled: [rows, heads * d])  // every sequence's rows replaced
-            var probabilities: [Tensor] = []
-            for (index, start) in starts.enumerated() {
-                let t = batch[index].tokens.count
-                let span = start..<start + t
-                let (out, scores) = model.attend(queries: q.slice(0, span), keys: k.slice(0, span), values: v.slice(0, span))
-                attended.replaceRows(startingAt: start, with: out)
-                probabilities.append(scores)
-            }
-            let o = project(attended, .output)
-            let middle = add(o, x)
-            let (normed2, rstd2) = Kernels.rmsNorm(middle, weight: w.postAttentionNorm, epsilon: eps)
-            let gate = project(normed2, .gate), up = project(normed2, .up)
-            let down = project(Kernels.swiglu(gate: gate, up: up), .down)
-            caches.append(LayerCache(
-                input: x, rstd1: rstd1, query: q, key: k, value: v, linear: linear, probabilities: probabilities,
-                middle: middle, rstd2: rstd2, gate: gate, up: up))
-            x = add(down, middle)
+        let lora = LoRARows(adapter: adapter, rows: rows.count, dropout: dropout)
+        var noCaches: [KVCache] = []
+        var x = Embedding.forward(table: model.weights.embedding, tokens: tokens)
+        var saved: [LayerActivations] = []
+        for layer in 0..<config.layerCount {
+            let (output, activations) = model.layerForward(x, layer: layer, rows: rows, lora: lora, caches: &noCaches, saving: true)
+            saved.append(activations!)
+            x = output
         }
-        let (finalNormed, finalRstd) = Kernels.rmsNorm(x, weight: weights.finalNorm, epsilon: eps)
-        let (logits, headCache) = linearForward(finalNormed, weights.head, layer: nil, target: nil)
+        let (logits, headSaved) = model.headForward(x, saving: true)
 
         // Loss.
         let targets = batch.flatMap(\.shiftedTargets)
         let entropy = try! Kernels.crossEntropy(logits: logits, targets: targets)  // tokens were checked
-        var sequenceLosses: [Float] = [], tokenCounts: [Int] = [], rowWeights = [Float](repeating: 0, count: rows)
+        var sequenceLosses: [Float] = [], tokenCounts: [Int] = [], rowWeights = [Float](repeating: 0, count: rows.count)
         let totalCount = max(entropy.count, 1)
-        for (index, start) in starts.enumerated() {
-            let span = start..<start + batch[index].tokens.count
+        for span in rows.spans {
             let count = span.filter { targets[$0] != Int32(TrainingSequence.ignoreIndex) }.count
             let sum = span.reduce(Float(0)) { $0 + entropy.losses[$1] }
             tokenCounts.append(count)
@@ -264,105 +172,18 @@ struct TrainingPass {
         // Backward.
         var gradients = Gradients(
             lora: loraTrace != nil ? nil : adapter.map { $0.pairs.map { $0.mapValues { LoRAPair(a: Tensor(zeros: $0.a.shape), b: Tensor(zeros: $0.b.shape)) } } },
-            full: full ? Self.zeros(like: weights) : nil)
-        var unusedWeightGradient = Tensor(zeros: [0])
+            full: full ? Self.zeros(like: model.weights) : nil)
         let dLogits = try! Kernels.crossEntropyBackward(
             logits: logits, targets: targets, logsumexp: entropy.logsumexp,
-            rowGradients: Tensor(shape: [rows], scalars: rowWeights))
-        var headGradient = full ? gradients.full!.head : unusedWeightGradient
-        let dFinal = linearBackward(dLogits, weights.head, headCache, layer: nil, target: nil, weightGradient: &headGradient, gradients: &gradients)!
-        var finalNormGradient = full ? gradients.full!.finalNorm : Tensor(zeros: weights.finalNorm.shape)
-        var dx = Kernels.rmsNormBackward(
-            input: x, weight: weights.finalNorm, rstd: finalRstd, gradient: dFinal, accumulatingWeightGradient: &finalNormGradient)
-        if full {
-            gradients.full!.finalNorm = finalNormGradient
-            // Tied embeddings: the head gradient joins the embedding gradient below.
-            if config.tieWordEmbeddings { gradients.full!.embedding = headGradient } else { gradients.full!.head = headGradient }
-        }
-
+            rowGradients: Tensor(shape: [rows.count], scalars: rowWeights))
+        var dx = headBackward(dLogits, saved: headSaved!, gradients: &gradients)
         for layer in stride(from: config.layerCount - 1, through: 0, by: -1) {
-            let w = weights.layers[layer], cache = caches[layer]
-            var layerGradient = full ? gradients.full!.layers[layer] : nil
             // In LoRA mode nothing below layer 0's projections has parameters: no input gradient there.
-            let needsInputGradient = full || layer > 0
-            func back(_ dy: Tensor, _ target: LoRATarget, needsInputGradient: Bool = true) -> Tensor? {
-                guard full else {
-                    return linearBackward(
-                        dy, w[target], cache.linear[target]!, layer: layer, target: target, needsInputGradient: needsInputGradient,
-                        weightGradient: &unusedWeightGradient, gradients: &gradients)
-                }
-                var weightGradient = layerGradient![target]
-                let dx = linearBackward(dy, w[target], cache.linear[target]!, layer: layer, target: target, weightGradient: &weightGradient, gradients: &gradients)
-                layerGradient!.update(target) { $0 = weightGradient }
-                return dx
-            }
-            // MLP.
-            let dHidden = back(dx, .down)!
-            let (dGate, dUp) = Kernels.swigluBackward(gate: cache.gate, up: cache.up, gradient: dHidden)
-            let dNormed2 = add(back(dGate, .gate)!, back(dUp, .up)!)
-            var norm2Gradient = full ? layerGradient!.postAttentionNorm : Tensor(zeros: w.postAttentionNorm.shape)
-            let dMiddle = add(Kernels.rmsNormBackward(
-                input: cache.middle, weight: w.postAttentionNorm, rstd: cache.rstd2, gradient: dNormed2,
-                accumulatingWeightGradient: &norm2Gradient), dx)
-            // Attention.
-            let dAttended = back(dMiddle, .output)!
-            // Every sequence's rows are replaced below.
-            var dq = Tensor(unfilled: [rows, heads * d])
-            var dk = Tensor(unfilled: [rows, kvHeads * d]), dv = Tensor(unfilled: [rows, kvHeads * d])
-            for (index, start) in starts.enumerated() {
-                let t = batch[index].tokens.count
-                let span = start..<start + t
-                let probabilities = cache.probabilities[index]
-                let dOutSpan = dAttended.slice(0, span), querySpan = cache.query.slice(0, span)
-                let dOut = dOutSpan.viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
-                let vT = cache.value.slice(0, span).viewing(shape: [kvHeads, group, d, t], strides: [d, 0, 1, kvHeads * d])
-                var dScores = Tensor(unfilled: [kvHeads, group, t, t])
-                BLAS.batchedGEMM(dOut, vT, into: &dScores)
-                Kernels.softmaxBackward(output: probabilities, gradientInPlace: &dScores, mask: .causal(queryOffset: 0))
-                // dQ = dS K · scale, written head by head into a [t, heads * d] matrix.
-                let kh = cache.key.slice(0, span).viewing(shape: [kvHeads, group, t, d], strides: [d, 0, kvHeads * d, 1])
-                var dqSpan = Tensor(unfilled: [t, heads * d]).viewing(shape: [kvHeads, group, t, d], strides: [group * d, d, heads * d, 1])
-                BLAS.batchedGEMM(dScores, kh, into: &dqSpan, alpha: scale)
-                dq.replaceRows(startingAt: start, with: dqSpan.viewing(shape: [t, heads * d], strides: [heads * d, 1]))
-                // dK = Σ_group dSᵀ Q · scale and dV = Σ_group Pᵀ dO, one GEMM per key head and group member,
-                // accumulated in place: strided views, no copies.
-                var dkSpan = Tensor(unfilled: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
-                var dvSpan = Tensor(unfilled: [t, kvHeads * d]).viewing(shape: [kvHeads, t, d], strides: [d, kvHeads * d, 1])
-                for member in 0..<group {
-                    let byKeyHead = [group * t * t, t, 1], memberOffset = member * t * t
-                    let dScoresT = dScores.viewing(shape: [kvHeads, t, t], strides: byKeyHead, offset: memberOffset).transposed()
-                    let probabilitiesT = probabilities.viewing(shape: [kvHeads, t, t], strides: byKeyHead, offset: memberOffset).transposed()
-                    let headRows = [group * d, heads * d, 1]
-                    let q = querySpan.viewing(shape: [kvHeads, t, d], strides: headRows, offset: member * d)
-                    let dO = dOutSpan.viewing(shape: [kvHeads, t, d], strides: headRows, offset: member * d)
-                    let beta: Float = member == 0 ? 0 : 1
-                    BLAS.batchedGEMM(dScoresT, q, into: &dkSpan, alpha: scale, beta: beta)
-                    BLAS.batchedGEMM(probabilitiesT, dO, into: &dvSpan, beta: beta)
-                }
-                dk.replaceRows(startingAt: start, with: dkSpan.viewing(shape: [t, kvHeads * d], strides: [kvHeads * d, 1]))
-                dv.replaceRows(startingAt: start, with: dvSpan.viewing(shape: [t, kvHeads * d], strides: [kvHeads * d, 1]))
-            }
-            Kernels.rotaryBackward(&dq, positions: positions, table: model.rotary)
-            Kernels.rotaryBackward(&dk, positions: positions, table: model.rotary)
-            guard needsInputGradient else {
-                for (gradient, target) in [(dq, LoRATarget.query), (dk, .key), (dv, .value)] {
-                    _ = back(gradient, target, needsInputGradient: false)
-                }
-                continue
-            }
-            let dNormed1 = add(add(back(dq, .query)!, back(dk, .key)!), back(dv, .value)!)
-            var norm1Gradient = full ? layerGradient!.inputNorm : Tensor(zeros: w.inputNorm.shape)
-            dx = add(Kernels.rmsNormBackward(
-                input: cache.input, weight: w.inputNorm, rstd: cache.rstd1, gradient: dNormed1,
-                accumulatingWeightGradient: &norm1Gradient), dMiddle)
-            if full {
-                layerGradient!.inputNorm = norm1Gradient
-                layerGradient!.postAttentionNorm = norm2Gradient
-                gradients.full!.layers[layer] = layerGradient!
-            }
+            guard let dInput = layerBackward(dx, layer: layer, saved: saved[layer], needsInputGradient: full || layer > 0, gradients: &gradients) else { break }
+            dx = dInput
         }
         if full {
-            gradients.full!.embedding.addRows(dx, at: batch.flatMap(\.tokens))
+            Embedding.backward(dx, tokens: tokens, tableGradient: &gradients.full!.embedding)
         }
         return BackwardResult(
             sequenceLosses: sequenceLosses, tokenCounts: tokenCounts,
@@ -370,11 +191,95 @@ struct TrainingPass {
             gradients: gradients)
     }
 
-    /// `a + b`, in `a`'s storage when `a` is a temporary (pass the fresh operand first).
-    func add(_ a: consuming Tensor, _ b: Tensor) -> Tensor {
-        var sum = a
-        BLAS.axpy(1, b, &sum)
-        return sum
+    /// dL/dx of the final norm and head, adding their gradients in full mode (the head's into the embedding's
+    /// when they are tied).
+    func headBackward(_ dLogits: Tensor, saved: HeadActivations, gradients: inout Gradients) -> Tensor {
+        let weights = model.weights
+        let headInput = LinearActivations(input: saved.normed)
+        let dNormed = Linear.backward(dLogits, weight: weights.head, saved: headInput)!
+        guard full else {
+            return Kernels.rmsNormBackward(input: saved.input, weight: weights.finalNorm, rstd: saved.rstd, gradient: dNormed)
+        }
+        // Tied embeddings: the head gradient starts the embedding gradient, which the embedding backward adds to.
+        if config.tieWordEmbeddings {
+            Linear.accumulateWeightGradient(dLogits, saved: headInput, into: &gradients.full!.embedding)
+        } else {
+            Linear.accumulateWeightGradient(dLogits, saved: headInput, into: &gradients.full!.head)
+        }
+        return Kernels.rmsNormBackward(
+            input: saved.input, weight: weights.finalNorm, rstd: saved.rstd, gradient: dNormed,
+            accumulatingWeightGradient: &gradients.full!.finalNorm)
+    }
+
+    /// dL/d(input) of decoder layer `layer` from dL/d(output), adding the layer's parameter gradients (full mode,
+    /// LoRA's, or LoRA traces); nil without `needsInputGradient`.
+    func layerBackward(
+        _ dOutput: Tensor, layer: Int, saved: LayerActivations, needsInputGradient: Bool, gradients: inout Gradients
+    ) -> Tensor? {
+        let w = model.weights.layers[layer]
+        func back(_ dy: Tensor, _ target: LoRATarget, needsInputGradient: Bool = true) -> Tensor? {
+            let linear = saved.linear[target]!
+            if full {
+                gradients.full!.layers[layer].update(target) { Linear.accumulateWeightGradient(dy, saved: linear, into: &$0) }
+                if w.bias(target) != nil { Linear.accumulateBiasGradient(dy, into: &gradients.full!.layers[layer].biases[target]!) }
+            }
+            let lora = adapter?.pairs[layer][target].map { LoRALinear(layer: layer, target: target, pair: $0, scaling: adapter!.config.scaling) }
+            return Linear.backward(dy, weight: w[target], saved: linear, needsInputGradient: needsInputGradient, lora: lora) { trace in
+                if let loraTrace { loraTrace(trace) } else { trace.accumulate(into: &gradients.lora![layer][target]!, scaling: lora!.scaling) }
+            }
+        }
+        func normBackward(_ dy: Tensor, input: Tensor, weight: Tensor, rstd: Tensor, gradient: WritableKeyPath<LlamaLayerWeights, Tensor>) -> Tensor {
+            guard full else { return Kernels.rmsNormBackward(input: input, weight: weight, rstd: rstd, gradient: dy) }
+            return Kernels.rmsNormBackward(
+                input: input, weight: weight, rstd: rstd, gradient: dy, accumulatingWeightGradient: &gradients.full!.layers[layer][keyPath: gradient])
+        }
+
+        // MLP.
+        let dNormed2 = MLP.backward(dOutput, saved: saved.mlp) { back($0, $1)! }
+        let dMiddle = adding(
+            normBackward(dNormed2, input: saved.middle, weight: w.postAttentionNorm, rstd: saved.middleRstd, gradient: \.postAttentionNorm),
+            dOutput)
+
+        // Attention.
+        let dAttended = back(dMiddle, .output)!
+        let (heads, kvHeads, d) = (config.headCount, config.keyValueHeadCount, config.headDimension)
+        let single = rows.spans.count == 1
+        // Every span's rows are replaced below.
+        var dq = Tensor(unfilled: [rows.count, heads * d])
+        var dk = Tensor(unfilled: [rows.count, kvHeads * d]), dv = Tensor(unfilled: [rows.count, kvHeads * d])
+        for (index, span) in rows.spans.enumerated() {
+            let (dqSpan, dkSpan, dvSpan) = Attention.backward(
+                dAttended.slice(0, span), queries: saved.query.slice(0, span), keys: saved.key.slice(0, span),
+                values: saved.value.slice(0, span), probabilities: saved.probabilities[index], config: config)
+            if single {
+                (dq, dk, dv) = (dqSpan, dkSpan, dvSpan)
+            } else {
+                dq.replaceRows(startingAt: span.lowerBound, with: dqSpan)
+                dk.replaceRows(startingAt: span.lowerBound, with: dkSpan)
+                dv.replaceRows(startingAt: span.lowerBound, with: dvSpan)
+            }
+        }
+        Kernels.rotaryBackward(&dq, positions: rows.positions, table: model.rotary)
+        Kernels.rotaryBackward(&dk, positions: rows.positions, table: model.rotary)
+        func headNormBackward(_ dy: Tensor, _ norm: HeadNormActivations?, weight: Tensor?, gradient: WritableKeyPath<LlamaLayerWeights, Tensor?>) -> Tensor {
+            guard let norm, let weight else { return dy }
+            guard full else { return Kernels.headRMSNormBackward(input: norm.input, weight: weight, rstd: norm.rstd, gradient: dy, headDimension: d) }
+            return Kernels.headRMSNormBackward(
+                input: norm.input, weight: weight, rstd: norm.rstd, gradient: dy, headDimension: d,
+                accumulatingWeightGradient: &gradients.full!.layers[layer][keyPath: gradient]!)
+        }
+        dq = headNormBackward(dq, saved.queryNorm, weight: w.queryNorm, gradient: \.queryNorm)
+        dk = headNormBackward(dk, saved.keyNorm, weight: w.keyNorm, gradient: \.keyNorm)
+        guard needsInputGradient else {
+            for (gradient, target) in [(dq, LoRATarget.query), (dk, .key), (dv, .value)] {
+                _ = back(gradient, target, needsInputGradient: false)
+            }
+            return nil
+        }
+        let dNormed1 = adding(adding(back(dq, .query)!, back(dk, .key)!), back(dv, .value)!)
+        return adding(
+            normBackward(dNormed1, input: saved.input, weight: w.inputNorm, rstd: saved.inputRstd, gradient: \.inputNorm),
+            dMiddle)
     }
 
     static func zeros(like weights: LlamaWeights) -> LlamaWeights {
@@ -386,6 +291,9 @@ struct TrainingPass {
             for target in LoRATarget.allCases { zero.layers[layer].update(target) { $0 = Tensor(zeros: $0.shape) } }
             zero.layers[layer].inputNorm = Tensor(zeros: weights.layers[layer].inputNorm.shape)
             zero.layers[layer].postAttentionNorm = Tensor(zeros: weights.layers[layer].postAttentionNorm.shape)
+            zero.layers[layer].biases = weights.layers[layer].biases.mapValues { Tensor(zeros: $0.shape) }
+            zero.layers[layer].queryNorm = weights.layers[layer].queryNorm.map { Tensor(zeros: $0.shape) }
+            zero.layers[layer].keyNorm = weights.layers[layer].keyNorm.map { Tensor(zeros: $0.shape) }
         }
         return zero
     }

@@ -66,8 +66,8 @@ import TensorCore
     @Test(arguments: [
         ("architectures", #"["MistralForCausalLM"]"#, "MistralForCausalLM"),
         ("rope_scaling", #"{"rope_type": "yarn", "factor": 4.0}"#, "yarn"),
-        ("attention_bias", "true", "biases"),
-        ("mlp_bias", "true", "biases"),
+        ("attention_bias", #""no""#, "true or false"),
+        ("mlp_bias", #""yes""#, "true or false"),
         ("hidden_act", #""gelu""#, "gelu"),
         ("rope_parameters", #"{"rope_type": "llama3", "rope_theta": 1.0}"#, "llama3"),
         ("num_key_value_heads", "3", "does not divide"),

@@ -90,20 +90,27 @@ enum KernelReference {
     static func visible(row i: Int, cols: Int, mask: SoftmaxMask) -> Int {
         switch mask {
         case .none: return cols
-        case .causal(let offset): return max(0, min(cols, i + offset + 1))
+        case .causal(let offset), .slidingWindow(let offset, _): return max(0, min(cols, i + offset + 1))
         }
+    }
+
+    /// The first column row `i` sees: 0, or under a sliding window the first of the last `window` it sees.
+    static func firstVisible(row i: Int, cols: Int, mask: SoftmaxMask) -> Int {
+        guard case .slidingWindow(let offset, let window) = mask else { return 0 }
+        return min(visible(row: i, cols: cols, mask: mask), max(0, i + offset - window + 1))
     }
 
     /// softmax(scale * x) over each row's visible columns, 0 elsewhere; `i` counts rows in one matrix.
     static func softmax(_ x: [[Double]], scale: Double, mask: SoftmaxMask) -> [[Double]] {
         x.enumerated().map { i, row in
             let n = visible(row: i, cols: row.count, mask: mask)
-            guard n > 0 else { return row.map { _ in 0 } }
-            let scaled = row.prefix(n).map { scale * $0 }
+            let first = firstVisible(row: i, cols: row.count, mask: mask)
+            guard n > first else { return row.map { _ in 0 } }
+            let scaled = row[first..<n].map { scale * $0 }
             let m = scaled.max()!
             let e = scaled.map { exp($0 - m) }
             let sum = e.reduce(0, +)
-            return e.map { $0 / sum } + Array(repeating: 0, count: row.count - n)
+            return Array(repeating: 0, count: first) + e.map { $0 / sum } + Array(repeating: 0, count: row.count - n)
         }
     }
 
@@ -112,8 +119,9 @@ enum KernelReference {
         zip(y, dy).enumerated().map { i, pair in
             let (yRow, dyRow) = pair
             let n = visible(row: i, cols: yRow.count, mask: mask)
-            let dot = (0..<n).reduce(0.0) { $0 + yRow[$1] * dyRow[$1] }
-            return (0..<yRow.count).map { j in j < n ? scale * yRow[j] * (dyRow[j] - dot) : 0 }
+            let first = firstVisible(row: i, cols: yRow.count, mask: mask)
+            let dot = (first..<max(first, n)).reduce(0.0) { $0 + yRow[$1] * dyRow[$1] }
+            return (0..<yRow.count).map { j in j >= first && j < n ? scale * yRow[j] * (dyRow[j] - dot) : 0 }
         }
     }
 

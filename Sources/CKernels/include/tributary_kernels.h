@@ -40,14 +40,16 @@ void tk_exp_f32(const float *x, float *y, size_t count);
 ///   y[b][i][j] = exp(scale * x[b][i][j] - m) / sum, over the visible columns j,
 /// where row i sees every column when `causal` is 0 and columns
 /// j <= i + query_offset when it is 1 (i counts from 0 in each matrix;
-/// query_offset = keys - queries when decoding with a KV cache). Masked entries
-/// and rows that see no column are written as exactly 0.
+/// query_offset = keys - queries when decoding with a KV cache). With causal and
+/// window > 0 (a sliding window, as Mistral's), row i also masks the columns
+/// j <= i + query_offset - window, so it sees at most `window` columns; window 0
+/// masks nothing more. Masked entries and rows that see no column are written as exactly 0.
 /// Matrix b starts `x_batch_stride` (`y_batch_stride`) elements after matrix b-1.
 /// y may equal x with the same strides (in place).
 void tk_softmax_forward(const float *x, size_t x_batch_stride, size_t ldx,
                         float *y, size_t y_batch_stride, size_t ldy,
                         size_t batches, size_t rows, size_t cols,
-                        float scale, int causal, ptrdiff_t query_offset);
+                        float scale, int causal, ptrdiff_t query_offset, size_t window);
 
 /// Softmax backward from the forward's output y:
 ///   dx = scale * y * (dy - sum_j dy * y), over the visible columns; masked entries are 0.
@@ -56,7 +58,7 @@ void tk_softmax_backward(const float *y, size_t y_batch_stride, size_t ldy,
                          const float *dy, size_t dy_batch_stride, size_t lddy,
                          float *dx, size_t dx_batch_stride, size_t lddx,
                          size_t batches, size_t rows, size_t cols,
-                         float scale, int causal, ptrdiff_t query_offset);
+                         float scale, int causal, ptrdiff_t query_offset, size_t window);
 
 /// RMSNorm as Hugging Face's LlamaRMSNorm in float32, per row of `cols`:
 ///   rstd = 1 / sqrt(mean(x^2) + eps),  y = w * (x * rstd).
@@ -71,6 +73,12 @@ void tk_rmsnorm_forward(const float *x, size_t ldx, const float *w,
 void tk_rmsnorm_backward(const float *x, size_t ldx, const float *w, const float *rstd,
                          const float *dy, size_t lddy, float *dx, size_t lddx,
                          float *dw, size_t rows, size_t cols);
+
+/// y[r][j] += bias[j] for every row r of `rows` x `cols` (rows ldy apart): a linear layer's bias.
+void tk_add_bias(float *y, size_t ldy, const float *bias, size_t rows, size_t cols);
+
+/// dbias[j] += sum over rows r of dy[r][j], rows in order, ACCUMULATED into dbias (cols elements).
+void tk_bias_backward(const float *dy, size_t lddy, float *dbias, size_t rows, size_t cols);
 
 /// SiLU: y = x * sigmoid(x), computed as x / (1 + exp(-x)) like PyTorch.
 void tk_silu_forward(const float *x, size_t ldx, float *y, size_t ldy, size_t rows, size_t cols);
@@ -143,10 +151,11 @@ void tk_skinny_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw,
 /// for query row i and head h, with key/value head g = h / (heads / kv_heads) and n = i + seen - queries + 1,
 ///   p = softmax(scale * q[i, h] . k[j, g]) over j < n (as tk_softmax_forward),  out[i, h] = sum_j p_j v[j, g].
 /// q and out are [queries x heads * head_dim], k and v [seen x kv_heads * head_dim], each with its
-/// row stride. No probabilities are kept (training's attention keeps them).
+/// row stride. No probabilities are kept (training's attention keeps them). With window > 0 (a sliding
+/// window, as tk_softmax_forward's) the sum runs over n - window <= j < n only.
 void tk_attention_decode(const float *q, size_t ldq, const float *k, size_t ldk, const float *v, size_t ldv,
                          float *out, size_t ldo, size_t queries, size_t seen, size_t heads, size_t kv_heads,
-                         size_t head_dim, float scale);
+                         size_t head_dim, float scale, size_t window);
 
 /// One AdamW step, as torch.optim.AdamW (non-fused, non-amsgrad) computes it, over `count` parameters:
 ///   param *= 1 - lr * weight_decay
