@@ -103,15 +103,15 @@ public final class Engine: Sendable {
 
     /// Generates on the compute pool in `bucket`'s turn, handing each piece to `onPiece` (on a compute thread)
     /// as it is chosen; `shouldStop` is asked after every token. A chat prompt is rendered and tokenized there too;
-    /// the prompt's text (for chat, the rendered template) comes back with the result.
+    /// the prompt's text (for chat, the rendered template) and the ids generation ran on come back with the result.
     func generate(
         for bucket: ComputeBucket, prompt: InferencePrompt, options: GenerationOptions, adapter: LoRAAdapter?,
         shouldStop: @escaping @Sendable () -> Bool, onPiece: @escaping @Sendable (StreamedPiece) -> Void
-    ) async throws -> (promptText: String, result: GenerationResult) {
+    ) async throws -> (promptText: String, promptTokens: [Int], result: GenerationResult) {
         let generator = generator
         return try await computeQueue.run(for: bucket) {
             let (text, tokens) = try prompt.tokens(for: generator)
-            return (text, try generator.generate(promptTokens: tokens, options: options, adapter: adapter, onPiece: onPiece, shouldStop: shouldStop))
+            return (text, tokens, try generator.generate(promptTokens: tokens, options: options, adapter: adapter, onPiece: onPiece, shouldStop: shouldStop))
         }
     }
 }

@@ -49,7 +49,7 @@ struct InferenceStream {
         let pieces = StreamedPieceQueue(flushInterval: engine.tokenFlushInterval, pacedOn: replier.eventLoop)
         let stream = replier.stream
         let bucket = ComputeBucket(contributor)
-        async let generation: (promptText: String, result: GenerationResult) = {
+        async let generation: (promptText: String, promptTokens: [Int], result: GenerationResult) = {
             defer { pieces.finish() }
             return try await engine.generate(
                 for: bucket, prompt: prompt, options: options, adapter: adapter, shouldStop: { stream.isCancelled },
@@ -75,7 +75,7 @@ struct InferenceStream {
             // Cancelled (by CANCEL or by the connection closing): generation stops after its current token.
             stream.cancel()
         }
-        let (promptText, result) = try await generation
+        let (promptText, promptTokens, result) = try await generation
         engine.statistics.tokensGenerated(result.tokens.count)
         let end = Message.inferEnd(Wire.InferEnd(
             stopReason: Wire.StopReason(result.stopReason), promptTokens: UInt32(result.promptTokenCount),
@@ -92,7 +92,7 @@ struct InferenceStream {
             try await replier.send(streamed: [], then: end, final: isFinal)
         }
         guard !isFinal, let method, let adapterID = request.adapter else { return }
-        try await settle(result, prompt: promptText, adapter: AdapterID(adapterID), method: method)
+        try await settle(result, prompt: promptText, promptTokens: promptTokens, adapter: AdapterID(adapterID), method: method)
     }
 
     /// Refuses, before any generation, an attribution or fee this engine cannot honour, or the caller cannot pay.
@@ -137,14 +137,16 @@ struct InferenceStream {
 
     /// Attributes the output on the compute pool, records it (and splits its fee), then ATTRIBUTION and, for a
     /// fee, REWARD_SPLIT; the last one is FINAL.
-    private func settle(_ result: GenerationResult, prompt: String, adapter: AdapterID, method: ScorerKind) async throws {
+    private func settle(
+        _ result: GenerationResult, prompt: String, promptTokens: [Int], adapter: AdapterID, method: ScorerKind
+    ) async throws {
         let pipeline = engine.pipeline
         let (request, requestID, payer, key) = (request, storeRequestID, payer, idempotencyKey)
         let bucket = ComputeBucket(contributor)
         let (attribution, receipt) = try await engine.withCompute(for: bucket) {
             try pipeline.settle(
-                requestID: requestID, adapter: adapter, prompt: prompt, output: result.text, completion: result.tokens,
-                method: method, fee: request.fee, payer: payer, idempotencyKey: key)
+                requestID: requestID, adapter: adapter, prompt: prompt, promptTokens: promptTokens, output: result.text,
+                completion: result.tokens, method: method, fee: request.fee, payer: payer, idempotencyKey: key)
         }
         let reply = Message.attribution(try await engine.wireAttribution(
             attribution.listing(top: Int(request.topRecords)), method: request.method, inference: receipt.inference.id))

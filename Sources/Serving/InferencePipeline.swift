@@ -17,23 +17,26 @@ public struct InferencePipeline: Sendable {
     }
 
     /// Who shaped `completion` (the generated token ids) after `prompt` on `adapter`: every record of its
-    /// index scored with `method`, the top `topRecords` listed.
+    /// index scored with `method`, the top `topRecords` listed. `promptTokens`, when given, are the ids generation
+    /// ran on (a rendered chat template's, which must not be encoded again with the tokenizer's own BOS).
     ///
     /// - Throws: ``JobRunError/invalidData(_:)`` when the adapter has no index yet.
     public func attribute(
-        adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind, topRecords: Int
+        adapter: AdapterID, prompt: String, promptTokens: [Int]? = nil, completion: [Int], method: ScorerKind, topRecords: Int
     ) throws -> OutputAttribution {
-        try scoredAttribution(adapter: adapter, prompt: prompt, completion: completion, method: method, topRecords: topRecords)
-            .attribution
+        try scoredAttribution(
+            adapter: adapter, prompt: prompt, promptTokens: promptTokens, completion: completion, method: method, topRecords: topRecords
+        ).attribution
     }
 
-    /// ``attribute(adapter:prompt:completion:method:topRecords:)`` with the score of every record of the index,
-    /// in index rows (the training order).
+    /// ``attribute(adapter:prompt:promptTokens:completion:method:topRecords:)`` with the score of every record of
+    /// the index, in index rows (the training order).
     public func scoredAttribution(
-        adapter: AdapterID, prompt: String, completion: [Int], method: ScorerKind, topRecords: Int
+        adapter: AdapterID, prompt: String, promptTokens: [Int]? = nil, completion: [Int], method: ScorerKind, topRecords: Int
     ) throws -> (attribution: OutputAttribution, scores: [Float]) {
         let attributor = try attributor(for: adapter)
-        let query = TrainingSequence(prompt: generator.promptPrefix + generator.tokenizer.promptTokens(prompt), completion: completion)
+        let promptIDs = promptTokens ?? generator.promptPrefix + generator.tokenizer.promptTokens(prompt)
+        let query = TrainingSequence(prompt: promptIDs, completion: completion)
         let scores = try attributor.scorer(method).scores(queries: try attributor.queryGradients([query])).scalars
         // Every record's share goes to the fee split; the listing keeps the top ones.
         let attribution = try Shares.attribute(scores: scores, table: attributor.table, topK: attributor.table.count)
@@ -79,11 +82,13 @@ public struct InferencePipeline: Sendable {
     /// above 0, debits it from `payer` and splits it on the ledger. A request id is recorded once, and so is a
     /// payer's idempotency key: a retry is never paid twice, and a retry under the same key gets the original
     /// inference and split back (``InferenceReceipt/isReplay``) while the attribution is this output's.
+    /// `promptTokens` as for ``attribute(adapter:prompt:promptTokens:completion:method:topRecords:)``.
     public func settle(
-        requestID: String, adapter: AdapterID, prompt: String, output: String, completion: [Int], method: ScorerKind,
-        fee: Int64, payer: ContributorID?, idempotencyKey: String? = nil
+        requestID: String, adapter: AdapterID, prompt: String, promptTokens: [Int]? = nil, output: String, completion: [Int],
+        method: ScorerKind, fee: Int64, payer: ContributorID?, idempotencyKey: String? = nil
     ) throws -> (attribution: OutputAttribution, receipt: InferenceReceipt) {
-        let full = try attribute(adapter: adapter, prompt: prompt, completion: completion, method: method, topRecords: .max)
+        let full = try attribute(
+            adapter: adapter, prompt: prompt, promptTokens: promptTokens, completion: completion, method: method, topRecords: .max)
         var shares: [RecordID: Double] = [:]
         for record in full.records where record.share > 0 {
             guard let id = Int64(record.record.id) else {

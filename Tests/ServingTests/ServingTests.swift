@@ -227,5 +227,17 @@ struct ServingTests {
                 method: .gradCos, fee: 1, payer: payer)
         }
         #expect(try flywheel.store.verifyLedger().isValid)
+
+        // Given the ids generation ran on (a rendered chat's), attribution scores those, not the text encoded again.
+        let prompt = String(text[..<split])
+        let encoded = pipeline.generator.promptPrefix + pipeline.generator.tokenizer.promptTokens(prompt)
+        func scores(_ prompt: String, _ tokens: [Int]?) throws -> [Float] {
+            try pipeline.scoredAttribution(
+                adapter: adapter, prompt: prompt, promptTokens: tokens, completion: completion, method: .gradCos, topRecords: 3
+            ).scores
+        }
+        let fromText = try scores(prompt, nil)
+        #expect(try scores("not what ran", encoded) == fromText)
+        #expect(try scores(prompt, Array(encoded.dropFirst(8))) != fromText)
     }
 }
