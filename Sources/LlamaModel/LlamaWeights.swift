@@ -33,9 +33,17 @@ public struct LlamaLayerWeights: Sendable {
     public func bias(_ target: LoRATarget) -> Tensor? { biases[target] }
 }
 
-/// All weights of a `LlamaForCausalLM`, memory-mapped from safetensors where they are F32 (matrices that the
-/// file does not place on a 64-byte boundary are copied to aligned memory).
+/// All weights of a `LlamaForCausalLM`, used in place from the memory-mapped safetensors where they are F32
+/// and Float-aligned (no second copy); F32 tensors the file leaves misaligned for Float are copied
+/// (`alignmentCopyBytes` counts them), F16 and BF16 converted.
 public struct LlamaWeights: Sendable {
+    /// Bytes of F32 tensors copied at load because the file placed them off a 4-byte boundary (0 for
+    /// files that transformers or safetensors write; their 8-byte alignment suffices). 0 unless loaded
+    /// from a folder.
+    public var alignmentCopyBytes = 0
+    /// Bytes of tensors used in place from the mapped files. 0 unless loaded from a folder.
+    public var mappedBytes = 0
+
     public var embedding: Tensor
     public var layers: [LlamaLayerWeights]
     public var finalNorm: Tensor
@@ -97,6 +105,7 @@ public struct LlamaWeights: Sendable {
                 "tensor \"\(unexpected)\" is not used by a \(config.family.architecture) with this config (check attention_bias, mlp_bias, model_type)")
         }
         var tensors: [String: Tensor] = [:]
+        var (copiedBytes, mappedBytes) = (0, 0)
         for (name, shape) in expected {
             guard let file = files[name] else {
                 throw ModelLoadError(path: folder, "tensor \"\(name)\" is missing")
@@ -110,10 +119,17 @@ public struct LlamaWeights: Sendable {
             guard tensor.shape == shape else {
                 throw ModelLoadError(path: file.path, "tensor \"\(name)\" has shape \(tensor.shape), config needs \(shape)")
             }
-            // Matrices are streamed row by row when decoding: aligned copies of those the file leaves unaligned.
-            tensors[name] = shape.count == 2 ? tensor.cacheLineAligned() : tensor
+            // Used in place: the skinny product aligns its loads of W itself (docs/PERFORMANCE.md, "Real scale: memory").
+            let bytes = tensor.count * MemoryLayout<Float>.size
+            if tensor.isBorrowed {
+                mappedBytes += bytes
+            } else if (try? file.info(name).dtype) == .f32 {
+                copiedBytes += bytes
+            }
+            tensors[name] = tensor
         }
         self.init(named: tensors, config: config)
+        (alignmentCopyBytes, self.mappedBytes) = (copiedBytes, mappedBytes)
     }
 
     /// The weights from tensors named as transformers names them; every name `named(config:)` lists must be there.

@@ -216,9 +216,14 @@ public struct Tensor: Sendable {
         return copy
     }
 
+    /// Whether the elements are borrowed from memory this tensor does not own (a memory-mapped file),
+    /// read-only: writing copies them first.
+    public var isBorrowed: Bool { !storage.isWritable }
+
     /// This tensor if it is dense and starts on a 64-byte cache line, else a dense copy that does.
-    /// Safetensors files align tensors to 8 bytes only; the decoding kernels stream weights with
-    /// 64-byte loads, and aligned weights made decoding about a fifth faster (docs/PERFORMANCE.md).
+    /// Loading no longer uses it (the skinny product peels columns up to W's next line instead, so
+    /// mapped weights stay in place, docs/PERFORMANCE.md "Real scale: memory"); the decode benchmark's
+    /// `--aligned-copy` and the kernel tests use it to compare against aligned weights.
     public func cacheLineAligned() -> Tensor {
         let address = UInt(bitPattern: storage.base + offset)
         if isContiguous && address % UInt(TensorStorage.alignment) == 0 { return self }

@@ -56,7 +56,9 @@ struct Generate: ParsableCommand {
         chat_prompt (with --chat: the rendered template), \
         stop_reason (stop_token, stop_sequence, max_tokens or context_full), prompt_tokens, generated_tokens, \
         tokens_per_second (generated tokens over the time after the prompt's forward pass), \
-        prompt_seconds and generation_seconds (the prompt's forward pass, and the time after it).
+        prompt_seconds and generation_seconds (the prompt's forward pass, and the time after it), \
+        weight_bytes_mapped (F32 weights used in place from the mapped file) and \
+        weight_bytes_alignment_copied (F32 weights copied because the file left them misaligned for Float).
         """)
     var json = false
 
@@ -106,7 +108,9 @@ struct Generate: ParsableCommand {
             chat_prompt: chatPrompt, text: result.text, tokens: result.tokens, stop_reason: result.stopReason.rawValue,
             prompt_tokens: result.promptTokenCount, generated_tokens: result.tokens.count,
             tokens_per_second: result.tokensPerSecond,
-            prompt_seconds: result.timings.promptSeconds, generation_seconds: result.timings.generationSeconds)
+            prompt_seconds: result.timings.promptSeconds, generation_seconds: result.timings.generationSeconds,
+            weight_bytes_mapped: generator.model.weights.mappedBytes,
+            weight_bytes_alignment_copied: generator.model.weights.alignmentCopyBytes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(report), as: UTF8.self))
@@ -143,5 +147,7 @@ struct Generate: ParsableCommand {
         let tokens_per_second: Double
         let prompt_seconds: Double
         let generation_seconds: Double
+        let weight_bytes_mapped: Int
+        let weight_bytes_alignment_copied: Int
     }
 }

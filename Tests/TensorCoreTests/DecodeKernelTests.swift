@@ -57,6 +57,53 @@ private typealias Ref = KernelReference
         }
     }
 
+    /// W as the mapped file leaves it: starting `offset` floats past a 64-byte line (0 to 15), rows
+    /// `stride` floats apart. Stored in a flat buffer (64-byte aligned) with room for the offset.
+    static func weight(_ random: inout SeededRandom, rows: Int, columns: Int, stride: Int, offset: Int) -> Tensor {
+        let flat = random.normalTensor(shape: [offset + rows * stride])
+        return flat.slice(0, offset..<(offset + rows * stride)).reshaped([rows, stride]).slice(1, 0..<columns)
+    }
+
+    /// Every misalignment of W, with rows sharing it (stride a multiple of 16: the leading columns are
+    /// peeled) and not (odd strides: no peel), on sizes shorter and longer than the peel.
+    @Test(arguments: 0..<16)
+    func everyMisalignmentMatchesFloat64Reference(offset: Int) {
+        var random = SeededRandom(seed: UInt64(300 + offset))
+        let shapes = [(1, 5), (3, 9), (15, 4), (16, 7), (17, 33), (31, 6), (47, 13), (257, 33)]
+        for m in [1, 3, 5] {
+            for (inputs, outputs) in shapes {
+                for stride in [(inputs + 15) / 16 * 16, (inputs + 15) / 16 * 16 + 16, inputs + 1] {
+                    let w = Self.weight(&random, rows: outputs, columns: inputs, stride: stride, offset: offset)
+                    #expect(w.withUnsafePointer { Int(bitPattern: $0) % 64 } == offset * 4)
+                    let x = Ref.matrix(&random, m, inputs, padded: m == 3)
+                    var y = Ref.matrix(&random, m, outputs, padded: true)
+                    let expected = Self.reference(x, w, y, alpha: 0.5, beta: 1)
+                    Kernels.skinnyProduct(x, transposedWeight: w, into: &y, alpha: 0.5, beta: 1, threads: 1)
+                    Ref.expectClose(
+                        y, expected, tolerance: 1e-5,
+                        "offset \(offset), m \(m), in \(inputs), out \(outputs), stride \(stride)")
+                }
+            }
+        }
+    }
+
+    /// At each misalignment the order of operations is fixed: thread counts agree bit for bit.
+    @Test(arguments: [1, 5, 11, 15])
+    func misalignedWeightsGiveBitIdenticalResultsOnAnyThreadCount(offset: Int) {
+        var random = SeededRandom(seed: UInt64(400 + offset))
+        for (inputs, outputs) in [(257, 688), (576, 1536)] {
+            let w = Self.weight(&random, rows: outputs, columns: inputs, stride: (inputs + 15) / 16 * 16, offset: offset)
+            let x = random.normalTensor(shape: [2, inputs])
+            var results: [[Float]] = []
+            for threads in [1, 2, 3] {
+                var y = Tensor(zeros: [2, outputs])
+                Kernels.skinnyProduct(x, transposedWeight: w, into: &y, threads: threads)
+                results.append(y.scalars)
+            }
+            #expect(results[1] == results[0] && results[2] == results[0], "offset \(offset), in \(inputs), out \(outputs)")
+        }
+    }
+
     /// Callers on several threads at once share the worker pool (or work alone) and get the same results.
     @Test func concurrentCallersGetTheSingleThreadedResult() async {
         var random = SeededRandom(seed: 12)

@@ -27,6 +27,9 @@ struct Decode: ParsableCommand {
     @Option(help: "Timed generations; the fastest counts.")
     var runs = 3
 
+    @Flag(help: "Copy every matrix to 64-byte-aligned memory first (the loader did before issue 19), to compare with weights used in place.")
+    var alignedCopy = false
+
     @Flag(help: "One JSON object: tokens_per_second (the best run), run_seconds, tokens, prompt_tokens, threads.")
     var json = false
 
@@ -36,13 +39,26 @@ struct Decode: ParsableCommand {
 
     func run() throws {
         let generator = try TextGenerator(folder: model)
+        var model = generator.model
+        if alignedCopy {
+            let weights = model.weights
+            model.weights.embedding = weights.embedding.cacheLineAligned()
+            model.weights.head = model.config.tieWordEmbeddings ? model.weights.embedding : weights.head.cacheLineAligned()
+            for index in weights.layers.indices {
+                var layer = weights.layers[index]
+                for keyPath in [\LlamaLayerWeights.query, \.key, \.value, \.output, \.gate, \.up, \.down] {
+                    layer[keyPath: keyPath] = layer[keyPath: keyPath].cacheLineAligned()
+                }
+                model.weights.layers[index] = layer
+            }
+        }
         let prompt = generator.promptPrefix + generator.tokenizer.promptTokens(self.prompt)
         let options = GenerationOptions(maxNewTokens: maxTokens, stopTokens: [])
-        _ = try generator.model.generate(prompt: prompt, options: options)
+        _ = try model.generate(prompt: prompt, options: options)
         var seconds: [Double] = [], tokens: [Int] = []
         for _ in 0..<runs {
             let start = ContinuousClock.now
-            let generation = try generator.model.generate(prompt: prompt, options: options)
+            let generation = try model.generate(prompt: prompt, options: options)
             let elapsed = ContinuousClock.now - start
             seconds.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
             tokens = generation.tokens
@@ -51,7 +67,9 @@ struct Decode: ParsableCommand {
         if json {
             let report: [String: Any] = [
                 "tokens_per_second": rate, "run_seconds": seconds, "tokens": tokens, "prompt_tokens": prompt.count,
-                "threads": BLASRuntime.threads,
+                "threads": BLASRuntime.threads, "aligned_copy": alignedCopy,
+                "weight_bytes_mapped": generator.model.weights.mappedBytes,
+                "weight_bytes_alignment_copied": generator.model.weights.alignmentCopyBytes,
             ]
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
         } else {
