@@ -117,3 +117,19 @@ public struct GradientExtractor: Sendable {
         return rows
     }
 }
+
+extension GradientExtractor {
+    /// An upper estimate of the bytes one backward pass of `tokens` tokens holds, its records at most
+    /// `recordTokens` long: per layer and token what the layer forward saves (norm inputs and outputs, q, k, v,
+    /// the attention output, the MLP's gate, up and product, and the LoRA products) and the attention
+    /// probabilities (heads x record length); per token the logits and their gradient. The measured figure on
+    /// the real-scale model is about three quarters of it (docs/PERFORMANCE.md, "Real scale: memory").
+    public static func passBytes(config: LlamaConfig, tokens: Int, recordTokens: Int) -> Double {
+        let queryWidth = Double(config.headCount * config.headDimension)
+        let keyValueWidth = Double(config.keyValueHeadCount * config.headDimension)
+        let perLayer = 6 * Double(config.hiddenSize) + 2 * queryWidth + 4 * keyValueWidth
+            + 4 * Double(config.intermediateSize) + Double(config.headCount) * Double(recordTokens)
+        let perToken = Double(config.layerCount) * perLayer + 3 * Double(config.vocabularySize)
+        return Double(tokens) * perToken * Double(MemoryLayout<Float>.size)
+    }
+}

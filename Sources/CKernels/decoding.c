@@ -8,24 +8,14 @@
 // is as fast for one row on one thread, but 1.5-3x slower for 2-16 rows, and uses no second thread
 // for one row, where splitting the columns here gains 1.9x; sgemv is slower still.
 //
-// Weights memory-mapped from safetensors start wherever the file puts them (8-byte alignment), so
-// a 16-float load of W would straddle two cache lines at every step. When all rows of W share one
-// offset within a 64-byte line (ldw a multiple of 16 floats), the first `lead` columns (0 to 15,
-// up to W's next line) are peeled off and the 16-wide loop starts there: W then loads whole lines
-// and x (a few rows, in L1) is read unaligned instead.
-//
-// Each output element is one fixed sequence of operations: the `lead` columns summed one by one
-// into a scalar, 16 lane sums over the columns from `lead` in blocks of 16, the columns past the
-// last block added one by one to the scalar, the lanes added in a fixed tree, plus the scalar, then
-// alpha and beta. `lead` depends only on W's address mod 64 and ldw; which rows are blocked
-// together, and which thread computes a row, do not change the sequence, so results do not depend
-// on the thread count. (They may differ in the last bits between two copies of W at different
-// offsets mod 64.)
+// Each output element is one fixed sequence of operations: 16 lane sums over the columns in
+// blocks of 16, the columns past the last block added one by one, the lanes added in a fixed tree,
+// then alpha and beta. Which rows are blocked together, and which thread computes a row, does not
+// change it, so results do not depend on the thread count.
 #include "tributary_kernels.h"
 #include "clones.h"
 #include "workers.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,29 +47,13 @@ TK_INLINE float lanes_sum(v16 a) {
   return d.x + d.y;
 }
 
-/// The columns before the 16-wide loop: up to W's next 64-byte line when every row of W starts at the
-/// same offset within its line (ldw a multiple of 16 floats) and W is Float-aligned; else none.
-TK_INLINE size_t peeled_columns(const float *w, size_t ldw, size_t in) {
-  uintptr_t address = (uintptr_t)w;
-  if (ldw % 16 != 0 || address % sizeof(float) != 0) return 0;
-  size_t lead = ((64 - address % 64) % 64) / sizeof(float);
-  return lead < in ? lead : in;
-}
-
 /// y[i][r] = alpha * x_i · w_r + beta * y[i][r] for M rows of x and R rows of w (compile-time constants).
 TK_INLINE void block(const float *x, size_t ldx, const float *w, size_t ldw, float *y, size_t ldy, size_t in,
                      float alpha, float beta, const int M, const int R) {
   v16 acc[X_GROUP][W_BLOCK];
-  float scalar[X_GROUP][W_BLOCK];
-  size_t lead = peeled_columns(w, ldw, in);
   for (int i = 0; i < M; i++)
-    for (int r = 0; r < R; r++) {
-      acc[i][r] = (v16)0.0f;
-      float head = 0.0f;
-      for (size_t k = 0; k < lead; k++) head += x[i * ldx + k] * w[r * ldw + k];
-      scalar[i][r] = head;
-    }
-  size_t c = lead;
+    for (int r = 0; r < R; r++) acc[i][r] = (v16)0.0f;
+  size_t c = 0;
   for (; c + 16 <= in; c += 16) {
     v16 wv[W_BLOCK];
     for (int r = 0; r < R; r++) wv[r] = load16(w + r * ldw + c);
@@ -90,7 +64,7 @@ TK_INLINE void block(const float *x, size_t ldx, const float *w, size_t ldw, flo
   }
   for (int i = 0; i < M; i++)
     for (int r = 0; r < R; r++) {
-      float tail = scalar[i][r];
+      float tail = 0.0f;
       for (size_t k = c; k < in; k++) tail += x[i * ldx + k] * w[r * ldw + k];
       float total = alpha * (lanes_sum(acc[i][r]) + tail);
       float *out = y + i * ldy + r;

@@ -221,9 +221,8 @@ public struct Tensor: Sendable {
     public var isBorrowed: Bool { !storage.isWritable }
 
     /// This tensor if it is dense and starts on a 64-byte cache line, else a dense copy that does.
-    /// Loading no longer uses it (the skinny product peels columns up to W's next line instead, so
-    /// mapped weights stay in place, docs/PERFORMANCE.md "Real scale: memory"); the decode benchmark's
-    /// `--aligned-copy` and the kernel tests use it to compare against aligned weights.
+    /// Loading no longer uses it (mapped weights stay in place, docs/PERFORMANCE.md "Real scale: memory");
+    /// the decode benchmark's `--aligned-copy` and the kernel tests use it to compare against aligned weights.
     public func cacheLineAligned() -> Tensor {
         let address = UInt(bitPattern: storage.base + offset)
         if isContiguous && address % UInt(TensorStorage.alignment) == 0 { return self }

@@ -27,6 +27,8 @@ struct Index: ParsableCommand {
     @Option(help: "Tokens packed into one backward pass.") var tokensPerPass = GradientExtractor.defaultTokensPerPass
     @Option(help: "Threads in all (default: OPENBLAS_NUM_THREADS, else the available cores); as many backward passes run at once, each with one BLAS thread.")
     var threads: Int?
+    @Option(help: "MiB the backward passes' activations may hold together (default: a quarter of physical memory); fewer passes run at once where --threads of them would not fit.")
+    var activationMemoryMib: Int?
     @Flag(help: "Print JSON lines of progress, then one JSON summary.") var json = false
 
     func validate() throws {
@@ -35,17 +37,30 @@ struct Index: ParsableCommand {
         if let dim, dim < 1 { throw ValidationError("--dim must be at least 1, got \(dim)") }
         if tokensPerPass < 1 { throw ValidationError("--tokens-per-pass must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let activationMemoryMib, !(1...(1 << 30)).contains(activationMemoryMib) {
+            throw ValidationError("--activation-memory-mib must be 1 to 2^30, got \(activationMemoryMib)")
+        }
     }
 
     func run() throws {
         ComputeMemory.retainFreedBuffers(upTo: 1 << 30)
-        let concurrentPasses = threads ?? BLASRuntime.defaultThreads
+        let requestedPasses = threads ?? BLASRuntime.defaultThreads
         // Before anything loads OpenBLAS, so that it starts no worker thread to spin idle beside the passes.
         BLASRuntime.setThreads(1)
         let (base, records) = try loadModelAndRecords(model: model, data: data)
         if let long = records.first(where: { $0.sequence.tokens.count > base.config.maxPositions }) {
             throw CommandFailure("\(data): record \"\(long.id)\" has \(long.sequence.tokens.count) tokens, more than the model's \(base.config.maxPositions) positions")
         }
+        // Activations grow with the passes run at once: as many as the budget holds, estimated before any runs.
+        let longest = records.map(\.sequence.tokens.count).max() ?? 0
+        let passBytes = GradientExtractor.passBytes(config: base.config, tokens: max(tokensPerPass, longest), recordTokens: longest)
+        let budget = activationMemoryMib.map { Double($0) * 1_048_576 } ?? Double(ProcessInfo.processInfo.physicalMemory) / 4
+        guard passBytes <= budget else {
+            throw CommandFailure(String(
+                format: "one backward pass of %d tokens needs about %.0f MiB of activations, more than the %.0f MiB allowed: lower --tokens-per-pass (records of %d tokens need at least that), or raise --activation-memory-mib",
+                max(tokensPerPass, longest), passBytes / 1_048_576, budget / 1_048_576, longest))
+        }
+        let concurrentPasses = max(1, min(requestedPasses, Int(budget / passBytes)))
 
         let display = IndexProgressDisplay(json: json)
         let index: GradientIndex

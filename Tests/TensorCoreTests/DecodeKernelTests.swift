@@ -64,8 +64,8 @@ private typealias Ref = KernelReference
         return flat.slice(0, offset..<(offset + rows * stride)).reshaped([rows, stride]).slice(1, 0..<columns)
     }
 
-    /// Every misalignment of W, with rows sharing it (stride a multiple of 16: the leading columns are
-    /// peeled) and not (odd strides: no peel), on sizes shorter and longer than the peel.
+    /// Every misalignment of W, with rows sharing it (stride a multiple of 16) and not (odd strides), on
+    /// sizes shorter and longer than one 16-column block.
     @Test(arguments: 0..<16)
     func everyMisalignmentMatchesFloat64Reference(offset: Int) {
         var random = SeededRandom(seed: UInt64(300 + offset))
@@ -85,6 +85,26 @@ private typealias Ref = KernelReference
                 }
             }
         }
+    }
+
+    /// The same W at any address gives the same bits: a matrix used in place from a file and its copy
+    /// elsewhere agree, so a run resumed from a checkpoint file repeats the uninterrupted run exactly.
+    @Test func resultsDoNotDependOnWhereTheWeightsLie() {
+        var random = SeededRandom(seed: 450)
+        let (inputs, outputs) = (257, 40)
+        let stride = (inputs + 15) / 16 * 16
+        let values = random.normalTensor(shape: [outputs, inputs])
+        let x = random.normalTensor(shape: [3, inputs])
+        var results: [[Float]] = []
+        for offset in 0..<16 {
+            var placed = Self.weight(&random, rows: outputs, columns: inputs, stride: stride, offset: offset)
+            placed.replaceBlock(row: 0, column: 0, with: values)
+            #expect(placed.withUnsafePointer { Int(bitPattern: $0) % 64 } == offset * 4)
+            var y = Tensor(zeros: [3, outputs])
+            Kernels.skinnyProduct(x, transposedWeight: placed, into: &y, threads: 1)
+            results.append(y.scalars)
+        }
+        for offset in 1..<16 { #expect(results[offset] == results[0], "offset \(offset)") }
     }
 
     /// At each misalignment the order of operations is fixed: thread counts agree bit for bit.

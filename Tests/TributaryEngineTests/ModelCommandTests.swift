@@ -152,6 +152,13 @@ import Tokenizers
         #expect(train.status == 0, "\(train.errors)")
         let index = try runEngine(["index", "--model", model, "--adapter", folder + "/adapter", "--data", data, "--out", folder + "/index"])
         #expect(index.status == 0, "\(index.errors)")
+        // Passes whose activations the budget cannot hold are refused before anything is written.
+        let refused = try runEngine([
+            "index", "--model", model, "--adapter", folder + "/adapter", "--data", data, "--out", folder + "/index-refused",
+            "--tokens-per-pass", "100000", "--activation-memory-mib", "1",
+        ])
+        #expect(refused.status != 0 && refused.errors.contains("raise --activation-memory-mib"), "\(refused.errors)")
+        #expect(!FileManager.default.fileExists(atPath: folder + "/index-refused"))
         let attribute = try runEngine([
             "attribute", "--index", folder + "/index", "--method", "gradcos", "--top", "1", "--json",
             "--prompt", "Question 2: what comes next?", "--completion", " Answer 14.",

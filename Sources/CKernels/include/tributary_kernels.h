@@ -143,8 +143,8 @@ ptrdiff_t tk_cross_entropy_backward(const float *logits, size_t ld, const int32_
 /// m of 1 to 32: each row of W is read once for all m rows. beta == 0 never reads y. With threads > 1
 /// the output columns are split among the kernels' worker pool (when large enough); each element is
 /// computed by one thread in one fixed order, so the result is the same for every thread count.
-/// W need not be aligned beyond Float: when ldw is a multiple of 16, the columns before W's next
-/// 64-byte line are summed first, so the order depends on W's address mod 64 (not on threads).
+/// W need not be aligned beyond Float, and the order does not depend on its address: a copy of W
+/// anywhere gives the same bits (checkpoints loaded from a file resume bit for bit).
 /// Safe to call from several threads at once (a caller finding the pool busy works alone).
 void tk_skinny_matmul_wt(const float *x, size_t ldx, const float *w, size_t ldw, float *y, size_t ldy,
                          size_t m, size_t in, size_t out, float alpha, float beta, size_t threads);
