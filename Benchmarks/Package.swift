@@ -64,7 +64,7 @@ let package = Package(
             path: "Benchmarks/Decode"
         ),
         // BPETokenizer's encode throughput per family on the shared tokenizer corpus, with a parity check first (a plain
-        // executable; Benchmarks/peer/tokenize.py times the `tokenizers` library on the same strings and can run it).
+        // executable; Benchmarks/peer/tokenizer_throughput.py times the `tokenizers` library on the same strings and can run it).
         .executableTarget(
             name: "TokenizerThroughput",
             dependencies: [.product(name: "Tokenizers", package: "Tributary")],

@@ -5,7 +5,7 @@ import Tokenizers
 // thread (per core, whatever else the machine runs); and a parity check of every string's ids against the
 // `tokenizers` library's (the fixtures' corpus.jsonl) before timing.
 // Run: cd Benchmarks && swift run -c release TokenizerThroughput ../Tests/TokenizersTests/Fixtures [seconds]
-// The peer: Benchmarks/peer/tokenize.py times `tokenizers` on the same strings.
+// The peer: Benchmarks/peer/tokenizer_throughput.py times `tokenizers` on the same strings.
 
 let arguments = CommandLine.arguments
 let fixtures = arguments.count > 1 ? arguments[1] : "../Tests/TokenizersTests/Fixtures"

@@ -7,7 +7,7 @@ the corpus joined by newlines as one text (no per-call overhead).
 TOKENIZERS_PARALLELISM=false and no `encode_batch`, so the library runs on one core as ours does.
 
 Usage (from the repository root):
-  .venv/bin/python Benchmarks/peer/tokenize.py [--fixtures Tests/TokenizersTests/Fixtures] [--seconds 2] \
+  .venv/bin/python Benchmarks/peer/tokenizer_throughput.py [--fixtures Tests/TokenizersTests/Fixtures] [--seconds 2] \
       [--tributary Benchmarks/.build/release/TokenizerThroughput]
 With --tributary, that binary (the Benchmarks package's TokenizerThroughput) runs right after, on the same strings.
 With --large, two 32,000-token tokenizers in the fixtures' qwen2 and mistral shapes are trained on this Python's
