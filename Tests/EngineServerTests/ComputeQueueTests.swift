@@ -145,11 +145,12 @@ import WireProtocol
                 }
             }
             try await Self.waitUntil { outcomes.withLock { $0.refused } > 0 }
+            // Served within the flood, not after it. Generous: a loaded CI host slowed this to 2.4 s once.
             let start = ContinuousClock.now
             let streamed = try await collect(try await patient.stream(inferRequest("patient", maxTokens: 8)))
             let waited = ContinuousClock.now - start
             #expect(streamed.end?.completionTokens == 8)
-            #expect(waited < .seconds(1), "the other client waited \(waited)")
+            #expect(waited < .seconds(10), "the other client waited \(waited)")
             try await group.waitForAll()
         }
         let (served, refused, hints, errors) = outcomes.withLock { $0 }
