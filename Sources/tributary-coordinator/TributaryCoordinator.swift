@@ -44,6 +44,9 @@ struct TributaryCoordinator: AsyncParsableCommand {
     @Option(help: "Seconds shutdown waits for in-flight requests before cancelling them.")
     var drainSeconds = 10
 
+    @Option(help: "Seconds a connection has to finish its handshake before it is closed with timeout.")
+    var handshakeSeconds = 10
+
     @Flag(help: "Print the listening address as one JSON object ({\"host\", \"port\"}) instead of text; logs go to standard error.")
     var json = false
 
@@ -51,6 +54,7 @@ struct TributaryCoordinator: AsyncParsableCommand {
         guard heartbeatSeconds >= 0.01, heartbeatSeconds <= 3600 else { throw ValidationError("--heartbeat-seconds must be from 0.01 to 3600") }
         guard (1...1000).contains(missedHeartbeats) else { throw ValidationError("--missed-heartbeats must be from 1 to 1000") }
         guard attemptStallSeconds.isFinite, attemptStallSeconds >= 1 else { throw ValidationError("--attempt-stall-seconds must be at least 1") }
+        guard (1...86_400).contains(handshakeSeconds) else { throw ValidationError("--handshake-seconds must be from 1 to 86400") }
         guard watchersPerConnection >= 1, watchersPerContributor >= 1 else {
             throw ValidationError("--watchers-per-connection and --watchers-per-contributor must be at least 1")
         }
@@ -74,6 +78,7 @@ struct TributaryCoordinator: AsyncParsableCommand {
             policy: CoordinatorPolicy(
                 heartbeatInterval: heartbeatSeconds, missedHeartbeats: missedHeartbeats, attemptStallTimeout: attemptStallSeconds))
         var configuration = ServerConfiguration(host: host, port: port)
+        configuration.handshakeTimeout = .seconds(handshakeSeconds)
         configuration.serverName = "tributary-coordinator"
         configuration.drainTimeout = .seconds(drainSeconds)
         let server = try await CoordinatorServer.bind(

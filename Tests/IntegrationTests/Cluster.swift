@@ -46,7 +46,7 @@ final class Cluster: @unchecked Sendable {
     func startCoordinator(port: Int = 0, missedHeartbeats: Int = 3) async throws {
         coordinator = try await ServerProcess(
             "tributary-coordinator",
-            ["--port", "\(port)", "--json", "--data", data.path, "--heartbeat-seconds", Self.heartbeatSeconds, "--missed-heartbeats", "\(missedHeartbeats)"])
+            ["--port", "\(port)", "--json", "--data", data.path, "--heartbeat-seconds", Self.heartbeatSeconds, "--missed-heartbeats", "\(missedHeartbeats)", "--handshake-seconds", "600"])
     }
 
     var coordinatorPort: Int { coordinator?.port ?? 0 }
@@ -56,7 +56,7 @@ final class Cluster: @unchecked Sendable {
             "tributary-engine",
             [
                 "serve", "--port", "0", "--json", "--data", data.path, "--model", baseModelFolder, "--compute-threads", "1",
-                "--coordinator", "127.0.0.1:\(coordinatorPort)", "--name", name,
+                "--coordinator", "127.0.0.1:\(coordinatorPort)", "--name", name, "--handshake-seconds", "600",
             ],
             environment: ["TRIBUTARY_TOKEN": token ?? engineToken, "OPENBLAS_NUM_THREADS": "1"])
     }

@@ -13,14 +13,14 @@ import Testing
         let signUp = try tributary(["signup", "--name", "Ada", "--json", "--server", engine.address])
         let token = try #require((try signUp.json() as? [String: Any])?["token"] as? String)
         let coordinator = try ServerProcess(
-            "tributary-coordinator", ["--data", engine.data.path, "--heartbeat-seconds", "1"])
+            "tributary-coordinator", ["--data", engine.data.path, "--heartbeat-seconds", "1", "--handshake-seconds", "600"])
         defer { coordinator.stop() }
         // Engines connect with an engine credential, made through the data directory.
         let credential = try tributary(
             ["contributor", "add", "--data", engine.data.path, "--name", "engine a", "--role", "engine", "--json"], program: "tributary-engine")
         let engineToken = try #require((try credential.json() as? [String: Any])?["token"] as? String, "\(credential.errors)")
         let agent = try ServerProcess(
-            "tributary-engine", ["serve", "--data", engine.data.path, "--model", baseModel, "--coordinator", coordinator.address, "--name", "a"],
+            "tributary-engine", ["serve", "--data", engine.data.path, "--model", baseModel, "--coordinator", coordinator.address, "--name", "a", "--handshake-seconds", "600"],
             environment: ["TRIBUTARY_TOKEN": engineToken])
         defer { agent.stop() }
         let asAda = ["TRIBUTARY_SERVER": engine.address, "TRIBUTARY_COORDINATOR": coordinator.address, "TRIBUTARY_TOKEN": token]

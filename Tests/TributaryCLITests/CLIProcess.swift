@@ -88,7 +88,7 @@ final class ServingEngine {
 
     init() throws {
         data = FileManager.default.temporaryDirectory.appendingPathComponent("cli-engine-\(UUID().uuidString)")
-        server = try ServerProcess("tributary-engine", ["serve", "--data", data.path, "--model", baseModel])
+        server = try ServerProcess("tributary-engine", ["serve", "--data", data.path, "--model", baseModel, "--handshake-seconds", "600"])
     }
 
     func stop() {

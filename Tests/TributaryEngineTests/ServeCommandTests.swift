@@ -15,7 +15,7 @@ import WireProtocol
         defer { try? FileManager.default.removeItem(at: data) }
         let process = Process()
         process.executableURL = Self.engine
-        process.arguments = ["serve", "--port", "0", "--json", "--data", data.path, "--model", Self.model, "--drain-seconds", "120"]
+        process.arguments = ["serve", "--port", "0", "--json", "--data", data.path, "--model", Self.model, "--drain-seconds", "120", "--handshake-seconds", "600"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
